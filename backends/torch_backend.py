@@ -1,0 +1,411 @@
+"""The torch backend: eager by default, `compile=True` wraps the hot kernels in torch.compile.
+
+Keys are uint64 integers (numpy SeedSequence splitting); each draw seeds a fresh
+`torch.Generator` on the backend's device, so the same key gives the same numbers.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ebmlang.errors import EbmError
+from ebmlang.ir import FactorGraph
+
+from .base import Backend, CompiledGraph, seed_key, split_seed_key
+
+_TORCH_DTYPES = {
+    "float32": torch.float32, "float64": torch.float64, "int32": torch.int32,
+    "int64": torch.int64, "bool": torch.bool,
+}
+
+
+class TorchOps:
+    """numpy-style functions over torch tensors (`axis` keywords, numpy names)."""
+
+    def __init__(self, dtype: torch.dtype, device: torch.device):
+        self.dtype = dtype
+        self.device = device
+
+    def _tensor(self, x: Any) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            return x
+        return torch.as_tensor(x, dtype=self.dtype, device=self.device)
+
+    # elementwise
+    exp = staticmethod(torch.exp)
+    log = staticmethod(torch.log)
+    log1p = staticmethod(torch.log1p)
+    expm1 = staticmethod(torch.expm1)
+    sqrt = staticmethod(torch.sqrt)
+    abs = staticmethod(torch.abs)
+    square = staticmethod(torch.square)
+    sign = staticmethod(torch.sign)
+    sin = staticmethod(torch.sin)
+    cos = staticmethod(torch.cos)
+    tanh = staticmethod(torch.tanh)
+    sigmoid = staticmethod(torch.sigmoid)
+    softplus = staticmethod(F.softplus)
+    relu = staticmethod(torch.relu)
+    silu = staticmethod(F.silu)
+    gelu = staticmethod(F.gelu)
+    elu = staticmethod(F.elu)
+    round = staticmethod(torch.round)
+    isfinite = staticmethod(torch.isfinite)
+    logical_and = staticmethod(torch.logical_and)
+    logical_or = staticmethod(torch.logical_or)
+
+    @staticmethod
+    def identity(x):
+        return x
+
+    def power(self, x, y):
+        return torch.pow(x, y) if isinstance(x, torch.Tensor) else torch.pow(self._tensor(x), y)
+
+    def mod(self, x, y):
+        return torch.remainder(self._tensor(x), y)
+
+    def where(self, condition, x, y):
+        if not isinstance(x, torch.Tensor) and not isinstance(y, torch.Tensor):
+            # Two Python numbers would give torch's default dtype, not the backend's.
+            x = torch.as_tensor(x, dtype=self.dtype, device=condition.device)
+        return torch.where(condition, x, y)
+
+    def minimum(self, x, y):
+        return torch.minimum(self._tensor(x), self._tensor(y))
+
+    def maximum(self, x, y):
+        return torch.maximum(self._tensor(x), self._tensor(y))
+
+    @staticmethod
+    def clip(x, low=None, high=None):
+        return torch.clamp(x, low, high)
+
+    def as_float(self, x):
+        return x.to(self.dtype)
+
+    @staticmethod
+    def as_int(x):
+        return x.to(torch.int64)
+
+    # reductions
+    @staticmethod
+    def sum(x, axis=None):
+        return torch.sum(x) if axis is None else torch.sum(x, dim=axis)
+
+    @staticmethod
+    def mean(x, axis=None):
+        return torch.mean(x) if axis is None else torch.mean(x, dim=axis)
+
+    @staticmethod
+    def prod(x, axis=None):
+        return torch.prod(x) if axis is None else torch.prod(x, dim=axis)
+
+    @staticmethod
+    def max(x, axis=None):
+        return torch.amax(x) if axis is None else torch.amax(x, dim=axis)
+
+    @staticmethod
+    def min(x, axis=None):
+        return torch.amin(x) if axis is None else torch.amin(x, dim=axis)
+
+    @staticmethod
+    def logsumexp(x, axis=-1):
+        return torch.logsumexp(x, dim=axis)
+
+    @staticmethod
+    def softmax(x, axis=-1):
+        return torch.softmax(x, dim=axis)
+
+    @staticmethod
+    def all(x, axis=None):
+        return torch.all(x) if axis is None else torch.all(x, dim=axis)
+
+    @staticmethod
+    def any(x, axis=None):
+        return torch.any(x) if axis is None else torch.any(x, dim=axis)
+
+    @staticmethod
+    def argmin(x, axis=None):
+        return torch.argmin(x, dim=axis)
+
+    @staticmethod
+    def argmax(x, axis=None):
+        return torch.argmax(x, dim=axis)
+
+    @staticmethod
+    def cumsum(x, axis=0):
+        return torch.cumsum(x, dim=axis)
+
+    # shapes and construction
+    @staticmethod
+    def stack(xs, axis=0):
+        return torch.stack(list(xs), dim=axis)
+
+    @staticmethod
+    def concatenate(xs, axis=0):
+        return torch.cat(list(xs), dim=axis)
+
+    @staticmethod
+    def reshape(x, shape):
+        return torch.reshape(x, tuple(shape))
+
+    @staticmethod
+    def broadcast_to(x, shape):
+        return torch.broadcast_to(x, tuple(shape))
+
+    @staticmethod
+    def swapaxes(x, a, b):
+        return torch.transpose(x, a, b)
+
+    @staticmethod
+    def roll(x, shifts, axes):
+        return torch.roll(x, shifts, axes)
+
+    def zeros(self, shape):
+        return torch.zeros(tuple(shape), dtype=self.dtype, device=self.device)
+
+    zeros_like = staticmethod(torch.zeros_like)
+    ones_like = staticmethod(torch.ones_like)
+    full_like = staticmethod(torch.full_like)
+
+    def arange(self, start, stop=None):
+        if stop is None:
+            start, stop = 0, start
+        return torch.arange(start, stop, device=self.device)
+
+    # indexing
+    @staticmethod
+    def take(x, index, axis=-1):
+        return torch.index_select(x, axis, index)
+
+    @staticmethod
+    def take_along_axis(x, index, axis=-1):
+        return torch.take_along_dim(x, index, dim=axis)
+
+    @staticmethod
+    def index_add(target, index, values):
+        """`target` with `values` added at `index` along the last axis (repeats accumulate)."""
+        return torch.index_add(target, -1, index, values)
+
+    # linear algebra
+    matmul = staticmethod(torch.matmul)
+    einsum = staticmethod(torch.einsum)
+    linear = staticmethod(F.linear)
+
+
+class TorchBackend(Backend):
+    """torch arrays on `device` ("cpu", "cuda", "cuda:1", ...) in float32 or float64.
+
+    compile=True wraps energies, state gradients and local conditionals in torch.compile;
+    when compiling fails the kernel warns once and runs eagerly.
+    """
+
+    name = "torch"
+
+    def __init__(self, device: str | None = None, dtype: str = "float32", compile: bool = False):
+        super().__init__(device, dtype)
+        device = torch.device(device or "cpu")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise EbmError(
+                f"torch device '{device}' was asked for but CUDA is not available",
+                hint="use device='cpu'",
+            )
+        self.torch_device = device
+        self.device = str(device)
+        self.torch_dtype = _TORCH_DTYPES[self.dtype]
+        self.use_compile = bool(compile)
+        self._ops = TorchOps(self.torch_dtype, device)
+
+    @property
+    def ops(self) -> TorchOps:
+        return self._ops
+
+    def asarray(self, x: Any, dtype: str | None = None) -> torch.Tensor:
+        target = _TORCH_DTYPES[dtype] if isinstance(dtype, str) else (dtype or self.torch_dtype)
+        if isinstance(x, torch.Tensor):
+            return x.to(device=self.torch_device, dtype=target)
+        return torch.as_tensor(np.asarray(x), dtype=target, device=self.torch_device)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        if isinstance(x, torch.Tensor):
+            return x.detach().cpu().numpy()
+        return np.asarray(x)
+
+    def zeros(self, shape):
+        return torch.zeros(tuple(shape), dtype=self.torch_dtype, device=self.torch_device)
+
+    def full(self, shape, value):
+        return torch.full(tuple(shape), float(value), dtype=self.torch_dtype, device=self.torch_device)
+
+    def set_flat(self, array, flat_indices, values):
+        index = torch.as_tensor(np.asarray(flat_indices), dtype=torch.int64, device=array.device)
+        flat = array.reshape(array.shape[0], -1).clone()
+        flat[:, index] = values.to(flat.dtype)
+        return flat.reshape(array.shape)
+
+    # randomness
+    def key(self, seed: int) -> int:
+        return seed_key(seed)
+
+    def split(self, key: int, num: int = 2) -> tuple[int, ...]:
+        return split_seed_key(key, num)
+
+    def _generator(self, key: int) -> torch.Generator:
+        return torch.Generator(device=self.torch_device).manual_seed(int(key))
+
+    def uniform(self, key: int, shape) -> torch.Tensor:
+        return torch.rand(tuple(shape), generator=self._generator(key), dtype=self.torch_dtype,
+                          device=self.torch_device)
+
+    def normal(self, key: int, shape) -> torch.Tensor:
+        return torch.randn(tuple(shape), generator=self._generator(key), dtype=self.torch_dtype,
+                           device=self.torch_device)
+
+    def categorical(self, key: int, logits: torch.Tensor) -> torch.Tensor:
+        # Gumbel-max: one uniform per entry keeps the draw a pure function of the key.
+        uniform = self.uniform(key, tuple(logits.shape)).to(logits.dtype)
+        tiny = torch.finfo(logits.dtype).tiny
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(tiny)))
+        return torch.argmax(logits + gumbel, dim=-1)
+
+    def randint(self, key: int, shape, low: int, high: int) -> torch.Tensor:
+        return torch.randint(int(low), int(high), tuple(shape), generator=self._generator(key),
+                             device=self.torch_device)
+
+    # transformation
+    def jit(self, fn: Callable) -> Callable:
+        return CompiledOrEager(fn) if self.use_compile else fn
+
+    def value_and_grad(self, fn: Callable) -> Callable:
+        def value_and_grad(x, *args):
+            leaves = {k: v.detach().requires_grad_(True) for k, v in x.items()} \
+                if isinstance(x, Mapping) else x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                value = fn(leaves, *args)
+                inputs = list(leaves.values()) if isinstance(leaves, Mapping) else [leaves]
+                grads = torch.autograd.grad(value, inputs, allow_unused=True)
+            grads = [torch.zeros_like(i) if g is None else g for i, g in zip(inputs, grads)]
+            if isinstance(leaves, Mapping):
+                return value.detach(), dict(zip(leaves, grads))
+            return value.detach(), grads[0]
+
+        return value_and_grad
+
+
+
+class CompiledOrEager:
+    """`torch.compile(fn)`, falling back to `fn` (with one warning) if compiling fails."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+        self.compiled: Callable | None = torch.compile(fn, dynamic=None)
+
+    def __call__(self, *args, **kwargs):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except EbmError:
+                raise
+            except Exception as error:  # any compiler failure: run eagerly from now on
+                warnings.warn(
+                    f"torch.compile failed ({type(error).__name__}: {error}); running eagerly",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self.compiled = None
+        return self.fn(*args, **kwargs)
+
+
+class TorchCompiledGraph(CompiledGraph):
+    """A factor graph on torch: autograd gradients and `module()` export."""
+
+    backend: TorchBackend
+
+    def energy_and_grad_state(self, state, params, groups):
+        groups = self.check_groups(groups)
+        state, params = self.inputs(state, params)
+        leaves = {g: state[g].detach().requires_grad_(True) for g in groups if g in state}
+        state = {**state, **leaves}
+        params = {k: v.detach() for k, v in params.items()}
+        with torch.enable_grad():
+            energy = self._kernel("energy", self.energy_pure)(self.arrays, state, params)
+            grads = _grad(energy.sum(), list(leaves.values()))
+        grads = {
+            g: torch.zeros_like(leaves[g]) if grad is None else grad
+            for g, grad in zip(leaves, grads)
+        }
+        return energy.detach(), self.complete_grads(groups, grads, energy.shape[0])
+
+    def grad_params(self, state, params, weights=None):
+        state, params = self.inputs(state, params)
+        leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        state = {k: v.detach() for k, v in state.items()}
+        with torch.enable_grad():
+            energy = self._kernel("energy", self.energy_pure)(self.arrays, state, leaves)
+            if weights is None:
+                objective = energy.mean()
+            else:
+                objective = (energy * self.backend.asarray(weights)).sum()
+            grads = _grad(objective, list(leaves.values()))
+        return {
+            name: torch.zeros_like(leaves[name]) if grad is None else grad
+            for name, grad in zip(leaves, grads)
+        }
+
+    def module(self, params: Mapping[str, Any] | None = None, key: Any = None) -> "EnergyModule":
+        """An `nn.Module` whose forward(state) returns the energy [batch].
+
+        Params become nn.Parameters (a ParameterDict whose names map '.' to '__'); the IR's
+        arrays are buffers, so `.to(device)` / `.double()` move the whole model. Without
+        `params`, they are drawn with `key` (default: key(0)).
+        """
+        if params is None:
+            params = self.init_params(key if key is not None else self.backend.key(0))
+        self.check_externs()
+        return EnergyModule(self, self.check_params(params, self.convert))
+
+
+def _grad(output: torch.Tensor, inputs: list[torch.Tensor]) -> tuple:
+    """d output / d inputs (None where unused); nothing to do without inputs."""
+    if not inputs or not output.requires_grad:
+        return (None,) * len(inputs)
+    return torch.autograd.grad(output, inputs, allow_unused=True)
+
+
+class EnergyModule(torch.nn.Module):
+    """A compiled graph as an nn.Module: forward(state dict) -> energy [batch]."""
+
+    def __init__(self, compiled: TorchCompiledGraph, params: Mapping[str, torch.Tensor]):
+        super().__init__()
+        self.compiled = compiled
+        self.param_names = {name: name.replace(".", "__") for name in params}
+        self.params = torch.nn.ParameterDict(
+            {safe: torch.nn.Parameter(params[name].detach().clone())
+             for name, safe in self.param_names.items()}
+        )
+        self.buffer_names = {key: f"ir_{number}" for number, key in enumerate(compiled.arrays)}
+        for key, buffer in self.buffer_names.items():
+            self.register_buffer(buffer, compiled.arrays[key].clone(), persistent=False)
+        # Follows .to(dtype) of the module: the dtype states are converted to.
+        self.register_buffer("dtype_probe", torch.zeros((), dtype=compiled.backend.torch_dtype),
+                             persistent=False)
+
+    def named_params(self) -> dict[str, torch.Tensor]:
+        """The params under their ebmlang names (`f.0.weight`, ...)."""
+        return {name: self.params[safe] for name, safe in self.param_names.items()}
+
+    def forward(self, state: Mapping[str, Any]) -> torch.Tensor:
+        probe = self.dtype_probe
+        state = self.compiled.check_state(
+            state, lambda v: torch.as_tensor(v, dtype=probe.dtype, device=probe.device)
+        )
+        arrays = {key: getattr(self, buffer) for key, buffer in self.buffer_names.items()}
+        return self.compiled.energy_pure(arrays, state, self.named_params())
+
+
+TorchBackend.compiled_class = TorchCompiledGraph

@@ -1,0 +1,208 @@
+"""Workload 1: the periodic 2D Ising model at beta = 0.44, checkerboard block Gibbs.
+
+Every contender starts from the same hot start (independent uniform spins), runs the
+same number of sweeps on the same number of chains, and returns the final spins
+[chains, L, L]; the figure is spin updates per second. Energy per site and |m| per spin
+at the end are the physics cross-check: all contenders sample the same (not yet
+stationary, at this sweep count) distribution, so they must agree within their
+chain-to-chain standard errors.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from benchmarks.harness import Contender, Headline, Row, measure, to_numpy
+from benchmarks.kernels import ising as kernels
+
+TITLE = "Ising 2D (periodic), block Gibbs"
+ORDER = 1
+HEADLINE = Headline(metric="Mupdates/s", higher_is_better=True, baseline="numpy (hand-written)")
+
+BETA = 0.44
+CHAINS = 16
+SEED = 0
+WARMUP_SWEEPS = 2
+
+
+@dataclass(frozen=True)
+class IsingProblem:
+    """side L, chains, sweeps, beta, seed, and the shared hot start int8 [chains, L, L]."""
+
+    side: int
+    chains: int
+    sweeps: int
+    beta: float
+    seed: int
+    initial_spins: np.ndarray
+
+
+def sizes(smoke: bool) -> tuple[int, ...]:
+    return (16,) if smoke else (64, 256)
+
+
+def sweeps(smoke: bool) -> int:
+    return 5 if smoke else 200
+
+
+def make_problem(side: int, smoke: bool) -> IsingProblem:
+    return IsingProblem(
+        side=side,
+        chains=CHAINS,
+        sweeps=sweeps(smoke),
+        beta=BETA,
+        seed=SEED,
+        initial_spins=kernels.random_spins(CHAINS, side, SEED),
+    )
+
+
+def describe(smoke: bool) -> str:
+    sides = ", ".join(str(side) for side in sizes(smoke))
+    return (
+        f"p(s) ∝ exp(β Σ⟨ij⟩ s_i s_j) on an L×L periodic lattice, β = {BETA} (just above "
+        f"β_c ≈ 0.4407), L ∈ {{{sides}}}, {CHAINS} chains, {sweeps(smoke)} sweeps (one sweep = both "
+        f"checkerboard colours), all contenders from the same hot start (seed {SEED}). "
+        f"Setup = build + compile + a {WARMUP_SWEEPS}-sweep warm-up. Figure: chains·L²·sweeps / run "
+        "time. E/site = -(1/N)Σ⟨ij⟩ s_i s_j and |m| = |mean spin| at the end, averaged over "
+        "chains (± one standard error over chains)."
+    )
+
+
+# --------------------------------------------------------------------------
+# Contenders
+
+
+def prepare_numpy(problem: IsingProblem) -> Callable[[int], Any]:
+    return lambda steps: kernels.numpy_sweeps(problem.initial_spins, problem.beta, steps, problem.seed)
+
+
+def prepare_torch(problem: IsingProblem) -> Callable[[int], Any]:
+    import torch
+
+    spins = torch.from_numpy(problem.initial_spins)
+    return lambda steps: kernels.torch_sweeps(spins, problem.beta, steps, problem.seed)
+
+
+def prepare_jax(problem: IsingProblem) -> Callable[[int], Any]:
+    import jax
+    import jax.numpy as jnp
+
+    run = kernels.jax_sweeps_fn()
+    spins = jnp.asarray(problem.initial_spins)
+    key = jax.random.key(problem.seed)
+    beta = jnp.float32(problem.beta)
+    return lambda steps: run(key, spins, beta, steps)
+
+
+def prepare_thrml(problem: IsingProblem) -> Callable[[int], Any]:
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks.peers.thrml_ising import block_states_from_spins, thrml_sampler
+
+    run, block_sites = thrml_sampler(problem.side, problem.beta)
+    blocks = [jnp.asarray(b) for b in block_states_from_spins(problem.initial_spins, block_sites)]
+    keys = jax.random.split(jax.random.key(problem.seed), problem.chains)
+    return lambda steps: run(keys, blocks, steps)
+
+
+def hand_written_contenders() -> list[Contender[IsingProblem]]:
+    return [
+        Contender("numpy (hand-written)", prepare_numpy, requires=("numpy",)),
+        Contender("torch (hand-written)", prepare_torch, requires=("torch",)),
+        Contender("JAX (hand-written)", prepare_jax, requires=("jax",)),
+    ]
+
+
+def peer_contenders() -> list[Contender[IsingProblem]]:
+    return [Contender("thrml", prepare_thrml, requires=("jax", "thrml"))]
+
+
+def ebmlang_contenders() -> list[Contender[IsingProblem]]:
+    """ebmlang's entries; [] until the lead wires the pipeline in.
+
+    A contender is a name and `prepare(problem) -> run(sweeps) -> spins [chains, L, L]`
+    (+-1, any array type); `run` must start from `problem.initial_spins` every call.
+    Adding one is a few lines, e.g.
+
+        def prepare_ebmlang_torch(problem: IsingProblem):
+            model = ebmlang.loads(ISING_EBM.format(L=problem.side, beta=problem.beta))
+            sampler = model.gibbs(backend="torch", chains=problem.chains)
+            return lambda sweeps: sampler.run(sweeps, init={"s": problem.initial_spins},
+                                              seed=problem.seed)["s"]
+
+        return [Contender("ebmlang (torch)", prepare_ebmlang_torch, requires=("ebmlang",))]
+    """
+    return []
+
+
+def contenders() -> list[Contender[IsingProblem]]:
+    return hand_written_contenders() + peer_contenders() + ebmlang_contenders()
+
+
+# --------------------------------------------------------------------------
+# Measuring
+
+
+def summarise(problem: IsingProblem) -> Callable[[Any, float], Mapping[str, float]]:
+    def figures(output: Any, seconds: float) -> dict[str, float]:
+        spins = to_numpy(output).reshape(problem.chains, problem.side, problem.side)
+        if not np.all(np.abs(spins) == 1):
+            raise ValueError("a contender returned spins other than +-1")
+        energy = kernels.energy_per_site(spins)
+        magnetisation = kernels.abs_magnetisation(spins)
+        updates = problem.chains * problem.side**2 * problem.sweeps
+        return {
+            "Mupdates/s": updates / seconds / 1e6,
+            "E/site": float(energy.mean()),
+            "E/site ±": standard_error(energy),
+            "|m|": float(magnetisation.mean()),
+            "|m| ±": standard_error(magnetisation),
+        }
+
+    return figures
+
+
+def standard_error(values: np.ndarray) -> float:
+    return float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def run(smoke: bool) -> list[Row]:
+    rows = []
+    for side in sizes(smoke):
+        problem = make_problem(side, smoke)
+        for contender in contenders():
+            rows.append(
+                measure(
+                    "ising", f"L={side}", contender, problem,
+                    steps=problem.sweeps, warmup_steps=WARMUP_SWEEPS, summarise=summarise(problem),
+                )
+            )
+    return rows
+
+
+def cross_check(rows: list[Row]) -> list[str]:
+    """Per case: the largest pairwise gap in E/site and |m|, in combined standard errors."""
+    notes = []
+    for case, case_rows in itertools.groupby(rows, key=lambda row: row.case):
+        measured = [row for row in case_rows if row.ok]
+        if len(measured) < 2:
+            continue
+        parts = []
+        for metric in ("E/site", "|m|"):
+            gap, pair = max(
+                (
+                    (abs(a.metrics[metric] - b.metrics[metric])
+                     / math.hypot(a.metrics[f"{metric} ±"], b.metrics[f"{metric} ±"]), (a, b))
+                    for a, b in itertools.combinations(measured, 2)
+                ),
+                key=lambda item: item[0],
+            )
+            parts.append(f"{metric} largest gap {gap:.1f} se ({pair[0].contender} vs {pair[1].contender})")
+        notes.append(f"{case}: " + "; ".join(parts) + " — gaps above ~3.5 se would point at a wrong sampler.")
+    return notes

@@ -1,0 +1,108 @@
+"""Dual-averaging adaptation of a step size (or proposal scale) to a target acceptance.
+
+Hoffman & Gelman (2014), "The No-U-Turn Sampler", section 3.2.1, as in Stan and
+blackjax. After iteration t with acceptance probability a_t:
+
+    h_t       = (1 - 1/(t + t0)) h_{t-1} + (target - a_t) / (t + t0)
+    log e_t   = mu - sqrt(t) / gamma * h_t
+    log ebar_t = t^-kappa log e_t + (1 - t^-kappa) log ebar_{t-1}
+
+with mu = log(10 e_0). During warm-up the sampler uses e_t; afterwards it freezes at
+ebar (the averaged iterate, which is much less noisy). The state is arrays of shape
+[chains]: per-chain adaptation feeds each chain its own acceptance probability,
+shared adaptation feeds every chain the mean over chains (so all entries agree).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ebmlang.inference.continuous import Array
+
+# Keeps exp(log step) finite in float32 even when acceptance stays at 1 for a
+# whole warm-up (a flat energy); far outside any useful step size.
+LOG_STEP_LIMIT = 50.0
+
+
+@dataclass(frozen=True)
+class DualAveragingConfig:
+    """Hoffman & Gelman's constants (their defaults; Stan uses the same)."""
+
+    gamma: float = 0.05
+    t0: float = 10.0
+    kappa: float = 0.75
+
+
+class DualAveragingState(NamedTuple):
+    """Per-chain arrays [chains]; `count` is the number of adaptation updates so far."""
+
+    log_step: Array
+    log_step_avg: Array
+    error_avg: Array
+    count: Array
+    mu: Array
+
+
+def dual_averaging_init(ops: Any, step_size: Array) -> DualAveragingState:
+    """Start adapting from `step_size` ([chains]).
+
+    log_step_avg starts at log(step_size) rather than Hoffman & Gelman's 0: the first
+    update overwrites it anyway (t^-kappa = 1 at t = 1), and with no warm-up at all the
+    frozen step is then the configured one instead of exp(0).
+    """
+    log_step = ops.log(step_size)
+    zeros = ops.zeros_like(step_size)
+    return DualAveragingState(log_step, log_step, zeros, zeros, log_step + math.log(10.0))
+
+
+def dual_averaging_update(
+    ops: Any,
+    state: DualAveragingState,
+    acceptance: Array,
+    target: float,
+    config: DualAveragingConfig = DualAveragingConfig(),
+    max_log_step: float = LOG_STEP_LIMIT,
+) -> DualAveragingState:
+    """One dual-averaging update from acceptance probabilities ([chains]); the step
+    stays below exp(max_log_step)."""
+    count = state.count + 1.0
+    weight = 1.0 / (count + config.t0)
+    error_avg = (1.0 - weight) * state.error_avg + weight * (target - acceptance)
+    log_step = state.mu - ops.sqrt(count) / config.gamma * error_avg
+    log_step = ops.clip(log_step, -LOG_STEP_LIMIT, min(max_log_step, LOG_STEP_LIMIT))
+    averaging = ops.exp(-config.kappa * ops.log(count))
+    log_step_avg = averaging * log_step + (1.0 - averaging) * state.log_step_avg
+    return DualAveragingState(log_step, log_step_avg, error_avg, count, state.mu)
+
+
+def adapt_step_size(
+    ops: Any,
+    state: DualAveragingState,
+    acceptance: Array,
+    *,
+    target: float,
+    num_warmup: int,
+    per_chain: bool,
+    config: DualAveragingConfig = DualAveragingConfig(),
+    max_step: float | None = None,
+) -> tuple[DualAveragingState, Array]:
+    """Update during the first `num_warmup` steps, then freeze; returns (state, next step).
+
+    max_step caps the step: where acceptance cannot fall to the target however large
+    the step (a flat energy in a reflecting box accepts everything), dual averaging
+    would otherwise grow the step without bound.
+
+    Written with `where` instead of `if`, so it traces under `jax.jit`: the warm-up
+    test `count < num_warmup` is on an array that lives in the sampler state.
+    """
+    if not per_chain:
+        acceptance = ops.mean(acceptance, axis=0) * ops.ones_like(acceptance)
+    adapting = state.count < num_warmup
+    max_log_step = LOG_STEP_LIMIT if max_step is None else math.log(max_step)
+    updated = dual_averaging_update(ops, state, acceptance, target, config, max_log_step)
+    state = DualAveragingState(*(ops.where(adapting, new, old) for new, old in zip(updated, state)))
+    still_adapting = state.count < num_warmup
+    log_step = ops.where(still_adapting, state.log_step, state.log_step_avg)
+    next_step = ops.exp(ops.minimum(log_step, ops.full_like(log_step, max_log_step)))
+    return state, next_step

@@ -1,0 +1,184 @@
+"""Automatic choice of inference method, with the reason in words.
+
+`plan_query(graph, "sample" | "argmin", observed, method=None)` looks at the
+latent groups' domains and the factors' classification and returns a `Plan`:
+one `BlockChoice` per block of latent groups. The caller may override the
+method of the discrete or continuous block by name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ebmlang.errors import EbmError
+from ebmlang.ir import FactorGraph
+
+# Exact enumeration is used for argmin / conditionals when the latent discrete
+# state space has at most this many joint states (2^20: a few MB per chunk).
+ENUMERATION_LIMIT = 2 ** 20
+
+SAMPLE_DISCRETE = ("gibbs", "annealed_gibbs")
+SAMPLE_CONTINUOUS = ("mala", "ula", "hmc", "rwmh")
+ARGMIN_DISCRETE = ("enumeration", "graphcut", "alpha_expansion", "bp", "icm", "annealing")
+ARGMIN_CONTINUOUS = ("lbfgs", "adam")
+
+
+@dataclass(frozen=True)
+class BlockChoice:
+    groups: tuple[str, ...]
+    kind: str  # "discrete" | "continuous"
+    method: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    query: str
+    blocks: tuple[BlockChoice, ...]
+    observed: tuple[str, ...]
+    schedule: str = ""
+
+    def method_of(self, kind: str) -> str | None:
+        for b in self.blocks:
+            if b.kind == kind:
+                return b.method
+        return None
+
+    def block(self, kind: str) -> BlockChoice | None:
+        for b in self.blocks:
+            if b.kind == kind:
+                return b
+        return None
+
+    def __str__(self) -> str:
+        lines = [f"plan for {self.query}:"]
+        if self.observed:
+            lines.append(f"  observed (clamped): {', '.join(self.observed)}")
+        for b in self.blocks:
+            lines.append(f"  {', '.join(b.groups)}: {b.method} -- {b.reason}")
+        if self.schedule:
+            lines.append(f"  schedule: {self.schedule}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{', '.join(b.groups)}</td><td><b>{b.method}</b></td><td>{b.reason}</td></tr>"
+            for b in self.blocks
+        )
+        return (f"<p>plan for <b>{self.query}</b></p><table><tr><th>variables</th><th>method</th>"
+                f"<th>why</th></tr>{rows}</table>")
+
+
+def split_latent(graph: FactorGraph, observed) -> tuple[list[str], list[str]]:
+    discrete, continuous = [], []
+    for name, var in graph.variables.items():
+        if var.observed or name in observed:
+            continue
+        (discrete if var.domain.is_discrete else continuous).append(name)
+    return discrete, continuous
+
+
+def plan_query(graph: FactorGraph, query: str, observed=(), method: str | dict | None = None,
+               temperature: float = 1.0) -> Plan:
+    from ebmlang import structure
+
+    if query not in ("sample", "argmin"):
+        raise EbmError(f"unknown query '{query}'", expected="'sample' or 'argmin'")
+    observed = tuple(sorted(set(observed) | {n for n, v in graph.variables.items() if v.observed}))
+    discrete, continuous = split_latent(graph, observed)
+    overrides = _overrides(method, bool(discrete), bool(continuous), query)
+    blocks = []
+    if not discrete and not continuous:
+        raise EbmError("the model has no latent variables left to infer",
+                       hint="every variable is observed; use energy() to score data")
+    if discrete:
+        blocks.append(_discrete_choice(graph, query, discrete, observed, overrides.get("discrete"),
+                                       structure))
+    if continuous:
+        blocks.append(_continuous_choice(graph, query, continuous, overrides.get("continuous"),
+                                         structure))
+    schedule = ""
+    if discrete and continuous:
+        schedule = ("alternate: one sweep of the discrete blocks, then one step of the continuous "
+                    "block, each conditioned on the other's current values"
+                    if query == "sample" else
+                    "alternate: exact/approximate discrete minimisation given the continuous values, "
+                    "then gradient minimisation of the continuous values, until no change")
+    return Plan(query, tuple(blocks), observed, schedule)
+
+
+def _overrides(method, has_discrete, has_continuous, query) -> dict:
+    if method is None:
+        return {}
+    if isinstance(method, dict):
+        return dict(method)
+    allowed_d = SAMPLE_DISCRETE if query == "sample" else ARGMIN_DISCRETE
+    allowed_c = SAMPLE_CONTINUOUS if query == "sample" else ARGMIN_CONTINUOUS
+    if method in allowed_d and has_discrete:
+        return {"discrete": method}
+    if method in allowed_c and has_continuous:
+        return {"continuous": method}
+    valid = (allowed_d if has_discrete else ()) + (allowed_c if has_continuous else ())
+    raise EbmError(f"method '{method}' does not apply to {query} on this model",
+                   expected="one of " + ", ".join(valid))
+
+
+def _discrete_choice(graph, query, groups, observed, override, structure) -> BlockChoice:
+    colours = structure.colouring(graph)
+    n_colours = len(colours.classes)
+    if query == "sample":
+        method = override or "gibbs"
+        reason = (f"all latent variables in {', '.join(groups)} are discrete; the interaction graph has "
+                  f"{n_colours} colour{'s' if n_colours != 1 else ''} -> chromatic block Gibbs "
+                  f"({n_colours} batched block update{'s' if n_colours != 1 else ''} per sweep)")
+        if override:
+            reason = f"requested by the caller ({reason})"
+        return BlockChoice(tuple(groups), "discrete", method, reason)
+    from ebmlang.inference.tabulate import tabular_status
+
+    status = tabular_status(graph, observed)
+    if override:
+        return BlockChoice(tuple(groups), "discrete", override, "requested by the caller")
+    if status.state_space <= ENUMERATION_LIMIT:
+        return BlockChoice(tuple(groups), "discrete", "enumeration",
+                           f"{status.state_space} joint discrete states <= {ENUMERATION_LIMIT} -> exact "
+                           "minimum by enumeration")
+    if not status.tabular:
+        return BlockChoice(tuple(groups), "discrete", "annealing",
+                           f"{status.why_not} -> simulated annealing with block Gibbs")
+    return BlockChoice(tuple(groups), "discrete", "auto-tabular",
+                       "pairwise tabular factors -> method chosen from the factor tables at run time")
+
+
+def _continuous_choice(graph, query, groups, override, structure) -> BlockChoice:
+    smooth = True
+    blame = ""
+    for t in graph.templates:
+        if not set(t.groups) & set(groups):
+            continue
+        info = structure.classify(t, graph)
+        if not info.differentiable:
+            smooth, blame = False, t.term
+            break
+    bounded = [g for g in groups if graph.variables[g].domain.kind == "bounded"]
+    bound_note = (f"; bounded {', '.join(bounded)} sampled through a logit transform with its "
+                  "Jacobian" if bounded else "")
+    if query == "sample":
+        if override:
+            return BlockChoice(tuple(groups), "continuous", override, "requested by the caller" + bound_note)
+        if smooth:
+            return BlockChoice(tuple(groups), "continuous", "mala",
+                               "continuous latent variables with an energy differentiable in them -> "
+                               "MALA (Langevin proposal + Metropolis correction, step size adapted to "
+                               "acceptance 0.574)" + bound_note)
+        return BlockChoice(tuple(groups), "continuous", "rwmh",
+                           f"term '{blame}' is not differentiable in its continuous variables -> "
+                           "random-walk Metropolis-Hastings with an adapted proposal scale" + bound_note)
+    if override:
+        return BlockChoice(tuple(groups), "continuous", override, "requested by the caller")
+    if not smooth:
+        raise EbmError(f"argmin needs an energy differentiable in the continuous variables, but term "
+                       f"'{blame}' is not", span=graph.term_span(blame),
+                       hint="sample at a low temperature instead: sample(..., temperature=0.05)")
+    return BlockChoice(tuple(groups), "continuous", "lbfgs",
+                       "continuous latent variables, differentiable energy -> L-BFGS from several "
+                       "starts (bounded variables projected onto their bounds)")

@@ -1,0 +1,162 @@
+"""Short-run Langevin chains started from a replay buffer (Du & Mordatch, 2019).
+
+Training an EBM by contrastive divergence needs negative samples every step. Du &
+Mordatch keep the end points of past chains in a buffer and start most new chains
+there (so chains are effectively long-run across training steps), but start a small
+fraction (5%) from fresh noise so the sampler keeps exploring. The chains themselves
+are a few dozen SGLD steps with a step size and a noise scale set independently,
+gradients clipped elementwise:
+
+    x <- x - step_size * clip(grad E(x) / T, -c, c) + noise_scale * N(0, I)
+
+(with noise_scale = sqrt(2 step_size) this is ULA at temperature T).
+
+The buffer is an immutable value: `sample` reads it, `push` returns a new buffer.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+import numpy as np
+
+from ebmlang.errors import EbmError
+from ebmlang.inference.continuous import Array, ArrayBackend, Key, Potential, per_chain
+
+NOISE_KINDS = ("uniform", "normal")
+
+
+def draw_noise(
+    bk: ArrayBackend, key: Key, shape: tuple[int, ...], init: str, low: float, high: float, std: float
+) -> Array:
+    """Noise of `shape`: uniform on [low, high] or normal(0, std), as `init` says."""
+    if init == "normal":
+        return std * bk.normal(key, shape)
+    return low + (high - low) * bk.uniform(key, shape)
+
+
+@dataclass(frozen=True, eq=False)
+class ReplayBuffer:
+    """Past samples `data` [capacity, *sample_shape], newest first.
+
+    init: the noise that fills the buffer and restarts chains -- "uniform" on
+    [low, high] or "normal" with mean 0 and standard deviation `std`.
+    reinit_prob: the chance that a sampled chain starts from fresh noise instead.
+    """
+
+    bk: ArrayBackend
+    data: Array
+    reinit_prob: float = 0.05
+    init: str = "uniform"
+    low: float = -1.0
+    high: float = 1.0
+    std: float = 1.0
+
+    @classmethod
+    def create(
+        cls,
+        bk: ArrayBackend,
+        key: Key,
+        capacity: int,
+        sample_shape: Sequence[int],
+        *,
+        reinit_prob: float = 0.05,
+        init: str = "uniform",
+        low: float = -1.0,
+        high: float = 1.0,
+        std: float = 1.0,
+    ) -> "ReplayBuffer":
+        """A buffer of `capacity` noise samples of shape `sample_shape` (e.g. (D,))."""
+        if int(capacity) != capacity or capacity < 1:
+            raise EbmError(f"a replay buffer needs a capacity of at least 1, got {capacity!r}",
+                           hint="pass capacity=10000, say")
+        if not 0.0 <= reinit_prob <= 1.0:
+            raise EbmError(f"the reinitialisation probability must lie in [0, 1], got {reinit_prob!r}",
+                           hint="Du & Mordatch use reinit_prob=0.05")
+        if init not in NOISE_KINDS:
+            raise EbmError(f"unknown replay-buffer noise '{init}'", expected=" or ".join(NOISE_KINDS),
+                           hint="init='uniform' (on [low, high]) or init='normal' (std)")
+        if init == "uniform" and not low < high:
+            raise EbmError(f"uniform noise needs low < high, got [{low}, {high}]",
+                           hint="pass low=-1.0, high=1.0, say")
+        if init == "normal" and not std > 0:
+            raise EbmError(f"normal noise needs std > 0, got {std!r}", hint="pass std=1.0, say")
+        data = draw_noise(bk, key, (int(capacity),) + tuple(sample_shape), init, low, high, std)
+        return cls(bk, data, float(reinit_prob), init, float(low), float(high), float(std))
+
+    @property
+    def capacity(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape[1:])
+
+    def noise(self, key: Key, n: int) -> Array:
+        """`n` fresh noise samples [n, *sample_shape]."""
+        return draw_noise(self.bk, key, (n,) + self.sample_shape, self.init, self.low, self.high, self.std)
+
+    def sample(self, key: Key, n: int) -> Array:
+        """`n` chain starts [n, *sample_shape]: buffer entries drawn uniformly with
+        replacement, each replaced by fresh noise with probability `reinit_prob`."""
+        index_key, restart_key, noise_key = self.bk.split(key, 3)
+        # Integer indices are made on the host: the backend interface has no integer
+        # dtype, and a buffer is read once per training step, outside any jit.
+        uniform = np.asarray(self.bk.to_numpy(self.bk.uniform(index_key, (n,))), dtype=np.float64)
+        indices = np.minimum((uniform * self.capacity).astype(np.int64), self.capacity - 1)
+        picked = self.data[indices]
+        restart = self.bk.uniform(restart_key, (n,)) < self.reinit_prob
+        return self.bk.ops.where(per_chain(restart, picked), self.noise(noise_key, n), picked)
+
+    def push(self, samples: Array) -> "ReplayBuffer":
+        """A new buffer with `samples` at the front, the oldest entries dropped."""
+        if tuple(samples.shape[1:]) != self.sample_shape:
+            raise EbmError(f"samples of shape {tuple(samples.shape[1:])} pushed to a replay buffer of "
+                           f"shape {self.sample_shape}", hint="push arrays [n, *sample_shape]")
+        merged = self.bk.ops.concatenate([samples, self.data], axis=0)
+        return replace(self, data=merged[: self.capacity])
+
+
+def short_run_langevin(
+    bk: ArrayBackend,
+    key: Key,
+    x0: Array,
+    potential: Potential,
+    steps: int,
+    step_size: float,
+    noise_scale: float,
+    grad_clip: float | None = None,
+    *,
+    temperature: float = 1.0,
+    bounds: tuple[float, float] | None = None,
+) -> Array:
+    """Run `steps` SGLD steps from `x0` [n, *shape] and return the final samples.
+
+    grad_clip: clip each gradient entry of E / T to [-grad_clip, grad_clip].
+    bounds: clamp the samples into [low, high] after every step (images in [0, 1]).
+    An entry whose update is not finite keeps its value (a NaN would spread to the
+    buffer and from there into every later chain).
+    """
+    if steps < 0 or step_size < 0 or noise_scale < 0 or temperature <= 0:
+        raise EbmError(
+            f"short-run Langevin got steps={steps}, step_size={step_size}, noise_scale={noise_scale}, "
+            f"temperature={temperature}",
+            expected="steps, step_size and noise_scale >= 0 and temperature > 0",
+            hint="Du & Mordatch use 60 steps of step_size=10 with noise_scale=0.005",
+        )
+    if grad_clip is not None and not grad_clip > 0:
+        raise EbmError(f"grad_clip must be positive, got {grad_clip!r}", hint="pass grad_clip=None to disable it")
+    ops = bk.ops
+    inverse_temperature = 1.0 / float(temperature)
+    x = x0
+    if steps == 0:
+        return x
+    for step_key in bk.split(key, steps):
+        _, grad = potential.energy_and_grad(x)
+        grad = grad * inverse_temperature
+        if grad_clip is not None:
+            grad = ops.clip(grad, -float(grad_clip), float(grad_clip))
+        moved = x - step_size * grad + noise_scale * bk.normal(step_key, tuple(x.shape))
+        x = ops.where(ops.isfinite(moved), moved, x)
+        if bounds is not None:
+            x = ops.clip(x, float(bounds[0]), float(bounds[1]))
+    return x

@@ -1,0 +1,160 @@
+"""Running a plan: many chains of block Gibbs, a continuous MCMC kernel, or both alternating.
+
+`sample_model(model, ...)` builds the kernels the plan names, runs them with
+explicit keys derived from the seed, clamps observed groups, and collects draws
+per variable with axes [chains, draws, *shape] plus energy traces.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ebmlang.data import check_observed, check_values
+from ebmlang.errors import EbmError
+from ebmlang.inference.plan import plan_query
+from ebmlang.results import Samples
+
+# Refuse to keep more draws than this many float64 numbers in memory (8 GiB / 8 B / 8).
+MAX_RECORDED_VALUES = 2 ** 27
+
+
+def initial_state(model, chains: int, observed: dict, init: dict | None, rng: np.random.Generator) -> dict:
+    """Observed groups broadcast to all chains; latent ones from `init` or drawn at random."""
+    graph = model.graph
+    state = {}
+    for name, var in graph.variables.items():
+        if name in observed:
+            value = observed[name]
+            if value.shape[0] not in (1, chains):
+                raise EbmError(f"observed '{name}' has a batch of {value.shape[0]}, but {chains} chains "
+                               "were asked for", var.span, source=graph.source,
+                               hint="give one value (shared by all chains) or one per chain")
+            state[name] = np.broadcast_to(value, (chains,) + var.shape).copy()
+        elif init is not None and name in init:
+            value = check_values(var, init[name], source=graph.source, what="initial value")
+            state[name] = np.broadcast_to(value, (chains,) + var.shape).copy()
+        elif var.domain.is_discrete:
+            values = var.domain.values
+            state[name] = values[rng.integers(0, len(values), size=(chains,) + var.shape)]
+        elif var.domain.kind == "bounded":
+            state[name] = rng.uniform(var.domain.low, var.domain.high, size=(chains,) + var.shape)
+        else:
+            state[name] = rng.normal(size=(chains,) + var.shape)
+    return state
+
+
+def sample_model(model, *, chains: int, steps: int, observed=None, method=None, temperature: float = 1.0,
+                 burn_in: int | None = None, thin: int = 1, seed: int = 0, init=None, progress: bool = True,
+                 step_size: float | None = None) -> Samples:
+    from ebmlang import structure
+    from ebmlang.inference.gibbs import build_gibbs_kernel, gibbs_blocks
+
+    graph = model.graph
+    bk = model.backend
+    if chains < 1 or steps < 1:
+        raise EbmError(f"need at least one chain and one step (got chains={chains}, steps={steps})")
+    if temperature <= 0:
+        raise EbmError(f"temperature must be positive (got {temperature})",
+                       hint="use argmin(...) for the zero-temperature limit")
+    obs = check_observed(graph, observed, source=graph.source)
+    plan = plan_query(graph, "sample", tuple(obs), method)
+    burn_in = steps // 4 if burn_in is None else int(burn_in)
+    if not 0 <= burn_in < steps:
+        raise EbmError(f"burn_in must be in [0, steps) (got {burn_in} with steps={steps})")
+    recorded = list(range(burn_in, steps, max(1, thin)))
+    latent_size = sum(v.size for k, v in graph.variables.items() if k not in obs)
+    if len(recorded) * chains * latent_size > MAX_RECORDED_VALUES:
+        raise EbmError(f"keeping {len(recorded)} draws x {chains} chains x {latent_size} values would need "
+                       f"{len(recorded) * chains * latent_size * 8 / 2**30:.1f} GiB",
+                       hint="raise thin=..., or lower steps or chains")
+    rng = np.random.default_rng(seed)
+    state = {k: bk.asarray(v) for k, v in initial_state(model, chains, obs, init, rng).items()}
+    params = model.params
+    discrete = plan.block("discrete")
+    continuous = plan.block("continuous")
+
+    steppers = []
+    acceptance_trace: list[np.ndarray] = []
+    if discrete is not None:
+        blocks = gibbs_blocks(graph, structure.colouring(graph).classes, set(discrete.groups))
+        gibbs = bk.jit(build_gibbs_kernel(model.compiled, blocks, temperature))
+
+        def discrete_step(key, state):
+            new, _ = gibbs(key, state, params)
+            return new
+
+        steppers.append(discrete_step)
+    if continuous is not None:
+        from ebmlang.inference.continuous_runner import ContinuousRunner
+
+        runner = ContinuousRunner(model, continuous.method, continuous.groups, state, temperature,
+                                  adapt_steps=burn_in, step_size=step_size)
+
+        def continuous_step(key, state):
+            new, accept = runner.step(key, state)
+            if accept is not None:
+                acceptance_trace.append(accept)
+            return new
+
+        steppers.append(continuous_step)
+
+    latent_names = [k for k in graph.variables if k not in obs]
+    draws = {k: [] for k in latent_names}
+    energies = []
+    key = bk.key(seed)
+    with _progress(progress, steps, f"sampling {graph.name} ({', '.join(b.method for b in plan.blocks)})") as bar:
+        for t in range(steps):
+            key, *subkeys = bk.split(key, 1 + len(steppers))
+            for sub, stepper in zip(subkeys, steppers):
+                state = stepper(sub, state)
+            if t >= burn_in and (t - burn_in) % max(1, thin) == 0:
+                for k in latent_names:
+                    draws[k].append(bk.to_numpy(state[k]))
+                energies.append(bk.to_numpy(model.compiled.energy(state, params)))
+            bar(t)
+    out = {}
+    for k in latent_names:
+        arr = np.stack(draws[k], axis=1)
+        out[k] = arr.astype(np.int64) if graph.variables[k].domain.is_discrete else arr
+    energy = np.stack(energies, axis=1)
+    _check_finite(model, state, energy)
+    acceptance = {}
+    if acceptance_trace:
+        acceptance[continuous.method] = float(np.mean(np.stack(acceptance_trace)[burn_in:]))
+    info = {"burn_in": burn_in, "thin": thin, "temperature": temperature, "seed": seed}
+    if continuous is not None:
+        info.update(runner.info())
+    return Samples(out, energy, plan, acceptance, info)
+
+
+def _check_finite(model, state, energy):
+    """A NaN energy stops the run with the term and source line that produced it."""
+    if not np.isnan(energy).any():
+        return
+    from ebmlang.diagnostics import locate_nonfinite
+
+    raise locate_nonfinite(model, state)
+
+
+class _progress:
+    """A rich progress bar for runs longer than about a second (off with progress=False)."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.enabled = enabled and total >= 50
+        self.total = total
+        self.label = label
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda t: None
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            TimeRemainingColumn(), transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(self.label, total=self.total)
+        return lambda t: self.bar.update(self.task, completed=t + 1)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+        return False

@@ -1,0 +1,57 @@
+"""Training and evaluation data: checked group arrays and seeded minibatches."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+from ebmlang.data import check_values
+from ebmlang.errors import EbmError, did_you_mean
+from ebmlang.ir import FactorGraph
+
+
+def prepare_data(graph: FactorGraph, data, *, what: str = "training data") -> dict[str, np.ndarray]:
+    """`data` ({group: array [N, *shape]}) checked against the declarations: float64
+    numpy arrays, one batch size N >= 1 for all groups."""
+    if not isinstance(data, Mapping) or not data:
+        raise EbmError(f"{what} must be a non-empty dict {{variable: array [N, *shape]}}",
+                       hint=f"variables of {graph.name}: {', '.join(graph.variables)}")
+    out: dict[str, np.ndarray] = {}
+    for name, value in data.items():
+        if name not in graph.variables:
+            kind = "a parameter" if name in graph.params else "not a variable of this model"
+            raise EbmError(f"{what} names '{name}', which is {kind}",
+                           hint=did_you_mean(name, graph.variables)
+                           or f"variables: {', '.join(graph.variables)}")
+        out[name] = check_values(graph.variables[name], value, source=graph.source or None,
+                                 batched=True, what=what)
+    sizes = {name: arr.shape[0] for name, arr in out.items()}
+    if len(set(sizes.values())) != 1:
+        listed = ", ".join(f"{k}: {v}" for k, v in sizes.items())
+        raise EbmError(f"{what} has different numbers of examples per variable ({listed})",
+                       hint="every array needs the same leading (example) axis")
+    if next(iter(sizes.values())) == 0:
+        raise EbmError(f"{what} has no examples")
+    return out
+
+
+def num_examples(data: Mapping[str, np.ndarray]) -> int:
+    return int(next(iter(data.values())).shape[0])
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The example order of one epoch: a permutation derived from (seed, epoch) alone,
+    so a resumed run visits the same minibatches."""
+    return np.random.default_rng([int(seed), int(epoch), 0x0DA7A]).permutation(n)
+
+
+def minibatches(data: Mapping[str, np.ndarray], order: np.ndarray, batch_size: int) -> Iterator[dict]:
+    """Consecutive slices of `order` as dicts of numpy arrays (the last may be smaller)."""
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        yield {name: arr[rows] for name, arr in data.items()}
+
+
+def step_seed(seed: int, epoch: int, step: int) -> int:
+    """An integer seed for the random key of one training step, from (seed, epoch, step)."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(step)]).generate_state(1)[0])

@@ -1,0 +1,323 @@
+"""`fit`: learn a model's parameters from data.
+
+    result = model.fit({"v": images}, epochs=10, batch_size=10, lr=0.1, optimizer="sgd")
+
+An objective (objectives.py) turns each minibatch into weighted states; one
+`grad_params` call gives the gradient; the backend's optimizer (torch.optim or optax)
+takes the step. Every random draw comes from a key derived from (seed, epoch, step),
+and the example order of an epoch from (seed, epoch), so a run resumed from a
+checkpoint continues exactly as the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ebmlang.errors import EbmError, did_you_mean
+from ebmlang.learning.chains import LangevinOptions
+from ebmlang.learning.dataset import epoch_order, minibatches, num_examples, prepare_data, step_seed
+from ebmlang.learning.optim import SCHEDULES, clip_by_global_norm, make_optimizer, scheduled_lr
+
+METHODS = ("auto", "ml", "cd", "pcd", "exact", "contrastive", "jem")
+# The step number whose derived key drives an epoch's evaluation (never a training step).
+EVALUATION_STEP = 2 ** 31 - 1
+
+
+@dataclass
+class FitResult:
+    """What `fit` did: final params (numpy), one history record per epoch, and the method."""
+
+    params: dict
+    history: list = field(default_factory=list)
+    method: str = ""
+    description: str = ""
+    resumed_from: int | None = None
+
+    @property
+    def losses(self) -> list[float]:
+        return [record["loss"] for record in self.history]
+
+    def metric(self, name: str) -> list:
+        """One metric over the epochs (None where it was not computed)."""
+        return [record.get(name) for record in self.history]
+
+    def __repr__(self) -> str:
+        last = self.history[-1] if self.history else {}
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in last.items()
+                          if isinstance(v, float) and k not in ("seconds", "lr"))
+        resumed = f", resumed after epoch {self.resumed_from}" if self.resumed_from else ""
+        return (f"FitResult({self.method}: {len(self.history)} epochs{resumed}; last: {shown})\n"
+                f"  how: {self.description}")
+
+
+def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int = 64, lr: float = 1e-2,
+        optimizer: str = "adam", momentum: float = 0.0, lr_schedule=None, k: int = 1, persistent: bool = True,
+        chains: int | None = None, loss: str | None = None, margin: float = 1.0, gen_weight: float = 1.0,
+        train: Sequence[str] | str | None = None, weight_decay: float = 0.0, grad_clip: float | None = None,
+        energy_reg: float = 0.0, langevin=None, seed: int = 0, progress: bool = True, eval_every: int = 1,
+        eval_data=None, eval_size: int = 500, checkpoint_dir=None, checkpoint_every: int = 1,
+        resume: bool = True, callback: Callable | None = None) -> FitResult:
+    """Fit `model.params` to `data` ({group: array [N, *shape]}); updates the model in place.
+
+    method: "auto" (a contrastive loss when `loss` is given, else maximum likelihood),
+      "cd" / "pcd" (maximum likelihood with CD-k / persistent chains), "ml" (as `persistent`
+      says), "exact" (likelihood gradient by enumeration, small discrete models),
+      "contrastive" (a `loss`, default "nll"), "jem" (classifier + generative log p(x)).
+    Maximum likelihood: negatives by block Gibbs (discrete), short-run Langevin from a
+      replay buffer (continuous; `langevin={"steps", "step_size", "noise_scale", "grad_clip",
+      "buffer_size", "reinit_prob"}`) or both alternating; `k` sweeps per update; hidden
+      groups (no data) are summed exactly when their units are conditionally independent.
+    loss: "energy", "perceptron", "hinge" (with `margin`), "log" or "nll" for models with
+      discrete targets (latent discrete groups with values in `data`).
+    optimizer "adam" | "sgd" (`momentum`), `lr`, `lr_schedule` None | "cosine" | "step" |
+      callable(epoch) -> lr; `weight_decay` (L2), `grad_clip` (global norm), `energy_reg`
+      (alpha * (E_pos^2 + E_neg^2)); `train`: param-name prefixes to train (others frozen).
+    Tracking every `eval_every` epochs on `eval_data` (default: up to `eval_size` training
+      examples): exact log-likelihood where cheap, reconstruction error, accuracy.
+    checkpoint_dir: save params + optimizer + chain state every `checkpoint_every` epochs and,
+      with `resume`, continue from the newest checkpoint there (same options required).
+    callback(model, record) after each epoch; returning False stops early.
+    """
+    started = time.perf_counter()
+    graph = model.graph
+    data = prepare_data(graph, data)
+    _check_options(epochs=epochs, batch_size=batch_size, lr=lr, k=k, checkpoint_every=checkpoint_every,
+                   eval_every=eval_every, lr_schedule=lr_schedule, method=method)
+    n = num_examples(data)
+    batch_size = min(int(batch_size), n)
+    chains = int(chains or batch_size)
+    names = trainable_names(model.params, train)
+    langevin = LangevinOptions.from_user(langevin)
+    objective = make_objective(model, data, method=method, loss=loss, margin=margin, k=k, persistent=persistent,
+                               chains=chains, langevin=langevin, energy_reg=energy_reg, gen_weight=gen_weight,
+                               seed=seed)
+    optim = make_optimizer(model.backend, optimizer, {name: model.params[name] for name in names}, lr, momentum)
+    evaluation = _evaluation_data(graph, data, eval_data, eval_size, seed)
+    fingerprint = _fingerprint(model, data, names, objective.name, dict(
+        method=method, loss=loss, margin=margin, gen_weight=gen_weight, seed=seed, batch_size=batch_size,
+        optimizer=optimizer, lr=lr, momentum=momentum, lr_schedule=_schedule_name(lr_schedule),
+        epochs=epochs if lr_schedule is not None else None, k=k, persistent=persistent, chains=chains,
+        weight_decay=weight_decay, grad_clip=grad_clip, energy_reg=energy_reg,
+        langevin=dataclasses.asdict(langevin)))
+    history: list[dict] = []
+    start_epoch = 0
+    if checkpoint_dir is not None and resume:
+        start_epoch, history = _resume(model, checkpoint_dir, fingerprint, optim, objective, names)
+    result = FitResult({}, history, objective.kind, objective.name, start_epoch or None)
+    steps_per_epoch = math.ceil(n / batch_size)
+    bk = model.backend
+    with _Progress(progress, (epochs - start_epoch) * steps_per_epoch, f"fit {graph.name}") as bar:
+        for epoch in range(start_epoch, epochs):
+            epoch_started = time.perf_counter()
+            sums: dict[str, float] = {}
+            for step, batch in enumerate(minibatches(data, epoch_order(seed, epoch, n), batch_size)):
+                key = bk.key(step_seed(seed, epoch, step))
+                rate = scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
+                stats = _update(model, objective, optim, names, key, batch, rate, weight_decay, grad_clip,
+                                epoch, step)
+                for name, value in stats.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                bar.advance(f"epoch {epoch + 1}/{epochs} loss {stats['loss']:.4g}")
+            record = {"epoch": epoch + 1, **{k_: v / steps_per_epoch for k_, v in sums.items()},
+                      "lr": scheduled_lr(lr, lr_schedule, epoch, epochs)}
+            if eval_every and (epoch + 1) % eval_every == 0:
+                record.update(objective.evaluate(bk.key(step_seed(seed, epoch, EVALUATION_STEP)), evaluation,
+                                                 model.params))
+            record["seconds"] = time.perf_counter() - epoch_started
+            history.append(record)
+            if checkpoint_dir is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
+                from ebmlang.learning.checkpoint import save_training_state
+
+                save_training_state(checkpoint_dir, model, epoch + 1,
+                                    {"optimizer": optim.state_arrays(), "objective": objective.state_arrays()},
+                                    {"epoch": epoch + 1, "fingerprint": fingerprint, "history": history})
+            if callback is not None and callback(model, record) is False:
+                break
+    result.params = model.param_values()
+    result.history = history
+    if history:
+        history[-1]["total_seconds"] = time.perf_counter() - started
+    return result
+
+
+# --------------------------------------------------------------------------
+# One update
+
+
+def _update(model, objective, optim, names, key, batch, rate, weight_decay, grad_clip, epoch, step) -> dict:
+    bk = model.backend
+    weighted = objective.step(key, batch, model.params)
+    states = {g: bk.asarray(v) for g, v in weighted.states.items()}
+    grads = model.compiled.grad_params(states, model.params, weights=bk.asarray(weighted.weights))
+    grads = {name: grads[name] for name in names}
+    if weight_decay:
+        grads = {name: g + weight_decay * model.params[name] for name, g in grads.items()}
+    grads, norm = clip_by_global_norm(bk, grads, grad_clip)
+    if not (math.isfinite(norm) and math.isfinite(weighted.loss)):
+        raise EbmError(f"training diverged at epoch {epoch + 1}, step {step + 1}: the "
+                       f"{'loss' if not math.isfinite(weighted.loss) else 'gradient'} is not finite",
+                       hint="lower lr, set grad_clip=..., or add energy_reg=... (E^2 regularisation)")
+    optim.step(grads, rate)
+    _apply_bounds(model, optim, names)
+    model.params.update(optim.params())
+    return {"loss": weighted.loss, "grad_norm": norm, **weighted.stats}
+
+
+def _apply_bounds(model, optim, names) -> None:
+    bounded = {}
+    current = optim.params()
+    for name in names:
+        declared = model.graph.params.get(name)
+        if declared is not None and declared.bounds is not None:
+            low, high = declared.bounds
+            bounded[name] = model.backend.ops.clip(current[name], float(low), float(high))
+    if bounded:
+        optim.set_params({**current, **bounded})
+
+
+# --------------------------------------------------------------------------
+# Choosing the objective
+
+
+def make_objective(model, data, *, method, loss, margin, k, persistent, chains, langevin, energy_reg,
+                   gen_weight, seed):
+    """The objective `method` names (see `fit`), with `.kind` and a readable `.name`."""
+    from ebmlang.learning.objectives import Contrastive, ExactLikelihood, JointEnergy, MaximumLikelihood
+
+    if method == "auto":
+        method = "contrastive" if loss is not None else "ml"
+    if method in ("contrastive", "jem") or loss is not None:
+        if method not in ("contrastive", "jem"):
+            raise EbmError(f"loss='{loss}' is a contrastive loss; it does not combine with method='{method}'",
+                           hint="use method='auto' or 'contrastive' with a loss, or drop loss= for likelihood")
+        if method == "jem":
+            if loss not in (None, "nll"):
+                raise EbmError("JEM trains the classifier with loss='nll'")
+            objective = JointEnergy(model, data, chains=chains, langevin=langevin, gen_weight=gen_weight,
+                                    energy_reg=energy_reg, seed=seed)
+        else:
+            objective = Contrastive(model, data, loss=loss or "nll", margin=margin)
+        objective.kind = method
+        return objective
+    if method == "exact":
+        objective = ExactLikelihood(model, data, energy_reg=energy_reg)
+    else:
+        objective = MaximumLikelihood(model, data, k=k, persistent=persistent if method == "ml" else method == "pcd",
+                                      chains=chains, langevin=langevin, energy_reg=energy_reg, seed=seed)
+    objective.kind = method
+    return objective
+
+
+def trainable_names(params: Mapping, train) -> list[str]:
+    """Params selected by name prefixes: `W` selects `W`, `f` selects `f.0.weight`, ...,
+    `Likelihood` selects `Likelihood.eta` (None: all)."""
+    if train is None:
+        return list(params)
+    prefixes = [train] if isinstance(train, str) else list(train)
+    chosen = [name for name in params if any(name == p or name.startswith(p + ".") for p in prefixes)]
+    for prefix in prefixes:
+        if not any(name == prefix or name.startswith(prefix + ".") for name in params):
+            raise EbmError(f"train= names '{prefix}', which matches no parameter",
+                           hint=did_you_mean(prefix, {name.split(".")[0] for name in params} | set(params))
+                           or f"params: {', '.join(params)}")
+    return chosen
+
+
+def _check_options(*, epochs, batch_size, lr, k, checkpoint_every, eval_every, lr_schedule, method) -> None:
+    if method not in METHODS:
+        raise EbmError(f"unknown fit method '{method}'", expected="one of " + ", ".join(METHODS),
+                       hint=did_you_mean(str(method), METHODS))
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("k", k),
+                        ("checkpoint_every", checkpoint_every)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise EbmError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 0:
+        raise EbmError(f"eval_every must be a non-negative integer (0: never), got {eval_every!r}")
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise EbmError(f"lr must be a positive number, got {lr!r}")
+    if not (lr_schedule in SCHEDULES or callable(lr_schedule)):
+        raise EbmError(f"unknown lr_schedule {lr_schedule!r}", expected="None, 'cosine', 'step' or a callable")
+
+
+def _schedule_name(schedule) -> str | None:
+    return getattr(schedule, "__name__", "callable") if callable(schedule) else schedule
+
+
+def _evaluation_data(graph, data, eval_data, eval_size, seed) -> dict:
+    if eval_data is not None:
+        return prepare_data(graph, eval_data, what="evaluation data")
+    n = num_examples(data)
+    rows = np.sort(np.random.default_rng([int(seed), 0xE7A1]).permutation(n)[:min(eval_size, n)])
+    return {g: v[rows] for g, v in data.items()}
+
+
+# --------------------------------------------------------------------------
+# Resuming
+
+
+def _fingerprint(model, data, names, objective_name, options) -> str:
+    from ebmlang.learning.checkpoint import arrays_hash, source_hash
+
+    described = {"source": source_hash(model.graph.source), "model": model.graph.name, "trained": names,
+                 "objective": objective_name, "data": arrays_hash(data), "backend": model.backend_name,
+                 **options}
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _resume(model, directory, fingerprint, optim, objective, names) -> tuple[int, list]:
+    from ebmlang.learning.checkpoint import check_params, latest_training_state
+
+    found = latest_training_state(directory)
+    if found is None:
+        return 0, []
+    path, params, parts, info = found
+    if info.get("fingerprint") != fingerprint:
+        raise EbmError(f"{path} was written by a fit with other data, model or options; it cannot be resumed",
+                       hint="pass the same arguments as the interrupted run, resume=False to start over, "
+                            "or another checkpoint_dir")
+    params = check_params(path, model.graph, params)
+    model.params.update({name: model.backend.asarray(value) for name, value in params.items()})
+    optim.set_params({name: model.params[name] for name in names})
+    optim.load_state_arrays(parts.get("optimizer", {}))
+    model.params.update(optim.params())
+    objective.load_state_arrays(parts.get("objective", {}))
+    return int(info["epoch"]), list(info.get("history", []))
+
+
+# --------------------------------------------------------------------------
+# Progress
+
+
+class _Progress:
+    """A rich progress bar with the running loss (off with progress=False)."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.enabled = bool(enabled) and total > 0
+        self.total = total
+        self.label = label
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.total)
+        return self
+
+    def advance(self, status: str) -> None:
+        if self.enabled:
+            self.bar.update(self.task, advance=1, description=f"{self.label}: {status}")
+
+    def __exit__(self, *exc) -> bool:
+        if self.enabled:
+            self.bar.stop()
+        return False
