@@ -23,7 +23,7 @@ import numpy as np
 from ebmlang.errors import EbmError, did_you_mean
 from ebmlang.ir import Extern, FactorGraph, ParamGroup, walk
 
-from .evaluator import BlockPlan, EvalContext, Evaluator, plan_block, plan_graph
+from .evaluator import BlockPlan, EvalContext, Evaluator, group_totals, plan_block, plan_graph
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -44,7 +44,7 @@ OPS_NAMES = (
     # indexing
     "take", "take_along_axis", "index_add",
     # linear algebra
-    "matmul", "einsum", "linear",
+    "matmul", "einsum", "linear", "vecdot",
 )
 
 
@@ -90,6 +90,7 @@ class Backend(ABC):
 
     name: str = "abstract"
     compiled_class: type["CompiledGraph"]
+    index_dtype: str = "int64"  # integer dtype of the IR's index arrays on this backend
 
     def __init__(self, device: str | None = None, dtype: str = "float32"):
         self.dtype = check_dtype(dtype)
@@ -198,8 +199,6 @@ class Backend(ABC):
                 out[key] = self.asarray(value)
         return out
 
-    index_dtype: str = "int64"
-
 
 # --------------------------------------------------------------------------
 # Compiled graph
@@ -238,6 +237,7 @@ class CompiledGraph(ABC):
         self.ops = backend.ops
         with located(graph):
             self.plans = plan_graph(graph)
+            self.totals = group_totals(self.plans)
             self.param_shapes = expected_param_shapes(graph)
         self.arrays = backend.convert_arrays(
             {k: v for plan in self.plans for k, v in plan.arrays.items()}
@@ -338,13 +338,13 @@ class CompiledGraph(ABC):
     @staticmethod
     def _batch(state: Mapping[str, Any]) -> int:
         # Groups with a batch of 1 broadcast against the others.
-        return max((v.shape[0] for v in state.values()), default=1)
+        return max([v.shape[0] for v in state.values()] or [1])
 
     def energy_pure(self, arrays, state, params):
         ctx = self.context(arrays, state, params)
         total = None
-        for plan in self.plans:
-            value = self.ops.sum(self.evaluator.template_value(plan, ctx), -1)
+        for group in self.totals:
+            value = self.evaluator.group_total(group, ctx)
             total = value if total is None else total + value
         return total if total is not None else self.ops.zeros(ctx.prefix)
 
@@ -360,8 +360,7 @@ class CompiledGraph(ABC):
     # -- local conditionals -------------------------------------------------------
 
     def _block(self, group: str, flat_indices: Any) -> CompiledBlock:
-        indices = np.asarray(self.backend.to_numpy(flat_indices) if not isinstance(
-            flat_indices, (np.ndarray, list, tuple, range)) else flat_indices)
+        indices = np.asarray(self.backend.to_numpy(flat_indices))
         cache_key = (group, indices.astype(np.int64).tobytes())
         if cache_key not in self._blocks:
             with located(self.graph):
@@ -371,8 +370,8 @@ class CompiledGraph(ABC):
                 {k: v for t in plan.templates for k, v in t.arrays.items()}
             ))
             arrays.update(self.backend.convert_arrays(
-                {f"{t.template.name}@target{i}": target.astype(np.int64)
-                 for i, (t, target) in enumerate(zip(plan.templates, plan.targets))}
+                {f"target{i}": target.astype(np.int64)
+                 for i, target in enumerate(plan.targets) if target is not None}
             ))
             arrays["values"] = self.backend.asarray(plan.values)
             self._blocks[cache_key] = CompiledBlock(
@@ -387,9 +386,12 @@ class CompiledGraph(ABC):
         def conditional(arrays, state, params):
             ctx = self.context(arrays, state, params, (num_values,), arrays["values"])
             table = ops.zeros(ctx.prefix + (size,))
-            for i, template in enumerate(plan.templates):
+            for i, (template, target) in enumerate(zip(plan.templates, plan.targets)):
                 rows = evaluator.template_value(template, ctx)
-                table = ops.index_add(table, arrays[f"{template.template.name}@target{i}"], rows)
+                if target is None:
+                    table = table + rows
+                else:
+                    table = ops.index_add(table, arrays[f"target{i}"], rows)
             return ops.swapaxes(table, -1, -2)
 
         return conditional
@@ -407,10 +409,10 @@ class CompiledGraph(ABC):
                 variables.span,
                 hint="update continuous groups with energy_and_grad_state (Langevin, HMC)",
             )
-        if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
-            raise EbmError(f"block indices of '{group}' must be a 1-D integer array")
         if indices.size == 0:
             raise EbmError(f"empty block of '{group}'")
+        if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
+            raise EbmError(f"block indices of '{group}' must be a 1-D integer array")
         if indices.min() < 0 or indices.max() >= variables.size:
             raise EbmError(
                 f"block indices of '{group}' must lie in 0..{variables.size - 1}", variables.span

@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ebmlang.errors import EbmError
-from ebmlang.ir import FactorGraph
 
 from .base import Backend, CompiledGraph, init_params
 
@@ -138,6 +137,11 @@ class JaxOps:
         """`target` with `values` added at `index` along the last axis (repeats accumulate)."""
         return target.at[..., index].add(values)
 
+    @staticmethod
+    def vecdot(x, y):
+        """sum(x * y, axis=-1) (XLA fuses the product into the reduction)."""
+        return jnp.sum(x * y, axis=-1)
+
     matmul = staticmethod(jnp.matmul)
     einsum = staticmethod(jnp.einsum)
 
@@ -170,9 +174,12 @@ class JaxBackend(Backend):
         target = {"float32": jnp.float32, "float64": jnp.float64, "int32": jnp.int32,
                   "int64": jnp.int64, "bool": jnp.bool_}.get(dtype, self.jax_dtype) \
             if dtype is None or isinstance(dtype, str) else dtype
+        target = jax.dtypes.canonicalize_dtype(target)  # int64 is int32 without x64
         if isinstance(x, jax.Array):  # concrete or traced: keep its device
             return x if x.dtype == target else x.astype(target)
-        return jax.device_put(np.asarray(x, dtype=target), self.jax_device)
+        # Constants made while tracing must stay concrete: they are cached across calls.
+        with jax.ensure_compile_time_eval():
+            return jax.device_put(np.asarray(x, dtype=target), self.jax_device)
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
@@ -207,7 +214,6 @@ class JaxBackend(Backend):
 
     def value_and_grad(self, fn: Callable) -> Callable:
         return jax.jit(jax.value_and_grad(fn))
-
 
 
 def _find_device(device: str | None):

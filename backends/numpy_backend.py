@@ -166,6 +166,11 @@ class NumpyOps:
         np.add.at(np.moveaxis(out, -1, 0), index, np.moveaxis(values, -1, 0))
         return out
 
+    @staticmethod
+    def vecdot(x, y):
+        """sum(x * y, axis=-1) without the product as a temporary."""
+        return np.vecdot(x, y)
+
     matmul = staticmethod(np.matmul)
     einsum = staticmethod(np.einsum)
 

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from ebmlang.errors import EbmError
-from ebmlang.ir import FactorGraph
 
 from .base import Backend, CompiledGraph, seed_key, split_seed_key
 
@@ -193,6 +192,11 @@ class TorchOps:
         return torch.index_add(target, -1, index, values)
 
     # linear algebra
+    @staticmethod
+    def vecdot(x, y):
+        """sum(x * y, axis=-1) without the product as a temporary."""
+        return torch.linalg.vecdot(x, y)
+
     matmul = staticmethod(torch.matmul)
     einsum = staticmethod(torch.einsum)
     linear = staticmethod(F.linear)
@@ -201,13 +205,17 @@ class TorchOps:
 class TorchBackend(Backend):
     """torch arrays on `device` ("cpu", "cuda", "cuda:1", ...) in float32 or float64.
 
-    compile=True wraps energies, state gradients and local conditionals in torch.compile;
-    when compiling fails the kernel warns once and runs eagerly.
+    compile=True wraps energies (and so state and param gradients) and local conditionals
+    in torch.compile; a dict instead of True is passed to torch.compile as keyword
+    arguments (e.g. {"mode": "max-autotune"} or {"backend": "eager"}). When compiling
+    fails the kernel warns once and runs eagerly.
     """
 
     name = "torch"
 
-    def __init__(self, device: str | None = None, dtype: str = "float32", compile: bool = False):
+    def __init__(
+        self, device: str | None = None, dtype: str = "float32", compile: bool | dict = False
+    ):
         super().__init__(device, dtype)
         device = torch.device(device or "cpu")
         if device.type == "cuda" and not torch.cuda.is_available():
@@ -218,7 +226,8 @@ class TorchBackend(Backend):
         self.torch_device = device
         self.device = str(device)
         self.torch_dtype = _TORCH_DTYPES[self.dtype]
-        self.use_compile = bool(compile)
+        self.compile_options = dict(compile) if isinstance(compile, Mapping) else (
+            {} if compile else None)
         self._ops = TorchOps(self.torch_dtype, device)
 
     @property
@@ -229,7 +238,10 @@ class TorchBackend(Backend):
         target = _TORCH_DTYPES[dtype] if isinstance(dtype, str) else (dtype or self.torch_dtype)
         if isinstance(x, torch.Tensor):
             return x.to(device=self.torch_device, dtype=target)
-        return torch.as_tensor(np.asarray(x), dtype=target, device=self.torch_device)
+        array = np.asarray(x)
+        if not array.flags.writeable:  # torch refuses to share read-only memory; copy it
+            array = array.copy()
+        return torch.as_tensor(array, dtype=target, device=self.torch_device)
 
     def to_numpy(self, x: Any) -> np.ndarray:
         if isinstance(x, torch.Tensor):
@@ -243,7 +255,7 @@ class TorchBackend(Backend):
         return torch.full(tuple(shape), float(value), dtype=self.torch_dtype, device=self.torch_device)
 
     def set_flat(self, array, flat_indices, values):
-        index = torch.as_tensor(np.asarray(flat_indices), dtype=torch.int64, device=array.device)
+        index = torch.as_tensor(np.array(flat_indices, dtype=np.int64), device=array.device)
         flat = array.reshape(array.shape[0], -1).clone()
         flat[:, index] = values.to(flat.dtype)
         return flat.reshape(array.shape)
@@ -279,16 +291,16 @@ class TorchBackend(Backend):
 
     # transformation
     def jit(self, fn: Callable) -> Callable:
-        return CompiledOrEager(fn) if self.use_compile else fn
+        return fn if self.compile_options is None else CompiledOrEager(fn, self.compile_options)
 
     def value_and_grad(self, fn: Callable) -> Callable:
         def value_and_grad(x, *args):
             leaves = {k: v.detach().requires_grad_(True) for k, v in x.items()} \
                 if isinstance(x, Mapping) else x.detach().requires_grad_(True)
+            inputs = list(leaves.values()) if isinstance(leaves, Mapping) else [leaves]
             with torch.enable_grad():
                 value = fn(leaves, *args)
-                inputs = list(leaves.values()) if isinstance(leaves, Mapping) else [leaves]
-                grads = torch.autograd.grad(value, inputs, allow_unused=True)
+                grads = _grad(value, inputs)
             grads = [torch.zeros_like(i) if g is None else g for i, g in zip(inputs, grads)]
             if isinstance(leaves, Mapping):
                 return value.detach(), dict(zip(leaves, grads))
@@ -297,13 +309,12 @@ class TorchBackend(Backend):
         return value_and_grad
 
 
-
 class CompiledOrEager:
     """`torch.compile(fn)`, falling back to `fn` (with one warning) if compiling fails."""
 
-    def __init__(self, fn: Callable):
+    def __init__(self, fn: Callable, options: Mapping[str, Any]):
         self.fn = fn
-        self.compiled: Callable | None = torch.compile(fn, dynamic=None)
+        self.compiled: Callable | None = torch.compile(fn, **options)
 
     def __call__(self, *args, **kwargs):
         if self.compiled is not None:

@@ -245,6 +245,9 @@ def current_rss_bytes() -> int:
 
 
 MIB = 1024.0 * 1024.0
+# tracemalloc makes allocation-heavy Python several times slower; builds slower than
+# this are measured by RSS only.
+TRACE_BUDGET_S = 10.0
 
 
 def measure_build(workload: str, case: str, contender: Contender[Problem], problem: Problem) -> Row:
@@ -252,8 +255,10 @@ def measure_build(workload: str, case: str, contender: Contender[Problem], probl
 
     Two builds: one timed (with peak RSS growth polled alongside, which costs nothing
     measurable), one under tracemalloc for the peak of Python + numpy allocations
-    (tracemalloc slows Python code down, so that build is not timed). JAX's caches are
-    cleared before each build so no contender profits from an earlier one's compile.
+    (tracemalloc slows Python code down, so that build is not timed). A timed build over
+    `TRACE_BUDGET_S` is not repeated under tracemalloc (it would take several times as
+    long); its row says so and keeps the RSS figure. JAX's caches are cleared before each
+    build so no contender profits from an earlier one's compile.
     """
     missing = missing_requirement(contender.requires)
     if missing is not None:
@@ -266,26 +271,29 @@ def measure_build(workload: str, case: str, contender: Contender[Problem], probl
             build_s = time.perf_counter() - start
         del built
         gc.collect()
-        _forget_compiled_programs()
-        tracemalloc.start()
-        try:
-            built = contender.prepare(problem)
-            _, traced_peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-        del built
-        gc.collect()
+        traced_peak = None
+        if build_s <= TRACE_BUDGET_S:
+            _forget_compiled_programs()
+            tracemalloc.start()
+            try:
+                built = contender.prepare(problem)
+                _, traced_peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            del built
+            gc.collect()
     except NotApplicable as reason:
         return Row(workload, case, contender.name, status=f"skipped: {reason}")
     except Exception as error:
         traceback.print_exc(file=sys.stderr)
         return Row(workload, case, contender.name, status=f"failed: {describe_error(error)}")
-    metrics = {
-        "build s": build_s,
-        "peak traced MiB": traced_peak / MIB,
-        "peak RSS growth MiB": rss.peak_growth_bytes / MIB,
-    }
-    return Row(workload, case, contender.name, metrics=metrics, note=contender.note)
+    metrics = {"build s": build_s, "peak RSS growth MiB": rss.peak_growth_bytes / MIB}
+    notes = [contender.note] if contender.note else []
+    if traced_peak is not None:
+        metrics["peak traced MiB"] = traced_peak / MIB
+    else:
+        notes.append(f"no tracemalloc build: the timed one took over {TRACE_BUDGET_S:g} s")
+    return Row(workload, case, contender.name, metrics=metrics, note="; ".join(notes))
 
 
 def _forget_compiled_programs() -> None:

@@ -63,6 +63,9 @@ def machine_info() -> dict[str, str]:
         "OS": platform.platform(),
         "Python": platform.python_version(),
     }
+    if hasattr(os, "getloadavg"):
+        # Other work on the machine slows every contender, multi-threaded ones most.
+        info["load average at start (1/5/15 min)"] = " / ".join(f"{load:.2f}" for load in os.getloadavg())
     try:
         import torch
 

@@ -34,7 +34,8 @@ def format_number(value: float | None) -> str:
         return str(value)
     if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
         return f"{value:.3e}"
-    return f"{value:.4g}"
+    # Four significant digits, but never an exponent for a number a reader can take in whole.
+    return f"{value:.6g}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def ratio_column(headline: Headline) -> str:

@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/run_all.py --write docs/benchmarks.md
     .venv/bin/python benchmarks/run_all.py --smoke               # tiny sizes (CI)
     .venv/bin/python benchmarks/run_all.py --only ising --only potts --json out.json
+    .venv/bin/python benchmarks/run_all.py --torch-threads 1     # pin torch's thread count
 
 Workloads are the modules of benchmarks/workloads/ that define `run(smoke)`; adding a
 workload is adding a module there. Exit status 1 when any contender failed (a bug, as
@@ -50,7 +51,11 @@ def run_workload(name: str, module: ModuleType, smoke: bool) -> WorkloadResult:
 
         traceback.print_exc(file=sys.stderr)
         rows = [Row(name, "—", "(workload)", status=f"failed: {describe_error(error)}")]
-    notes = list(module.cross_check(rows)) if hasattr(module, "cross_check") else []
+    try:
+        notes = list(module.cross_check(rows)) if hasattr(module, "cross_check") else []
+    except Exception as error:
+        notes = [f"cross-check failed: {describe_error(error)}"]
+        rows.append(Row(name, "—", "(cross-check)", status=f"failed: {describe_error(error)}"))
     return WorkloadResult(name, module, rows, notes, time.perf_counter() - start)
 
 
@@ -60,6 +65,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--write", metavar="PATH", help="write the markdown report here")
     parser.add_argument("--json", metavar="PATH", help="write machine info and every row as JSON here")
     parser.add_argument("--only", metavar="WORKLOAD", action="append", help="run just this workload (repeatable)")
+    parser.add_argument(
+        "--torch-threads", metavar="N", type=int,
+        help="torch intra-op threads (default: torch's own choice); recorded in the report",
+    )
     return parser.parse_args(argv)
 
 
@@ -72,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown workload(s) {', '.join(unknown)}; available: {', '.join(available)}", file=sys.stderr)
         return 2
 
+    if args.torch_threads is not None:
+        # On a busy machine torch's spinning worker threads can cost more than they give.
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     machine, versions = machine_info(), library_versions()
     results = []
     for name in chosen:

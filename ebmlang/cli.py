@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         for arg in command.arguments:
             sub.add_argument(*arg.flags, **arg.options)
         sub.set_defaults(run=command.run)
+    from ebmlang.cli_commands import register
+
+    register(commands)
     return parser
 
 

@@ -27,6 +27,10 @@ from ebmlang.errors import EbmError
 BACKENDS = ("torch", "jax", "numpy")
 # Arrays with more entries than this are summarised (mean, sd) rather than printed.
 PRINT_LIMIT = 16
+# `ebm fit` prints the metrics of at most this many (final) epochs.
+HISTORY_LINES = 10
+# Entries of a fit history record that are not training metrics.
+BOOKKEEPING = ("epoch", "lr", "seconds", "total_seconds")
 
 COMMAND_HELP = {
     "graph": "show a model's factor graph: summary, DOT, a drawing, or a file",
@@ -175,6 +179,18 @@ def _load(args: argparse.Namespace):
     return model
 
 
+def _require_gradients(model, args: argparse.Namespace, groups, what: str) -> None:
+    """The numpy backend has no gradients; say which flag fixes it before a deep error does."""
+    if getattr(args, "backend", None) == "numpy" and groups:
+        raise EbmError(f"{what} needs gradients of the energy, which the numpy backend does not have",
+                       hint="use --backend torch (the default) or --backend jax")
+
+
+def _free_continuous(model, observed) -> list[str]:
+    return [name for name, var in model.variables.items()
+            if not var.observed and name not in observed and not var.domain.is_discrete]
+
+
 def _observed(args: argparse.Namespace) -> dict[str, np.ndarray]:
     from ebmlang.io import read_assignments
 
@@ -186,17 +202,17 @@ def _positive(name: str, value: int | float) -> None:
         raise EbmError(f"{name} must be positive (got {value})")
 
 
-def _say(args: argparse.Namespace, text: str) -> None:
-    """A status line on stderr (stdout carries the results), unless --quiet."""
-    if not getattr(args, "quiet", False):
-        print(text, file=sys.stderr)
+def _show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only for a person watching a terminal: not with --quiet, and not
+    when the output goes to a file or a pipe (where a bar would be noise)."""
+    return not getattr(args, "quiet", False) and sys.stdout.isatty()
 
 
 def _describe_array(name: str, value) -> str:
     arr = np.asarray(value)
     if arr.size <= PRINT_LIMIT:
-        body = np.array2string(arr, precision=4, separator=", ", max_line_width=100, suppress_small=True)
-        return f"{name} = {body}"
+        body = np.array2string(arr, precision=4, separator=", ", max_line_width=90, suppress_small=True)
+        return f"{name} = {body}" if "\n" not in body else f"{name} =\n  " + body.replace("\n", "\n  ")
     return (f"{name}: shape {list(arr.shape)}, mean {float(np.mean(arr)):.4g}, sd {float(np.std(arr)):.4g}, "
             f"min {float(np.min(arr)):.4g}, max {float(np.max(arr)):.4g}")
 
@@ -212,8 +228,8 @@ def _graph_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ground", action="store_true",
                    help="draw every ground variable and factor (small models; drawings only)")
     p.add_argument("--out", metavar="PATH", default=None,
-                   help="write the graph: a drawing (.png/.svg/.pdf), DOT (.dot/.gv) or another format "
-                        "ebmlang.graph_export writes (.json, .graphml)")
+                   help="write the graph: a drawing (.png/.svg/.pdf), Graphviz DOT (.dot/.gv), "
+                        "node-link JSON (.json) or GraphML (.graphml)")
 
 
 def run_graph(args: argparse.Namespace) -> int:
@@ -228,17 +244,17 @@ def run_graph(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out)
     if out.suffix.lower() in (".png", ".svg", ".pdf"):
+        # Drawn with matplotlib + networkx, so it works without Graphviz installed.
         from ebmlang.plot import plot_factor_graph
 
         plot_factor_graph(graph, ground=args.ground, path=out)
+        written = [out]
     elif args.ground:
         raise EbmError("--ground applies to drawings", hint="write to a .png, .svg or .pdf file")
-    elif out.suffix.lower() in (".dot", ".gv"):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(graph_export.to_dot(graph))
     else:
-        graph_export.write_graph(graph, out)
-    print(f"wrote {out}")
+        written = graph_export.write_graph(graph, out)
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
@@ -320,19 +336,20 @@ def run_sample(args: argparse.Namespace) -> int:
         _positive("--" + flag, getattr(args, flag))
     model = _load(args)
     observed = _observed(args)
+    free = _free_continuous(model, observed)
+    _require_gradients(model, args, free, f"sampling the continuous variables {', '.join(free)}")
     init = read_arrays(args.init) if args.init else None
     start = time.perf_counter()
     samples = model.sample(chains=args.chains, steps=args.steps, observed=observed or None,
                            method=args.method, temperature=args.temperature, burn_in=args.burn_in,
-                           thin=args.thin, seed=args.seed, init=init, progress=not args.quiet,
+                           thin=args.thin, seed=args.seed, init=init, progress=_show_progress(args),
                            step_size=args.step_size)
     elapsed = time.perf_counter() - start
     print(samples.summary())
     print(f"  time: {elapsed:.2f} s ({args.chains * args.steps / max(elapsed, 1e-9):.0f} chain-steps/s)")
     if args.out:
-        clash = "energy" in samples.draws
-        arrays = {**samples.draws, ("energy_trace" if clash else "energy"): samples.energy}
-        print(f"wrote {write_arrays(args.out, arrays)}")
+        # `energy` is a keyword of the language, so no variable can take this name.
+        print(f"wrote {write_arrays(args.out, {**samples.draws, 'energy': samples.energy})}")
     if args.plot:
         from ebmlang.plot import plot_trace
 
@@ -360,8 +377,11 @@ def run_argmin(args: argparse.Namespace) -> int:
     from ebmlang.io import write_arrays
 
     model = _load(args)
+    observed = _observed(args)
+    free = _free_continuous(model, observed)
+    _require_gradients(model, args, free, f"minimising over the continuous variables {', '.join(free)}")
     start = time.perf_counter()
-    result = model.argmin(observed=_observed(args) or None, method=args.method, seed=args.seed)
+    result = model.argmin(observed=observed or None, method=args.method, seed=args.seed)
     elapsed = time.perf_counter() - start
     print(f"energy: {result.energy:.6g}")
     print(f"method: {result.method} -- {result.reason}")
@@ -398,20 +418,28 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
 def run_fit(args: argparse.Namespace) -> int:
     """Fit the parameters to data, print the training curve's ends and save a checkpoint."""
     model = _load(args)
+    if not model.params:
+        raise EbmError(f"model {model.name} has no parameters to fit",
+                       hint="declare learnable parameters with `param`, e.g. `param beta = 1.0`")
+    _require_gradients(model, args, list(model.params), "fitting")
     data = read_data(args.data)
     options = {k: v for k, v in (("method", args.method), ("epochs", args.epochs), ("lr", args.lr),
                                  ("batch_size", args.batch_size)) if v is not None}
     _check_fit_options(options)
     start = time.perf_counter()
-    result = model.fit(data, seed=args.seed, progress=not args.quiet, **options)
+    result = model.fit(data, seed=args.seed, progress=_show_progress(args), **options)
     elapsed = time.perf_counter() - start
     curve = _training_curve(result)
     print(f"fitted {model.name} on {len(next(iter(data.values())))} examples in {elapsed:.2f} s")
-    if curve:
-        label, values = next(iter(curve.items()))
-        print(f"{label}: first {values[0]:.6g}, last {values[-1]:.6g} ({len(values)} points)")
+    if getattr(result, "description", ""):
+        print(f"  how: {result.description}")
+    epochs = len(next(iter(curve.values()))) if curve else 0
+    for k in range(max(0, epochs - HISTORY_LINES), epochs):
+        shown = ", ".join(f"{name} {values[k]:.5g}" for name, values in curve.items() if np.isfinite(values[k]))
+        print(f"  epoch {k + 1}: {shown}")
+    print("params:")
     for name, value in model.param_values().items():
-        print("  " + _describe_array(name, value))
+        print("  " + _describe_array(name, value).replace("\n", "\n  "))
     if args.history:
         _write_history(args.history, curve)
     if args.out:
@@ -452,12 +480,14 @@ def _check_fit_options(options: dict) -> None:
 
 
 def _training_curve(result) -> dict[str, np.ndarray]:
-    """The per-epoch curves of whatever `Model.fit` returned: a dict of lists, or an object
-    with a `history` dict (or list of per-epoch dicts)."""
+    """The per-epoch metrics of a `FitResult` (its `history`: one dict per epoch), without
+    bookkeeping entries; a metric missing in some epoch is NaN there."""
     history = getattr(result, "history", result)
     if isinstance(history, list) and history and isinstance(history[0], dict):
-        keys = [k for k in history[0] if isinstance(history[0][k], (int, float, np.floating, np.integer))]
-        history = {k: [row[k] for row in history] for k in keys}
+        keys = [k for k in dict.fromkeys(k for row in history for k in row)
+                if k not in BOOKKEEPING and all(isinstance(row.get(k, np.nan), (int, float, np.number))
+                                                for row in history)]
+        history = {k: [float(row.get(k, np.nan)) for row in history] for k in keys}
     if not isinstance(history, dict):
         return {}
     curves = {}
@@ -478,8 +508,10 @@ def _write_history(path: str, curve: dict[str, np.ndarray]) -> None:
     if out.suffix.lower() in (".png", ".svg", ".pdf"):
         from ebmlang.plot import plot_curves
 
-        label, values = next(iter(curve.items()))
-        plot_curves(np.arange(1, len(values) + 1), {label: values}, xlabel="epoch", ylabel=label, path=out)
+        label = next((k for k in ("log_likelihood", "loss") if k in curve), next(iter(curve)))
+        values = curve[label]
+        plot_curves(np.arange(1, len(values) + 1), {label: values}, xlabel="epoch", ylabel=label.replace("_", " "),
+                    path=out)
     else:
         from ebmlang.io import write_arrays
 

@@ -19,6 +19,8 @@ def check_values(var: VariableGroup, value, *, source: str | None = None, batche
         arr = np.asarray(value)
     except Exception as exc:  # noqa: BLE001 -- anything numpy cannot read is the user's input
         raise _error(var, f"{what} for '{var.name}' is not an array ({exc})", source) from None
+    if np.iscomplexobj(arr):
+        raise _error(var, f"{what} for '{var.name}' is complex; only real numbers are allowed", source)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise _error(var, f"{what} for '{var.name}' has dtype {arr.dtype}, not a number", source)
     shape = tuple(var.shape)

@@ -5,24 +5,40 @@ import numpy as np
 
 from ebmlang.errors import EbmError
 
+_NUMERIC_HINT = ("check parameter values (e.g. a zero scale) and log/sqrt of values "
+                 "that can be negative; for Langevin try a smaller step_size")
+_CONSTRAINT_HINT = ("the constraints may be unsatisfiable (with these observed values), or the "
+                    "sampler is stuck in a violating state: pass init=... with a valid state")
+
 
 def locate_nonfinite(model, state: dict, *, what: str = "energy") -> EbmError:
-    """An EbmError naming the first energy term whose value is NaN (or -inf) in `state`,
-    located at the line that wrote the term."""
+    """An EbmError naming the first energy term whose value is not finite in `state`,
+    located at the line that wrote the term.
+
+    NaN is looked for first (in every term), then infinities: a NaN is the root cause
+    more often than an infinity is. A +inf constraint term is reported as a violated
+    constraint.
+    """
     per_template = model.compiled.template_energies(state, model.params)
     graph = model.graph
-    for template in graph.templates:
-        values = model.backend.to_numpy(per_template[template.name])
-        bad = np.isnan(values) | np.isneginf(values)
-        if bad.any():
-            chain, ground = np.argwhere(bad)[0][:2] if values.ndim > 1 else (int(np.argwhere(bad)[0][0]), 0)
+    values_of = {t.name: model.backend.to_numpy(per_template[t.name]) for t in graph.templates}
+    for is_bad in (np.isnan, lambda v: ~np.isfinite(v)):
+        for template in graph.templates:
+            values = values_of[template.name]
+            bad = is_bad(values)
+            if not bad.any():
+                continue
+            first = np.argwhere(bad)[0]
+            chain, ground = (int(first[0]), int(first[1])) if values.ndim > 1 else (int(first[0]), 0)
             where = ""
             if template.index_names:
-                idx = template.index_values[int(ground)]
+                idx = template.index_values[ground]
                 where = " at " + ", ".join(f"{n}={int(v)}" for n, v in zip(template.index_names, idx))
-            return EbmError(f"{what} term '{template.term}' is {values[bad].flat[0]} in chain {int(chain)}{where}",
-                            template.span, source=graph.source,
-                            hint="check parameter values (e.g. a zero scale) and log/sqrt of values "
-                                 "that can be negative; for Langevin try a smaller step_size")
-    return EbmError(f"the {what} became NaN but no single term is NaN; the parameters may have diverged",
+            value = values[bad].flat[0]
+            if template.is_constraint and value == np.inf:
+                return EbmError(f"constraint '{template.term}' is violated (its {what} is inf) in chain "
+                                f"{chain}{where}", template.span, source=graph.source, hint=_CONSTRAINT_HINT)
+            return EbmError(f"{what} term '{template.term}' is {value} in chain {chain}{where}",
+                            template.span, source=graph.source, hint=_NUMERIC_HINT)
+    return EbmError(f"the {what} is not finite but no single term is; the parameters may have diverged",
                     hint="lower the learning rate or step size")

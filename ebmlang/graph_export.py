@@ -54,14 +54,14 @@ def summary(g: ir.FactorGraph) -> str:
     lines += _table([[name, _shape_text(v.shape), str(v.domain), "observed" if v.observed else "latent",
                       f"{v.size} ground"] for name, v in g.variables.items()])
     lines.append("params:")
-    lines += _table([[name, _shape_text(p.shape), _init_text(p)]
+    lines += _table([[name, "network" if p.is_neural else _shape_text(p.shape), _init_text(p)]
                      + ([f"in [{p.bounds[0]:g}, {p.bounds[1]:g}]"] if p.bounds else [""])
                      for name, p in g.params.items()])
     lines.append("factor templates:")
     rows = []
     for t in g.templates:
         info = structure.classify(t, g)
-        kind = "constraint" if t.is_constraint else info.order
+        kind = ("constraint" if t.is_constraint else info.order) + _observed_note(info.arity, info.latent_arity)
         rows.append([t.name, f"term {t.term}", f"{t.num_ground} ground", kind,
                      "reads " + (", ".join(t.groups) or "-"),
                      "params " + (", ".join(t.param_names) or "-")])
@@ -71,7 +71,8 @@ def summary(g: ir.FactorGraph) -> str:
         if num_discrete <= SUMMARY_COLOURING_LIMIT:
             colours = structure.colouring(g)
             sizes = ", ".join(str(sum(len(v) for v in c.values())) for c in colours.classes)
-            lines.append(f"colouring: {colours.num_colours} colour classes ({colours.method}) "
+            plural = "es" if colours.num_colours != 1 else ""
+            lines.append(f"colouring: {colours.num_colours} colour class{plural} ({colours.method}) "
                          f"over {num_discrete} latent discrete variables, sizes {sizes}")
         log10 = structure.discrete_state_space_size(g, log10=True)
         states = (str(structure.discrete_state_space_size(g)) if log10 < 15 else f"10^{log10:.1f}")
@@ -80,6 +81,11 @@ def summary(g: ir.FactorGraph) -> str:
     if components.count:
         lines.append(f"latent components: {components.count}")
     return "\n".join(lines)
+
+
+def _observed_note(arity: int, latent_arity: int) -> str:
+    """A factor's order counts latent variables; say how many observed ones it also reads."""
+    return f" (+{arity - latent_arity} observed)" if arity > latent_arity else ""
 
 
 def _quote(text: str) -> str:
@@ -98,7 +104,8 @@ def to_dot(g: ir.FactorGraph) -> str:
             fill = "lightgrey" if data["observed"] else "lightsteelblue"
             lines.append(f"  {ids[node]} [shape=ellipse, style=filled, fillcolor={fill}, label={_quote(label)}];")
         else:
-            kind = "constraint" if data["is_constraint"] else data["order"]
+            kind = ("constraint" if data["is_constraint"] else data["order"]) + _observed_note(
+                data["arity"], data["latent_arity"])
             params = ", ".join(data["params"])
             label = f"{node[1]}\n{data['num_ground']} x {kind}" + (f"\n{params}" if params else "")
             fill = "mistyrose" if data["is_constraint"] else "wheat"

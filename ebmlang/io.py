@@ -156,7 +156,10 @@ def read_assignments(items, flag: str = "--observe") -> dict[str, np.ndarray]:
 
 
 def _for_safetensors(name: str, array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
+    # np.ascontiguousarray would turn a 0-d array into shape (1,); a copy keeps scalars scalar.
+    array = np.asarray(array)
+    if not array.flags.c_contiguous:
+        array = array.copy(order="C")
     if array.dtype.type in _SAFETENSORS_DTYPES:
         return array
     if np.issubdtype(array.dtype, np.integer):

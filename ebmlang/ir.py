@@ -215,8 +215,10 @@ class Apply(Node):
 class Reduce(Node):
     """Reduce the last axis of `body` with op in sum/prod/mean/logsumexp/min/max.
 
-    mask: optional boolean array broadcastable to the body's index shape
+    mask: boolean array broadcastable to the body's index shape
     ([num_ground or 1, *inner]); False entries are left out (`where` filters).
+    Lowering always sets it: its last axis gives the reduced length even when the
+    body does not depend on the reduction index (`sum(i in 0..3) 2` is 6).
     """
 
     op: str

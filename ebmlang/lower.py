@@ -175,10 +175,10 @@ def _flatten_product(
 ) -> list[tuple[ast.ModelExpr, str, float | str]]:
     """`(A * B) ^ 2 * C ^ w` -> [(A, 2.0), (B, 2.0), (C, "w")]: weights distribute over products."""
 
-    def visit(node: ast.ModelExpr, scale: float, learnable: str | None, span: Span | None):
+    def visit(node: ast.ModelExpr, scale: float, learnable: str | None):
         if isinstance(node, ast.ModelProduct):
             for factor in node.factors:
-                yield from visit(factor, scale, learnable, span)
+                yield from visit(factor, scale, learnable)
             return
         if isinstance(node, ast.ModelPower):
             weight = _model_weight(node.weight, composite, source)
@@ -189,7 +189,7 @@ def _flatten_product(
                         node.span, source=source,
                         hint=f"fold the numbers into the initial value of '{weight}'",
                     )
-                yield from visit(node.base, scale, weight, node.span)
+                yield from visit(node.base, scale, weight)
             else:
                 if learnable is not None:
                     raise EbmError(
@@ -197,11 +197,11 @@ def _flatten_product(
                         node.span, source=source,
                         hint=f"fold the number into the initial value of '{learnable}'",
                     )
-                yield from visit(node.base, scale * weight, learnable, node.span)
+                yield from visit(node.base, scale * weight, learnable)
             return
         yield node, _model_label(node), (learnable if learnable is not None else scale)
 
-    return list(visit(expr, 1.0, None, None))
+    return list(visit(expr, 1.0, None))
 
 
 def _model_weight(expr: ast.Expr, composite: ast.CheckedComposite, source: str) -> float | str:
@@ -737,7 +737,9 @@ class _ModelLowerer:
             grid = np.zeros((num_contexts, length), dtype=np.int64)
             grid[rows, position] = value
             indices[name] = grid.reshape(context_shape + (length,))
-        mask = None
+        # The mask always travels with the Reduce: it carries the reduced axis's length even
+        # when the body does not depend on the reduction index (`sum(i in 0..3) 2` is 6).
+        mask = np.ones((1,) * len(context_shape) + (length,), dtype=bool)
         if not np.all(counts == length):
             mask = np.zeros((num_contexts, length), dtype=bool)
             mask[rows, position] = True
@@ -831,7 +833,10 @@ class _ModelLowerer:
         left = self.lower_expr(expr.left, scope)
         right = self.lower_expr(expr.right, scope)
         if not isinstance(left, ir.Node) and not isinstance(right, ir.Node):
-            return _static_binary(expr, left, right)
+            if expr.op in ("/", "%") and scope.valid is not None:
+                right = np.where(scope.valid, right, 1)  # padding must not divide by zero
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                return _static_binary(expr, left, right)
         if expr.op == "^" and not isinstance(right, ir.Node) and np.all(right == 2):
             return ir.Apply(expr.span, "square", (self.as_node(left, expr.left.span),))
         fn = _ARITHMETIC.get(expr.op) or _COMPARISONS.get(expr.op) or _LOGICAL.get(expr.op)
@@ -929,7 +934,7 @@ class _ModelLowerer:
                                  hint="which entries a term reads must not depend on variable or param values")
         components = [self.integer_index(c, i) for c, i in zip(components, expr.indices)]
         self.check_bounds(name, shape, components, expr.indices, scope)
-        components = self.clear_padding(components, scope)
+        components = self.clear_padding(components, shape, scope)
         if kind == "const":
             table = np.asarray(self.consts[name])
             return table[tuple(np.broadcast_arrays(*components))] if components else table.reshape(scope.leaf_shape)
@@ -947,11 +952,14 @@ class _ModelLowerer:
             return value.astype(np.int64)
         raise self.error("an index must be an integer", expr.span, expected="integer index arithmetic")
 
-    def clear_padding(self, components: list[np.ndarray], scope: _Scope) -> list[np.ndarray]:
-        """Padding positions of ragged inner axes may compute any index; point them at 0."""
+    @staticmethod
+    def clear_padding(components: list[np.ndarray], shape: tuple[int, ...], scope: _Scope) -> list[np.ndarray]:
+        """Padding positions of ragged inner axes may compute any index (they are masked
+        out); where one falls outside the shape, point it at 0 so every gather is valid."""
         if scope.valid is None:
             return components
-        return [np.where(scope.valid, c, 0) if c.ndim else c for c in components]
+        return [np.where(scope.valid, c, 0) if np.any((c < 0) | (c >= size)) else c
+                for c, size in zip(components, shape)]
 
     def check_bounds(self, name: str, shape: tuple[int, ...], components: list[np.ndarray],
                      exprs: tuple[ast.Expr, ...], scope: _Scope) -> None:
@@ -1001,7 +1009,8 @@ class _ModelLowerer:
             return ir.Select(expr.span, neural, index)
         index = self.integer_index(index, index_expr)
         self.check_bounds(f"{call.func}(...)", (out,), [index], (index_expr,), scope)
-        return ir.Select(expr.span, neural, self.as_node(self.clear_padding([index], scope)[0], index_expr.span))
+        return ir.Select(expr.span, neural, self.as_node(self.clear_padding([index], (out,), scope)[0],
+                                                         index_expr.span))
 
     def check_discrete_selector(self, node: ir.Node, size: int, expr: ast.Expr, what: str) -> None:
         """A variable used as an index must take values 0..size-1 only."""

@@ -15,14 +15,16 @@ from ebmlang.errors import EbmError
 from ebmlang.ir import FactorGraph
 
 
-def _compile_source(text: str, file: str, model: str | None, allow_root=None) -> FactorGraph:
+def _compile_source(text: str, file: str, model: str | None, allow_root=None, loader=None) -> FactorGraph:
+    """Parse, check and lower `text` (named `file` in errors); `loader` reads imported files
+    (path -> text; default: the file system, see ebmlang.loader)."""
     from ebmlang.checker import check_program
     from ebmlang.lower import lower_program
     from ebmlang.parser import parse_source
 
     try:
         program = parse_source(text, file)
-        checked = check_program(program, allow_root=allow_root)
+        checked = check_program(program, loader=loader, allow_root=allow_root)
         return lower_program(checked, model)
     except EbmError as err:
         if err.source is None and err.span is not None and err.span.file == file:
@@ -227,7 +229,8 @@ class Model:
 
         fresh = Model(rename(self.graph, mapping), backend=self.backend_name,
                       device=str(self.backend.device), dtype=self.backend.dtype)
-        fresh.params = dict(self.params)
+        # Params may be renamed too (`m.rename(beta="gamma")`): carry values under their new names.
+        fresh.params = {mapping.get(k, k) if k in self.graph.params else k: v for k, v in self.params.items()}
         return fresh
 
     def observe(self, *names: str) -> "Model":

@@ -89,10 +89,13 @@ def plot_trace(samples, var: str | None = None, *, path: str | Path | None = Non
 
 def plot_curves(x: Sequence[float], series: Mapping[str, Sequence[float]], *, xlabel: str,
                 ylabel: str, title: str | None = None, path: str | Path | None = None,
-                vlines: Mapping[str, float] | None = None, logy: bool = False):
+                vlines: Mapping[str, float] | None = None, logy: bool = False,
+                references: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None):
     """Line plot of named series over a shared x axis (training curves, sweeps).
 
     vlines: labelled vertical reference lines, e.g. {"T_c": 2.269}.
+    references: named exact curves on their own (dense) x, drawn as plain lines, e.g.
+    {"Onsager": (t, m_exact(t))}.
     """
     fig = _figure(6.0, 3.6)
     ax = fig.subplots()
@@ -102,16 +105,19 @@ def plot_curves(x: Sequence[float], series: Mapping[str, Sequence[float]], *, xl
         if ys.shape != x.shape:
             raise EbmError(f"series '{label}' has {ys.shape} points but x has {x.shape}")
         ax.plot(x, ys, marker="o", ms=3, label=label)
+    for label, (ref_x, ref_y) in (references or {}).items():
+        ax.plot(np.asarray(ref_x, dtype=float), np.asarray(ref_y, dtype=float), lw=1.2, color="k",
+                alpha=0.7, label=label)
     for label, at in (vlines or {}).items():
         ax.axvline(at, color="grey", ls="--", lw=1)
-        ax.text(at, 1.0, f" {label}", transform=ax.get_xaxis_transform(), va="top", fontsize="small")
+        ax.text(at, 0.97, f" {label}", transform=ax.get_xaxis_transform(), va="top", fontsize="small")
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    if len(series) > 1:
+    if len(series) + len(references or {}) > 1:
         ax.legend(fontsize="small")
     return _finish(fig, path)
 
@@ -245,7 +251,7 @@ def plot_factor_graph(graph, *, ground: bool = False, path: str | Path | None = 
         g = structure.ground_graph(graph, max_nodes=max_nodes)
         variables = [n for n in g if n[0] == "variable"]
         factors = [n for n in g if n[0] == "factor"]
-        pos = nx.kamada_kawai_layout(g) if len(g) <= 150 else nx.spring_layout(g, seed=0)
+        pos = nx.spring_layout(g, seed=0, iterations=100)
         nx.draw_networkx_edges(g, pos, ax=ax, width=0.5, alpha=0.6)
         nx.draw_networkx_nodes(g, pos, nodelist=variables, ax=ax, node_size=40, node_color=[
             "lightgrey" if g.nodes[n]["observed"] else "tab:blue" for n in variables])
@@ -258,9 +264,9 @@ def plot_factor_graph(graph, *, ground: bool = False, path: str | Path | None = 
     factors = [n for n, d in g.nodes(data=True) if d["kind"] == "factor"]
     pos = nx.bipartite_layout(g, variables, align="vertical") if factors else nx.circular_layout(g)
     nx.draw_networkx_edges(g, pos, ax=ax, width=1.2, edge_color="grey")
-    nx.draw_networkx_nodes(g, pos, nodelist=variables, ax=ax, node_size=1800, node_color=[
+    nx.draw_networkx_nodes(g, pos, nodelist=variables, ax=ax, node_size=2800, node_color=[
         "lightgrey" if g.nodes[n]["observed"] else "lightsteelblue" for n in variables], edgecolors="k")
-    nx.draw_networkx_nodes(g, pos, nodelist=factors, ax=ax, node_size=1300, node_shape="s",
+    nx.draw_networkx_nodes(g, pos, nodelist=factors, ax=ax, node_size=2400, node_shape="s",
                            node_color=["mistyrose" if g.nodes[n]["is_constraint"] else "wheat"
                                        for n in factors], edgecolors="k")
     labels = {}
@@ -270,7 +276,7 @@ def plot_factor_graph(graph, *, ground: bool = False, path: str | Path | None = 
         labels[n] = f"{n[1]}{shape}\n{d['domain']}" + ("\nobserved" if d["observed"] else "")
     for n in factors:
         d = g.nodes[n]
-        labels[n] = f"{n[1]}\nx{d['num_ground']}"
+        labels[n] = f"{n[1]}\n{d['num_ground']} factors"
     nx.draw_networkx_labels(g, pos, labels=labels, ax=ax, font_size=7)
     ax.margins(0.25, 0.15)
     ax.set_title(title or f"{graph.name}: {len(variables)} variable groups, {len(factors)} factor templates")

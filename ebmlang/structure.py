@@ -19,7 +19,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from ebmlang import ir
-from ebmlang.errors import EbmError
+from ebmlang.errors import EbmError, did_you_mean
 
 # networkx's greedy colouring is used up to this many ground variables; beyond it
 # a vectorised Jones-Plassmann colouring (numpy) takes over.
@@ -153,24 +153,24 @@ def _slots_with_validity(node: ir.Node, depth: int, masks: tuple[tuple[int, np.n
         yield from _slots_with_validity(child, depth, masks)
 
 
-def _template_columns(t: ir.FactorTemplate, numbering: GroundNumbering) -> np.ndarray | None:
-    """[num_ground, n] ids (in `numbering`) of the selected variables each ground factor reads, -1 elsewhere."""
+def _template_columns(t: ir.FactorTemplate, offsets: dict[str, int]) -> np.ndarray | None:
+    """[num_ground, n] ids (group offset + flat index) of the variables of the groups in
+    `offsets` that each ground factor reads; -1 at masked padding."""
     columns = []
     for inc in template_incidence(t):
-        if inc.group not in numbering.groups:
+        if inc.group not in offsets:
             continue
-        offset = numbering.offset(inc.group)
-        columns.append(np.where(inc.flat >= 0, inc.flat + offset, -1))
+        columns.append(np.where(inc.flat >= 0, inc.flat + offsets[inc.group], -1))
     if not columns:
         return None
     return np.concatenate(columns, axis=1)
 
 
-def _pair_keys(columns: np.ndarray, total: int) -> np.ndarray:
-    """Unique keys lo * total + hi of the distinct id pairs sharing a row of `columns`."""
+def _pair_keys(columns: np.ndarray, total: int) -> list[np.ndarray]:
+    """Keys lo * total + hi of the distinct id pairs sharing a row of `columns` (with repeats)."""
     num_rows, width = columns.shape
     if width < 2 or num_rows == 0:
-        return np.zeros(0, dtype=np.int64)
+        return []
     first, second = np.triu_indices(width, 1)
     rows_per_chunk = max(1, _PAIR_CHUNK // len(first))
     keys = []
@@ -180,16 +180,29 @@ def _pair_keys(columns: np.ndarray, total: int) -> np.ndarray:
         b = block[:, second].reshape(-1)
         keep = (a >= 0) & (b >= 0) & (a != b)
         a, b = a[keep], b[keep]
-        keys.append(_sorted_unique(np.minimum(a, b) * total + np.maximum(a, b)))
-    return _sorted_unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
+        chunk = np.minimum(a, b) * total + np.maximum(a, b)
+        # wide factors repeat pairs a lot: compact them early to bound memory
+        keys.append(_sorted_unique(chunk) if len(first) > 1 else chunk)
+    return keys
 
 
-def _edges(g: ir.FactorGraph, numbering: GroundNumbering) -> np.ndarray:
-    total = max(numbering.total, 1)
-    keys = [_pair_keys(cols, total) for t in g.templates
-            if (cols := _template_columns(t, numbering)) is not None]
-    keys = _sorted_unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
-    return _frozen(np.stack([keys // total, keys % total], axis=1).astype(np.int64))
+def _edges(g: ir.FactorGraph, offsets: dict[str, int], total: int) -> np.ndarray:
+    """Unique pairs [m, 2] (lo < hi) of ids sharing a ground factor, among the groups in `offsets`."""
+    def compute() -> np.ndarray:
+        base = max(total, 1)
+        keys = []
+        for t in g.templates:
+            columns = _template_columns(t, offsets)
+            if columns is not None:
+                keys.extend(_pair_keys(columns, base))
+        keys = _sorted_unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
+        return _frozen(np.stack([keys // base, keys % base], axis=1).astype(np.int64))
+
+    return _cached(_graph_cache, g, ("edges", tuple(sorted(offsets.items())), total), compute)
+
+
+def _offsets(numbering: GroundNumbering) -> dict[str, int]:
+    return {name: int(numbering.offsets[k]) for k, name in enumerate(numbering.groups)}
 
 
 def interaction_edges(g: ir.FactorGraph, latent_only: bool = True) -> np.ndarray:
@@ -198,18 +211,11 @@ def interaction_edges(g: ir.FactorGraph, latent_only: bool = True) -> np.ndarray
     latent_only: only pairs of latent variables (observed ones are fixed data).
     Ids are in the global numbering (`ground_numbering(g)`), either way.
     """
-    def compute() -> np.ndarray:
-        full = ground_numbering(g)
-        if not latent_only:
-            return _edges(g, full)
-        latent = tuple(n for n in g.variables if not g.variables[n].observed)
-        local = _edges(g, ground_numbering(g, latent))
-        # map the latent-only numbering back to global ids
-        position, flat = ground_numbering(g, latent).to_local(local.reshape(-1))
-        offsets = np.array([full.offset(n) for n in latent], dtype=np.int64)
-        return _frozen((offsets[position] + flat).reshape(-1, 2) if local.size else local)
-
-    return _cached(_graph_cache, g, ("edges", latent_only), compute)
+    full = ground_numbering(g)
+    offsets = _offsets(full)
+    if latent_only:
+        offsets = {n: o for n, o in offsets.items() if not g.variables[n].observed}
+    return _edges(g, offsets, full.total)
 
 
 # --------------------------------------------------------------------------
@@ -249,7 +255,7 @@ def _colour(g: ir.FactorGraph) -> Colouring:
     groups = latent_discrete_groups(g)
     numbering = ground_numbering(g, groups)
     n = numbering.total
-    edges = _edges(g, numbering)
+    edges = _edges(g, _offsets(numbering), n)
     if n == 0:
         return Colouring((), {}, "trivial")
     if len(edges) == 0:
@@ -420,7 +426,7 @@ def markov_blanket_of(g: ir.FactorGraph, group: str, flat_index: int) -> dict[st
     me = int(numbering.to_global(group, flat_index))
     ids = []
     for t in g.templates:
-        columns = _template_columns(t, numbering)
+        columns = _template_columns(t, _offsets(numbering))
         if columns is None:
             continue
         rows = np.any(columns == me, axis=1)
@@ -448,7 +454,7 @@ def connected_components(g: ir.FactorGraph) -> Components:
         numbering = ground_numbering(g, latent)
         if numbering.total == 0:
             return Components(0, {})
-        edges = _edges(g, numbering)
+        edges = _edges(g, _offsets(numbering), numbering.total)
         count, labels = csgraph.connected_components(_adjacency(numbering.total, edges), directed=False)
         per_group = {name: _frozen(labels[numbering.offsets[k]:numbering.offsets[k + 1]].astype(np.int64))
                      for k, name in enumerate(latent)}
@@ -471,7 +477,6 @@ def discrete_state_space_size(g: ir.FactorGraph, log10: bool = False) -> int | f
 
 def _require_group(g: ir.FactorGraph, group: str) -> ir.VariableGroup:
     if group not in g.variables:
-        from ebmlang.errors import did_you_mean
         raise EbmError(f"{g.name} has no variable group '{group}'", hint=did_you_mean(group, g.variables))
     return g.variables[group]
 
@@ -522,7 +527,7 @@ def _classify(t: ir.FactorTemplate, g: ir.FactorGraph) -> FactorInfo:
     latent = tuple(n for n in groups if not g.variables[n].observed)
     observed = tuple(n for n in groups if g.variables[n].observed)
     numbering = ground_numbering(g)
-    columns = _template_columns(t, numbering)
+    columns = _template_columns(t, _offsets(numbering))
     if columns is None:
         columns = np.full((t.num_ground, 0), -1, dtype=np.int64)
     distinct = _distinct_mask(columns)
@@ -593,7 +598,7 @@ def structure_graph(g: ir.FactorGraph) -> nx.Graph:
 
     Nodes ("variable", name) carry shape, domain, observed, size; nodes
     ("factor", template name) carry term, num_ground, params, is_constraint,
-    order; edges join a factor to each variable group it reads (attribute
+    order, arity, latent_arity (see FactorInfo); edges join a factor to each variable group it reads (attribute
     `slots`: how many slots read it). g.graph["params"] maps param -> shape.
     """
     def compute() -> nx.Graph:
@@ -603,9 +608,10 @@ def structure_graph(g: ir.FactorGraph) -> nx.Graph:
                            domain=str(var.domain), observed=var.observed, size=var.size)
         for t in g.templates:
             node = ("factor", t.name)
+            info = classify(t, g)
             graph.add_node(node, kind="factor", bipartite=1, term=t.term, num_ground=t.num_ground,
-                           params=t.param_names, is_constraint=t.is_constraint,
-                           order=classify(t, g).order, expert=t.expert)
+                           params=t.param_names, is_constraint=t.is_constraint, order=info.order,
+                           arity=info.arity, latent_arity=info.latent_arity, expert=t.expert)
             for group in t.groups:
                 count = sum(1 for s in t.slots if s.group == group)
                 graph.add_edge(node, ("variable", group), slots=count)
@@ -636,7 +642,7 @@ def ground_graph(g: ir.FactorGraph, max_nodes: int = 20000) -> nx.Graph:
     for t in g.templates:
         graph.add_nodes_from(((("factor", t.name, k), {"bipartite": 1, "term": t.term})
                               for k in range(t.num_ground)))
-        columns = _template_columns(t, numbering)
+        columns = _template_columns(t, _offsets(numbering))
         if columns is None:
             continue
         rows, cols = np.nonzero(columns >= 0)

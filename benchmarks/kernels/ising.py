@@ -20,7 +20,6 @@ States outside the kernels are int8 arrays [chains, L, L] of +-1 in every librar
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -156,7 +155,7 @@ def jax_sweeps_fn() -> Callable[[Any, Any, float, int], Any]:
     import jax
     import jax.numpy as jnp
 
-    @partial(jax.jit)
+    @jax.jit
     def run(key: Any, spins: Any, beta: Any, sweeps: Any) -> Any:
         side = check_lattice(spins.shape)
         left = jnp.asarray(shifts_left(side))

@@ -109,24 +109,45 @@ def peer_contenders() -> list[Contender[RbmProblem]]:
     return [Contender("scikit-learn BernoulliRBM", prepare_sklearn, requires=("sklearn",))]
 
 
+def ebmlang_trainer(backend: str) -> Callable[[RbmProblem], Callable[[int], Any]]:
+    """`prepare` for ebmlang's PCD on examples/rbm.ebm (V = 64, H = problem.hidden).
+
+    The recipe of benchmarks/bench_rbm_learning.py: plain SGD at scikit-learn's learning
+    rate and batch size, Polyak averaging (ema = 0.99). Every run starts again from the
+    model's initial parameters (fit updates them in place).
+    """
+
+    def prepare(problem: RbmProblem) -> Callable[[int], Any]:
+        from ebmlang.showcase import load_example
+
+        model = load_example("rbm.ebm", backend, H=problem.hidden)
+        initial = model.param_values()
+        data = {"v": problem.train}
+
+        def train(n_epochs: int) -> tuple[Any, Any, Any]:
+            model.set_params(**initial)
+            model.fit(data, method="pcd", epochs=n_epochs, batch_size=problem.batch_size,
+                      lr=problem.learning_rate, optimizer="sgd", ema=0.99, seed=problem.seed,
+                      progress=False, eval_every=0)
+            params = model.param_values()
+            # rbm.ebm's W is [visible, hidden]; the workload's output is [hidden, visible].
+            return params["W"].T, params["b"], params["c"]
+
+        return train
+
+    return prepare
+
+
 def ebmlang_contenders() -> list[Contender[RbmProblem]]:
-    """ebmlang's entries; [] until the lead wires the pipeline in.
+    """ebmlang's PCD (torch and JAX) on examples/rbm.ebm.
 
     `prepare(problem) -> run(epochs) -> (W [hidden, visible], visible bias, hidden bias)`
-    trained on `problem.train` with `problem.learning_rate` and `problem.batch_size`, e.g.
-
-        def prepare_ebmlang_pcd(problem: RbmProblem):
-            model = ebmlang.loads(RBM_EBM.format(V=64, H=problem.hidden))
-            def train(n_epochs):
-                params = model.fit(problem.train, method="pcd", epochs=n_epochs,
-                                   lr=problem.learning_rate, batch_size=problem.batch_size,
-                                   seed=problem.seed)
-                return params["W"], params["b"], params["c"]
-            return train
-
-        return [Contender("ebmlang PCD (torch)", prepare_ebmlang_pcd, requires=("ebmlang",))]
+    trained on `problem.train` with `problem.learning_rate` and `problem.batch_size`.
     """
-    return []
+    return [
+        Contender("ebmlang PCD (torch)", ebmlang_trainer("torch"), requires=("ebmlang", "torch")),
+        Contender("ebmlang PCD (jax)", ebmlang_trainer("jax"), requires=("ebmlang", "jax")),
+    ]
 
 
 def contenders() -> list[Contender[RbmProblem]]:

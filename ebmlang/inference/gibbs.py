@@ -50,16 +50,24 @@ def build_gibbs_kernel(compiled, blocks: list[GibbsBlock], temperature: float = 
     label_values = {
         b.group: backend.asarray(graph.variables[b.group].domain.values) for b in blocks
     }
+    ops = backend.ops
+    flat_indices = [backend.asarray(b.indices, dtype="int64") for b in blocks]
     inverse_temperature = 1.0 / float(temperature)
 
     def kernel(key, state, params):
         keys = backend.split(key, max(len(blocks), 1))
         state = dict(state)
-        for block_key, block in zip(keys, blocks):
+        for block_key, block, indices in zip(keys, blocks, flat_indices):
             table = compiled.local_conditional(block.group, block.indices, state, params)
             labels = backend.categorical(block_key, -table * inverse_temperature)
             new_values = backend.take(label_values[block.group], labels)
-            state[block.group] = backend.set_flat(state[block.group], block.indices, new_values)
+            # Where every label violates a hard constraint (+inf), the softmax has no mass:
+            # keep the current value, so a neighbour's move can open a label up next sweep.
+            current = state[block.group]
+            old_values = ops.take(ops.reshape(current, (current.shape[0], -1)), indices, 1)
+            stuck = ops.all(table == float("inf"), axis=-1)
+            new_values = ops.where(stuck, ops.as_float(old_values), ops.as_float(new_values))
+            state[block.group] = backend.set_flat(current, block.indices, new_values)
         return state, GibbsInfo(len(blocks))
 
     return kernel

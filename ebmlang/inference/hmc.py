@@ -97,20 +97,28 @@ class HMCInfo(NamedTuple):
     step_size: Array
 
 
-def hmc_init(bk: ArrayBackend, position: Array, potential: Potential, config: HMCConfig = HMCConfig()) -> HMCState:
+HMCKernel = Callable[[Key, HMCState, Potential], tuple[HMCState, HMCInfo]]
+
+
+def hmc_init(
+    bk: ArrayBackend, position: Array, potential: Potential, config: HMCConfig = HMCConfig()
+) -> HMCState:
     """An HMC state at `position` ([chains, D]) with the configured initial step size."""
     energy, grad = potential.energy_and_grad(position)
     step_size = bk.ops.full_like(energy, float(config.step_size))
     return HMCState(position, energy, grad, step_size, dual_averaging_init(bk.ops, step_size))
 
 
-def build_hmc_kernel(bk: ArrayBackend, config: HMCConfig = HMCConfig()) -> Callable[[Key, HMCState, Potential], tuple[HMCState, HMCInfo]]:
+def build_hmc_kernel(bk: ArrayBackend, config: HMCConfig = HMCConfig()) -> HMCKernel:
     """An HMC step `kernel(key, state, potential) -> (state, info)` sampling exp(-E / T)."""
     ops = bk.ops
     inverse_temperature = 1.0 / float(config.temperature)
     num_steps = int(config.num_integration_steps)
-    inverse_mass = 1.0 if config.inverse_mass is None else bk.asarray(np.asarray(config.inverse_mass, dtype=float))
-    momentum_scale = 1.0 if config.inverse_mass is None else 1.0 / ops.sqrt(inverse_mass)
+    if config.inverse_mass is None:
+        inverse_mass, momentum_scale = 1.0, 1.0
+    else:
+        inverse_mass = bk.asarray(np.asarray(config.inverse_mass, dtype=float))
+        momentum_scale = 1.0 / ops.sqrt(inverse_mass)
 
     def kinetic(momentum: Array) -> Array:
         return 0.5 * ops.sum(inverse_mass * ops.square(momentum), axis=-1)

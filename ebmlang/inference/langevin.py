@@ -12,7 +12,7 @@ so exp(-E / T) is its exact stationary law for every step size.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 from ebmlang.inference.adaptation import (
     DualAveragingConfig,
@@ -63,13 +63,18 @@ class ULAInfo(NamedTuple):
     is_divergent: Array
 
 
-def ula_init(bk: ArrayBackend, position: Array, potential: Potential, config: ULAConfig = ULAConfig()) -> ULAState:
+ULAKernel = Callable[[Key, ULAState, Potential], tuple[ULAState, ULAInfo]]
+
+
+def ula_init(
+    bk: ArrayBackend, position: Array, potential: Potential, config: ULAConfig = ULAConfig()
+) -> ULAState:
     """A ULA state at `position` ([chains, D])."""
     energy, grad = potential.energy_and_grad(position)
     return ULAState(position, energy, grad)
 
 
-def build_ula_kernel(bk: ArrayBackend, config: ULAConfig = ULAConfig()) -> Callable[[Key, ULAState, Potential], tuple[ULAState, ULAInfo]]:
+def build_ula_kernel(bk: ArrayBackend, config: ULAConfig = ULAConfig()) -> ULAKernel:
     """A ULA step `kernel(key, state, potential) -> (state, info)`.
 
     ULA has no accept/reject, so a step is always taken, except that a chain whose new
@@ -145,14 +150,19 @@ class MALAInfo(NamedTuple):
     step_size: Array
 
 
-def mala_init(bk: ArrayBackend, position: Array, potential: Potential, config: MALAConfig = MALAConfig()) -> MALAState:
+MALAKernel = Callable[[Key, MALAState, Potential], tuple[MALAState, MALAInfo]]
+
+
+def mala_init(
+    bk: ArrayBackend, position: Array, potential: Potential, config: MALAConfig = MALAConfig()
+) -> MALAState:
     """A MALA state at `position` ([chains, D]) with the configured initial step size."""
     energy, grad = potential.energy_and_grad(position)
     step_size = bk.ops.full_like(energy, float(config.step_size))
     return MALAState(position, energy, grad, step_size, dual_averaging_init(bk.ops, step_size))
 
 
-def build_mala_kernel(bk: ArrayBackend, config: MALAConfig = MALAConfig()) -> Callable[[Key, MALAState, Potential], tuple[MALAState, MALAInfo]]:
+def build_mala_kernel(bk: ArrayBackend, config: MALAConfig = MALAConfig()) -> MALAKernel:
     """A MALA step `kernel(key, state, potential) -> (state, info)` sampling exp(-E / T)."""
     ops = bk.ops
     inverse_temperature = 1.0 / float(config.temperature)

@@ -71,7 +71,14 @@ def argmin_model(model, *, observed=None, method=None, seed: int = 0, starts: in
     for k, v in latent.items():
         dom = graph.variables[k].domain
         out[k] = np.asarray(v).astype(np.int64) if dom.is_discrete else np.asarray(v)
-    return ArgminResult(out, _total_energy(model, state), method_name, reason, info)
+    final_energy = _total_energy(model, state)
+    if not np.isfinite(final_energy):
+        from ebmlang.diagnostics import locate_nonfinite
+
+        bk = model.backend
+        batch = {k: bk.asarray(np.asarray(v, dtype=float)[None]) for k, v in state.items()}
+        raise locate_nonfinite(model, batch, what="energy at the minimiser")
+    return ArgminResult(out, final_energy, method_name, reason, info)
 
 
 def _minimise_discrete(model, block, state, obs, seed, **options):
@@ -88,16 +95,14 @@ def _minimise_discrete(model, block, state, obs, seed, **options):
     reason = block.reason
     if method == "auto-tabular":
         method, reason = discrete_map.choose_map_method(mrf, max_enumeration=ENUMERATION_LIMIT)
-    solver = {
-        "enumeration": discrete_map.solve_enumeration,
-        "graphcut": discrete_map.solve_graphcut,
-        "alpha_expansion": discrete_map.solve_alpha_expansion,
-        "bp": discrete_map.solve_max_product_bp,
-        "icm": discrete_map.solve_icm,
-    }.get(method)
+    solver = discrete_map.MAP_SOLVERS.get(method)
     if solver is None:
-        raise EbmError(f"unknown discrete argmin method '{method}'")
+        raise EbmError(f"unknown discrete argmin method '{method}'",
+                       expected="one of " + ", ".join(sorted(discrete_map.MAP_SOLVERS)))
     result = solver(mrf)
+    if not np.isfinite(result.energy):
+        raise EbmError("no labelling satisfies every constraint of the model (all have infinite energy)",
+                       hint="check the constraints and the observed values")
     return labels_to_state(np.asarray(result.labels), index, graph), method, reason
 
 
@@ -193,10 +198,12 @@ def _discrete_only_mrf(model, observed):
                        f"{', '.join(continuous)} {'is' if len(continuous) == 1 else 'are'} not",
                        hint=f"pass observed={{'{continuous[0]}': ...}}")
     mrf, index = tabulate(model.compiled, model.params, _context(model, obs), observed=tuple(obs))
-    space = int(np.prod(index.num_labels.astype(float))) if index.total else 1
-    if space > ENUMERATION_LIMIT:
-        raise EbmError(f"the latent discrete state space has {space:.3g} joint states, more than the "
-                       f"exact limit {ENUMERATION_LIMIT}",
+    log2_space = float(np.sum(np.log2(index.num_labels))) if index.total else 0.0
+    if log2_space > np.log2(ENUMERATION_LIMIT):
+        log10_space = log2_space * np.log10(2.0)
+        size = f"{10 ** (log10_space % 1):.2g}e+{int(log10_space):02d}"
+        raise EbmError(f"the latent discrete state space has {size} (2^{log2_space:.1f}) "
+                       f"joint states, more than the exact limit {ENUMERATION_LIMIT}",
                        hint="use sample(...) for approximate marginals or argmin(...) for the mode")
     return mrf, index
 

@@ -16,9 +16,9 @@ from ebmlang.ir import FactorGraph
 # state space has at most this many joint states (2^20: a few MB per chunk).
 ENUMERATION_LIMIT = 2 ** 20
 
-SAMPLE_DISCRETE = ("gibbs", "annealed_gibbs")
+SAMPLE_DISCRETE = ("gibbs",)  # annealed_gibbs is an argmin method (it does not sample at T)
 SAMPLE_CONTINUOUS = ("mala", "ula", "hmc", "rwmh")
-ARGMIN_DISCRETE = ("enumeration", "graphcut", "alpha_expansion", "bp", "icm", "annealing")
+ARGMIN_DISCRETE = ("enumeration", "graphcut", "alpha_expansion", "bp", "icm", "annealed_gibbs", "annealing")
 ARGMIN_CONTINUOUS = ("lbfgs", "adam")
 
 

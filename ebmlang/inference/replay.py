@@ -144,7 +144,8 @@ def short_run_langevin(
             hint="Du & Mordatch use 60 steps of step_size=10 with noise_scale=0.005",
         )
     if grad_clip is not None and not grad_clip > 0:
-        raise EbmError(f"grad_clip must be positive, got {grad_clip!r}", hint="pass grad_clip=None to disable it")
+        raise EbmError(f"grad_clip must be positive, got {grad_clip!r}",
+                       hint="pass grad_clip=None to disable it")
     ops = bk.ops
     inverse_temperature = 1.0 / float(temperature)
     x = x0

@@ -10,7 +10,7 @@ import numpy as np
 
 from ebmlang.data import check_observed, check_values
 from ebmlang.errors import EbmError
-from ebmlang.inference.plan import plan_query
+from ebmlang.inference.plan import SAMPLE_DISCRETE, plan_query
 from ebmlang.results import Samples
 
 # Refuse to keep more draws than this many float64 numbers in memory (8 GiB / 8 B / 8).
@@ -18,9 +18,17 @@ MAX_RECORDED_VALUES = 2 ** 27
 
 
 def initial_state(model, chains: int, observed: dict, init: dict | None, rng: np.random.Generator) -> dict:
-    """Observed groups broadcast to all chains; latent ones from `init` or drawn at random."""
+    """Observed groups broadcast to all chains; latent ones from `init`, else drawn at random.
+
+    In a model with hard constraints a random discrete start almost surely violates some,
+    and single-site Gibbs can stay stuck there (every label of a site may violate a
+    constraint until a neighbour moves), so discrete chains without an `init` start at
+    the argmin instead: a valid state whenever one exists (computed once, for the first
+    observed batch, and shared by all chains).
+    """
     graph = model.graph
     state = {}
+    valid_start = _constrained_start(model, observed, init)
     for name, var in graph.variables.items():
         if name in observed:
             value = observed[name]
@@ -32,6 +40,8 @@ def initial_state(model, chains: int, observed: dict, init: dict | None, rng: np
         elif init is not None and name in init:
             value = check_values(var, init[name], source=graph.source, what="initial value")
             state[name] = np.broadcast_to(value, (chains,) + var.shape).copy()
+        elif name in valid_start:
+            state[name] = np.broadcast_to(valid_start[name], (chains,) + var.shape).copy()
         elif var.domain.is_discrete:
             values = var.domain.values
             state[name] = values[rng.integers(0, len(values), size=(chains,) + var.shape)]
@@ -40,6 +50,21 @@ def initial_state(model, chains: int, observed: dict, init: dict | None, rng: np
         else:
             state[name] = rng.normal(size=(chains,) + var.shape)
     return state
+
+
+def _constrained_start(model, observed: dict, init: dict | None) -> dict:
+    """The argmin values of the latent discrete groups `init` leaves out, in a model with
+    constraint terms; {} otherwise."""
+    graph = model.graph
+    if not any(t.is_constraint for t in graph.templates):
+        return {}
+    wanted = [name for name, var in graph.variables.items()
+              if var.domain.is_discrete and not var.observed and name not in observed
+              and (init is None or name not in init)]
+    if not wanted:
+        return {}
+    minimum = model.argmin(observed=observed or None)
+    return {name: np.asarray(minimum[name]) for name in wanted}
 
 
 def sample_model(model, *, chains: int, steps: int, observed=None, method=None, temperature: float = 1.0,
@@ -57,6 +82,11 @@ def sample_model(model, *, chains: int, steps: int, observed=None, method=None, 
                        hint="use argmin(...) for the zero-temperature limit")
     obs = check_observed(graph, observed, source=graph.source)
     plan = plan_query(graph, "sample", tuple(obs), method)
+    discrete_block = plan.block("discrete")
+    if discrete_block is not None and discrete_block.method not in SAMPLE_DISCRETE:
+        raise EbmError(f"'{discrete_block.method}' is not a sampler for discrete variables",
+                       expected=" or ".join(SAMPLE_DISCRETE),
+                       hint="annealing methods find a minimum: use argmin(method=...) for them")
     burn_in = steps // 4 if burn_in is None else int(burn_in)
     if not 0 <= burn_in < steps:
         raise EbmError(f"burn_in must be in [0, steps) (got {burn_in} with steps={steps})")
@@ -116,7 +146,7 @@ def sample_model(model, *, chains: int, steps: int, observed=None, method=None, 
         arr = np.stack(draws[k], axis=1)
         out[k] = arr.astype(np.int64) if graph.variables[k].domain.is_discrete else arr
     energy = np.stack(energies, axis=1)
-    _check_finite(model, state, energy)
+    _check_finite(model, {k: v for k, v in state.items() if k in obs}, out, energy)
     acceptance = {}
     if acceptance_trace:
         acceptance[continuous.method] = float(np.mean(np.stack(acceptance_trace)[burn_in:]))
@@ -126,12 +156,18 @@ def sample_model(model, *, chains: int, steps: int, observed=None, method=None, 
     return Samples(out, energy, plan, acceptance, info)
 
 
-def _check_finite(model, state, energy):
-    """A NaN energy stops the run with the term and source line that produced it."""
-    if not np.isnan(energy).any():
+def _check_finite(model, observed_state: dict, draws: dict, energy: np.ndarray) -> None:
+    """A NaN or infinite recorded energy stops the run with the term (or violated
+    constraint) and source line that produced it, evaluated at the first such draw."""
+    finite = np.isfinite(energy)
+    if finite.all():
         return
     from ebmlang.diagnostics import locate_nonfinite
 
+    bk = model.backend
+    first_bad_draw = int(np.argwhere(~finite)[0][1])
+    state = dict(observed_state)
+    state.update({k: bk.asarray(v[:, first_bad_draw]) for k, v in draws.items()})
     raise locate_nonfinite(model, state)
 
 

@@ -86,22 +86,27 @@ class RWMHInfo(NamedTuple):
     scale: Array
 
 
-def rwmh_init(bk: ArrayBackend, position: Array, potential: Potential, config: RWMHConfig = RWMHConfig()) -> RWMHState:
+RWMHKernel = Callable[[Key, RWMHState, Potential], tuple[RWMHState, RWMHInfo]]
+
+
+def rwmh_init(
+    bk: ArrayBackend, position: Array, potential: Potential, config: RWMHConfig = RWMHConfig()
+) -> RWMHState:
     """An RWMH state at `position` ([chains, D]); only `potential.energy` is used."""
     energy = potential.energy(position)
     scale = bk.ops.full_like(energy, float(config.scale))
     return RWMHState(position, energy, scale, dual_averaging_init(bk.ops, scale))
 
 
-def build_rwmh_kernel(bk: ArrayBackend, config: RWMHConfig = RWMHConfig()) -> Callable[[Key, RWMHState, Potential], tuple[RWMHState, RWMHInfo]]:
+def build_rwmh_kernel(bk: ArrayBackend, config: RWMHConfig = RWMHConfig()) -> RWMHKernel:
     """An RWMH step `kernel(key, state, potential) -> (state, info)` sampling exp(-E / T)."""
     ops = bk.ops
     inverse_temperature = 1.0 / float(config.temperature)
-    proposal_std = 1.0 if config.proposal_std is None else bk.asarray(np.asarray(config.proposal_std, dtype=float))
+    std_np = 1.0 if config.proposal_std is None else np.asarray(config.proposal_std, dtype=float)
+    proposal_std = 1.0 if config.proposal_std is None else bk.asarray(std_np)
     max_scale = None
     if config.bounds is not None:
         low_np, high_np = check_bounds(*config.bounds, finite=True)
-        std_np = 1.0 if config.proposal_std is None else np.asarray(config.proposal_std, dtype=float)
         max_scale = float(np.max((high_np - low_np) / std_np))
         low, high = bk.asarray(low_np), bk.asarray(high_np)
 

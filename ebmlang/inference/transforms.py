@@ -173,8 +173,8 @@ class UnconstrainedPotential:
         x = self.transform.constrain(z)
         energy, grad = self.potential.energy_and_grad(x)
         energy = energy - self.temperature * self.transform.log_det_jacobian(z)
-        grad = grad * self.transform.jacobian_diagonal(z) - self.temperature * self.transform.grad_log_det_jacobian(z)
-        return energy, grad
+        grad_log_jacobian = self.transform.grad_log_det_jacobian(z)
+        return energy, grad * self.transform.jacobian_diagonal(z) - self.temperature * grad_log_jacobian
 
 
 def reflect(ops: Any, x: Array, low: Array, high: Array, max_folds: int = 8) -> Array:

@@ -9,7 +9,6 @@ from ebmlang.learning.evaluation import (
     ais_log_partition,
     log_partition,
     log_prob,
-    mean_log_likelihood,
     predict,
 )
 from ebmlang.learning.fit import FitResult, fit
@@ -17,5 +16,5 @@ from ebmlang.learning.marginal import MarginalPotential, sample_marginal, save_s
 
 __all__ = [
     "AISResult", "FitResult", "MarginalPotential", "ais_log_partition", "fit", "log_partition", "log_prob",
-    "mean_log_likelihood", "predict", "sample_marginal", "save_sample_grid",
+    "predict", "sample_marginal", "save_sample_grid",
 ]

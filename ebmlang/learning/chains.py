@@ -1,15 +1,9 @@
 """Moving states for learning: block Gibbs and short-run Langevin, alternating, with
-some groups clamped; and exact expectations over independent discrete units.
+some groups clamped.
 
 `ChainSampler(model, clamped)` advances a batch of full states: one chromatic Gibbs
 sweep over the free discrete groups, then `steps` short-run Langevin (SGLD) steps on
 the free continuous groups, each conditioned on the other's current values.
-
-`expectation_states(...)` turns a batch of states into weighted states whose weighted
-sum of any function that is additive over the units -- every energy and every energy
-gradient, when no factor reads two units -- equals its exact expectation under
-p(units | rest). This is the Rao-Blackwellised phase of RBM training (the `p(h | v)`
-of Hinton's CD), written for any model with conditionally independent latent units.
 """
 from __future__ import annotations
 
@@ -17,10 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import softmax
 
 from ebmlang.errors import EbmError
-from ebmlang.learning.exact import VariableSet, independent_tables, minimising_state, with_roles
+from ebmlang.learning.exact import Summed, VariableSet, with_roles
 
 
 @dataclass(frozen=True)
@@ -78,11 +71,8 @@ class ChainSampler:
         if self.discrete:
             roles = with_roles(graph, clamped)
             blocks = gibbs_blocks(roles, structure.colouring(roles).classes, set(self.discrete))
+            _prepare_blocks(model, blocks)
             self.gibbs = self.backend.jit(build_gibbs_kernel(model.compiled, blocks, 1.0))
-
-    @property
-    def moves(self) -> bool:
-        return bool(self.discrete or self.continuous)
 
     def potential(self, state: Mapping, params):
         from ebmlang.inference.potential import ModelPotential
@@ -112,6 +102,19 @@ class ChainSampler:
         return dict(state)
 
 
+def _prepare_blocks(model, blocks) -> None:
+    """Evaluate each block's local conditional once, eagerly, before the sweep is jitted.
+
+    The compiled graph caches a block's index arrays on first use; made inside a JAX
+    trace they would be tracers, and a later eager call on the same block (the exact
+    sums of learning do that) would fail with a leaked-tracer error."""
+    graph = model.graph
+    bk = model.backend
+    state = {g: bk.asarray(np.zeros((1,) + v.shape)) for g, v in graph.variables.items()}
+    for block in blocks:
+        model.compiled.local_conditional(block.group, block.indices, state, model.params)
+
+
 def random_values(backend, key, graph, groups: Sequence[str], n: int) -> dict:
     """Starting values for groups without data, drawn with `key`: uniform labels, uniform
     on bounded intervals, standard normal for reals (numpy [n, *shape])."""
@@ -131,51 +134,44 @@ def random_values(backend, key, graph, groups: Sequence[str], n: int) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------
-# Exact expectations over independent units
-
-
-def expectation_size(graph, units: VariableSet) -> int:
-    """Weighted states per example that `expectation_states` makes: 1 + sum_j (K_j - 1)."""
-    return 1 + sum(len(ix) * (graph.variables[g].domain.num_values - 1) for g, ix in units.members.items())
-
-
-def expectation_states(compiled, params, state: Mapping, units: VariableSet) -> tuple[dict, np.ndarray]:
-    """States [B * R] and weights [B, R] (rows sum to 1) such that for any f additive over
-    the units, sum_r w[b, r] f(state_r) = E_{p(units | rest of state b)} f.
-
-    Writing a* for the most probable labels: f(a) = f(a*) + sum_j [f(a*_j <- a_j) - f(a*)]
-    for additive f, so E f = (1 - sum_j (1 - p_j(a*_j))) f(a*) + sum_j sum_{k != a*_j}
-    p_j(k) f(a* with unit j set to k). Row 0 of each example is a*, the rest single flips.
-    """
-    graph = compiled.graph
-    backend = compiled.backend
-    as_backend = {g: backend.asarray(v) for g, v in state.items()}
-    tables = independent_tables(compiled, params, as_backend, units)
-    numpy_state = {g: np.asarray(backend.to_numpy(v), dtype=np.float64) for g, v in state.items()}
-    best = minimising_state(graph, numpy_state, tables, units)
-    batch = len(next(iter(best.values())))
-    parts = [{g: v[:, None] for g, v in best.items()}]
-    weight_parts = []
-    reference_weight = np.ones(batch)
-    for g, ix in units.members.items():
+def sample_summed(backend, key, graph, summed: Summed, units: VariableSet) -> dict:
+    """An exact sample of the independent `units` from their tables (numpy states): the
+    fallback where a constraint forbids some labels and the free-energy gradient would
+    meet inf - inf."""
+    state = dict(summed.state)
+    for group_key, (g, ix) in zip(backend.split(key, max(len(units.members), 1)), units.members.items()):
         var = graph.variables[g]
-        k = var.domain.num_values
-        probs = softmax(-tables[g], axis=-1)  # [B, n, K]
-        best_label = np.argmin(tables[g], axis=-1)  # [B, n]
-        others = (best_label[..., None] + np.arange(1, k)) % k  # [B, n, K-1]
-        other_probs = np.take_along_axis(probs, others, axis=-1)
-        reference_weight -= other_probs.sum(axis=(1, 2))
-        n_alt = len(ix) * (k - 1)
-        flips = {h: np.repeat(v[:, None], n_alt, axis=1) for h, v in best.items()}
-        flat = flips[g].reshape(batch, len(ix), k - 1, var.size)
-        flat[np.arange(batch)[:, None, None], np.arange(len(ix))[None, :, None],
-             np.arange(k - 1)[None, None, :], ix[None, :, None]] = var.domain.values[others]
-        flips[g] = flat.reshape((batch, n_alt) + var.shape)
-        parts.append(flips)
-        weight_parts.append(other_probs.reshape(batch, n_alt))
-    weights = np.concatenate([reference_weight[:, None]] + weight_parts, axis=1)
-    rows = weights.shape[1]
-    states = {g: np.concatenate([p[g] for p in parts], axis=1).reshape((batch * rows,) + graph.variables[g].shape)
-              for g in best}
-    return states, weights
+        drawn = backend.categorical(group_key, backend.asarray(-summed.tables[g]))
+        labels = np.asarray(backend.to_numpy(drawn), dtype=np.int64)
+        flat = np.array(state[g], dtype=np.float64).reshape(-1, var.size)
+        flat[:, ix] = var.domain.values[labels]
+        state[g] = flat.reshape((-1,) + var.shape)
+    return state
+
+
+# --------------------------------------------------------------------------
+# Replay buffers (Du & Mordatch, 2019)
+
+
+def buffer_around(backend, key, potential, values: Mapping, options: LangevinOptions, pad: float = 0.1):
+    """A replay buffer of `options.buffer_size` positions of `potential`, filled with
+    uniform noise on the range of the packed `values` (numpy) widened by `pad` of it."""
+    from ebmlang.inference.replay import ReplayBuffer
+
+    packed = backend.to_numpy(potential.pack({g: backend.asarray(v) for g, v in values.items()}))
+    low, high = float(packed.min()), float(packed.max())
+    margin = pad * max(high - low, 1e-3)
+    return ReplayBuffer.create(backend, key, options.buffer_size, (potential.dim,),
+                               reinit_prob=options.reinit_prob, init="uniform", low=low - margin,
+                               high=high + margin)
+
+
+def replay_langevin(backend, key, buffer, potential, options: LangevinOptions, chains: int):
+    """`chains` short-run SGLD chains started from the buffer (fresh noise with the
+    buffer's restart probability); returns (end positions, buffer with them pushed)."""
+    from ebmlang.inference.replay import short_run_langevin
+
+    start_key, run_key = backend.split(key, 2)
+    position = short_run_langevin(backend, run_key, buffer.sample(start_key, chains), potential,
+                                  options.steps, options.step_size, options.noise, options.grad_clip)
+    return position, buffer.push(position)

@@ -5,10 +5,14 @@ A checkpoint stores only arrays (safetensors; never pickle) and string metadata:
     format        "ebmlang-checkpoint"      version   "1"
     source        the .ebm source text      source_sha256   its SHA-256
     file, model   where it came from and which model of the file
+    imports       (when the source imports files) JSON {path relative to the model
+                  file's directory: source text} of every file it imports, directly or
+                  not, with imports_sha256
     backend, dtype
     arrays_sha256 SHA-256 over every array's name, dtype, shape and bytes
 
-Loading recompiles the stored source, checks both hashes (safetensors itself does not
+Loading recompiles the stored source with its imports served from the checkpoint alone
+(a checkpoint is untrusted input: it never makes ebmlang read another file), checks the hashes (safetensors itself does not
 checksum the data) and that the params match the model's names and shapes; anything
 wrong is an `EbmError`. Training checkpoints written by `fit` are the same files with
 extra arrays under `__fit__/` (optimizer state, persistent chains) and a JSON `fit`
@@ -38,7 +42,7 @@ def source_hash(source: str) -> str:
 def arrays_hash(arrays: Mapping[str, np.ndarray]) -> str:
     digest = hashlib.sha256()
     for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
+        array = np.asarray(arrays[name], order="C")
         digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
@@ -50,10 +54,83 @@ def model_metadata(model) -> dict[str, str]:
         raise EbmError(f"model '{graph.name}' has no source text to store in a checkpoint",
                        hint="models built in Python by composition cannot be saved as one file; write the "
                             "composite in .ebm (`model C = A * B`) and load that, or save each expert")
-    return {
+    metadata = {
         "format": FORMAT, "version": VERSION, "source": graph.source, "source_sha256": source_hash(graph.source),
         "file": graph.file, "model": graph.name, "backend": model.backend_name, "dtype": model.backend.dtype,
     }
+    imports = imported_sources(graph.source, graph.file)
+    if imports:
+        encoded = json.dumps(imports, sort_keys=True)
+        metadata.update(imports=encoded, imports_sha256=source_hash(encoded))
+    return metadata
+
+
+def import_key(target: str, top_file: str) -> str:
+    """How a checkpoint names an imported file: its path relative to the directory of the
+    model file, with '/' separators (the same at saving and at loading, whatever the
+    working directory)."""
+    directory = "" if top_file.startswith("<") else os.path.dirname(top_file)
+    return os.path.relpath(target, directory or os.curdir).replace(os.sep, "/")
+
+
+def imported_sources(source: str, file: str) -> dict[str, str]:
+    """{import_key: text} of every file that `source` (the text of `file`) imports,
+    directly or through other imports, read from disk as the checker resolves them."""
+    from ebmlang import ast
+    from ebmlang.checker import check_program
+    from ebmlang.loader import read_source
+    from ebmlang.parser import parse_source
+
+    program = parse_source(source, file)
+    if not any(isinstance(item, ast.ImportDecl) for item in program.items):
+        return {}
+    sources: dict[str, str] = {}
+
+    def recording(target: str) -> str:
+        text = read_source(target)
+        sources[import_key(target, file)] = text
+        return text
+
+    # The model compiled already, so its imports were allowed then (possibly under an
+    # allow_root this graph does not record); any root is accepted when re-reading them.
+    anchor = Path(os.path.abspath(file if not file.startswith("<") else os.curdir)).anchor
+    check_program(program, loader=recording, allow_root=anchor)
+    return sources
+
+
+def checkpoint_loader(path, metadata: Mapping[str, str]):
+    """A Loader (path -> text) that serves the imported files stored in a checkpoint and
+    refuses every other path: a crafted checkpoint must not read files on this machine."""
+    stored = stored_imports(path, metadata)
+    top_file = metadata.get("file", "<checkpoint>")
+
+    def load(target: str) -> str:
+        key = import_key(target, top_file)
+        if key not in stored:
+            raise EbmError(f"{path}: the stored source imports '{key}', which the checkpoint does not contain",
+                           hint="a checkpoint's imports are read from the checkpoint only, never from disk; "
+                                "load the .ebm model file, then save the checkpoint again to store its imports")
+        return stored[key]
+
+    return load
+
+
+def stored_imports(path, metadata: Mapping[str, str]) -> dict[str, str]:
+    """The checkpoint's {import_key: text}, checked ({} when it stores none)."""
+    if "imports" not in metadata:
+        return {}
+    encoded = metadata["imports"]
+    if source_hash(encoded) != metadata.get("imports_sha256"):
+        raise EbmError(f"{path}: the stored imported sources do not match their SHA-256 hash",
+                       hint="the file was edited or corrupted; use another checkpoint")
+    try:
+        stored = json.loads(encoded)
+    except ValueError:
+        stored = None
+    if not (isinstance(stored, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in stored.items())):
+        raise EbmError(f"{path}: the 'imports' metadata entry is not a JSON object of path -> source text",
+                       hint="the file is corrupted; use another checkpoint")
+    return stored
 
 
 def write_checkpoint(path: str | Path, model, extra: Mapping[str, np.ndarray] | None = None,
@@ -62,9 +139,9 @@ def write_checkpoint(path: str | Path, model, extra: Mapping[str, np.ndarray] | 
     from safetensors.numpy import save_file
 
     path = Path(path)
-    arrays = {name: np.ascontiguousarray(model.backend.to_numpy(value)) for name, value in model.params.items()}
+    arrays = {name: np.asarray(model.backend.to_numpy(value), order="C") for name, value in model.params.items()}
     for name, value in (extra or {}).items():
-        arrays[name] = np.ascontiguousarray(np.asarray(value))
+        arrays[name] = np.asarray(value, order="C")
     metadata = model_metadata(model)
     metadata.update(extra_metadata or {})
     metadata["arrays_sha256"] = arrays_hash(arrays)
@@ -146,7 +223,12 @@ def load_checkpoint(path: str | Path, backend: str | None = None, device: str = 
     from ebmlang.model import Model, _compile_source
 
     arrays, metadata = read_checkpoint(path)
-    graph = _compile_source(metadata["source"], metadata.get("file", "<checkpoint>"), metadata["model"])
+    file = metadata.get("file", "<checkpoint>")
+    # Import roots guard the file system; here nothing comes from it (the loader serves the
+    # checkpoint's own sources), so a stored key such as "../shared/prior.ebm" is allowed.
+    anchor = Path(os.path.abspath(file if not file.startswith("<") else os.curdir)).anchor
+    graph = _compile_source(metadata["source"], file, metadata["model"], allow_root=anchor,
+                            loader=checkpoint_loader(path, metadata))
     params = check_params(path, graph, arrays)
     return Model(graph, backend=backend or metadata.get("backend", "torch"), device=device, dtype=dtype,
                  params=params)

@@ -28,8 +28,10 @@ def prepare_data(graph: FactorGraph, data, *, what: str = "training data") -> di
     sizes = {name: arr.shape[0] for name, arr in out.items()}
     if len(set(sizes.values())) != 1:
         listed = ", ".join(f"{k}: {v}" for k, v in sizes.items())
-        raise EbmError(f"{what} has different numbers of examples per variable ({listed})",
-                       hint="every array needs the same leading (example) axis")
+        first = next(iter(sizes.values()))
+        odd = graph.variables[next(k for k, v in sizes.items() if v != first)]
+        raise EbmError(f"{what} has different numbers of examples per variable ({listed})", odd.span,
+                       source=graph.source or None, hint="every array needs the same leading (example) axis")
     if next(iter(sizes.values())) == 0:
         raise EbmError(f"{what} has no examples")
     return out

@@ -45,6 +45,14 @@ def log_prob(model, data, *, given=None, max_states: int = EXACT_STATE_LIMIT) ->
         if g not in data:
             raise EbmError(f"log_prob is conditioned on '{g}', but the data has no values for it",
                            hint=f"data groups: {', '.join(data)}")
+    if given and set(given) >= set(data):
+        var = graph.variables[given[0]]
+        raise EbmError(
+            f"log_prob would condition on all of its data ({', '.join(data)}): the normaliser of "
+            "continuous variables is an integral with no exact value here", var.span,
+            source=graph.source or None,
+            hint="give discrete variables to score given the continuous ones, or compare models by "
+                 "energy differences")
     numerator = log_marginal(model.compiled, model.params, data, max_states=max_states,
                              what="an exact log-probability")
     if given:
@@ -54,11 +62,6 @@ def log_prob(model, data, *, given=None, max_states: int = EXACT_STATE_LIMIT) ->
         denominator = log_marginal(model.compiled, model.params, {}, batch=1, max_states=max_states,
                                    what="the exact log partition function")
     return numerator - denominator
-
-
-def mean_log_likelihood(model, data, **options) -> float:
-    """Average exact log-likelihood per example (see `log_prob`)."""
-    return float(np.mean(log_prob(model, data, **options)))
 
 
 # --------------------------------------------------------------------------

@@ -50,9 +50,6 @@ class VariableSet:
         return float(sum(len(ix) * math.log(graph.variables[g].domain.num_values)
                          for g, ix in self.members.items()))
 
-    def count(self, graph: FactorGraph) -> int:
-        return math.prod(graph.variables[g].domain.num_values ** len(ix) for g, ix in self.members.items())
-
     def without(self, other: "VariableSet") -> "VariableSet":
         out = {}
         for g, ix in self.members.items():
@@ -185,29 +182,40 @@ def independent_tables(compiled, params, state: dict, summed: VariableSet) -> di
             for g, ix in summed.members.items()}
 
 
-def minimising_state(graph: FactorGraph, state: dict, tables: dict, summed: VariableSet) -> dict:
-    """`state` (numpy) with every summed variable at its lowest-energy label."""
-    out = dict(state)
+@dataclass(frozen=True)
+class Summed:
+    """An independent set summed out of a batch of states (see `sum_out`).
+
+    state: numpy states with the summed variables at their lowest-energy labels a*;
+    labels: group -> those labels [batch, n]; tables: group -> [batch, n, K];
+    log_sum: log sum_a exp(-E(state, a)) per row, i.e. minus the free energy [batch].
+    """
+
+    state: dict
+    labels: dict
+    tables: dict
+    log_sum: np.ndarray
+
+    @property
+    def finite_tables(self) -> bool:
+        return all(np.all(np.isfinite(t)) for t in self.tables.values())
+
+
+def sum_out(compiled, params, state: Mapping[str, np.ndarray], summed: VariableSet) -> Summed:
+    """Sum the independent set `summed` out of each row of `state` (numpy, every group;
+    the summed entries are ignored). -inf where every labelling is forbidden."""
+    backend = compiled.backend
+    graph = compiled.graph
+    as_backend = {g: backend.asarray(v) for g, v in state.items()}
+    tables = independent_tables(compiled, params, as_backend, summed)
+    labels = {g: np.argmin(t, axis=-1) for g, t in tables.items()}
+    best = dict(state)
     for g, ix in summed.members.items():
         var = graph.variables[g]
-        best = np.argmin(tables[g], axis=-1)
-        flat = np.array(out[g], dtype=np.float64).reshape(-1, var.size)
-        flat[:, ix] = var.domain.values[best]
-        out[g] = flat.reshape((-1,) + var.shape)
-    return out
-
-
-def log_sum_over(compiled, params, state: Mapping[str, np.ndarray], summed: VariableSet) -> np.ndarray:
-    """log sum_a exp(-E(state, a)) over the independent set `summed`, per batch row
-    ([batch] float64; -inf where every labelling is forbidden). `state` is numpy and
-    must hold every group (the summed entries are ignored)."""
-    backend = compiled.backend
-    as_backend = {g: backend.asarray(v) for g, v in state.items()}
-    if summed.size == 0:
-        return -backend.to_numpy(compiled.energy(as_backend, params)).astype(np.float64)
-    tables = independent_tables(compiled, params, as_backend, summed)
-    best_state = minimising_state(compiled.graph, dict(state), tables, summed)
-    best_energy = backend.to_numpy(compiled.energy({g: backend.asarray(v) for g, v in best_state.items()},
+        flat = np.array(best[g], dtype=np.float64).reshape(-1, var.size)
+        flat[:, ix] = var.domain.values[labels[g]]
+        best[g] = flat.reshape((-1,) + var.shape)
+    best_energy = backend.to_numpy(compiled.energy({g: backend.asarray(v) for g, v in best.items()},
                                                    params)).astype(np.float64)
     total = -best_energy
     for table in tables.values():
@@ -217,7 +225,50 @@ def log_sum_over(compiled, params, state: Mapping[str, np.ndarray], summed: Vari
         with np.errstate(invalid="ignore"):
             per_variable = np.where(finite[..., 0], logsumexp(-shifted, axis=-1), -np.inf)
         total = total + per_variable.sum(axis=-1)
-    return total
+    return Summed(best, labels, tables, total)
+
+
+def log_sum_over(compiled, params, state: Mapping[str, np.ndarray], summed: VariableSet) -> np.ndarray:
+    """log sum_a exp(-E(state, a)) over the independent set `summed`, per batch row
+    ([batch] float64). `state` is numpy and must hold every group."""
+    if summed.size == 0:
+        backend = compiled.backend
+        energy = compiled.energy({g: backend.asarray(v) for g, v in state.items()}, params)
+        return -backend.to_numpy(energy).astype(np.float64)
+    return sum_out(compiled, params, state, summed).log_sum
+
+
+class FreeEnergyGradient:
+    """d/dtheta of sum_b w_b F(state_b), F the free energy with an independent set summed out:
+
+        F = E(a*) - sum_j log sum_k exp(e_j(a*_j) - e_j(k)),
+
+    differentiated through the energy and the local conditional tables by the backend
+    (`value_and_grad`, jitted once on JAX). Its gradient is E_{p(a | rest)}[dE/dtheta] --
+    the exact hidden-unit expectation of RBM learning -- at the cost of one energy and
+    one table evaluation per row, instead of one energy per hidden labelling."""
+
+    def __init__(self, compiled, summed: VariableSet):
+        self.compiled = compiled
+        self.summed = summed
+        self.value_and_grad = compiled.backend.value_and_grad(self._objective)
+
+    def _objective(self, params, state, weights, labels):
+        ops = self.compiled.backend.ops
+        total = ops.sum(self.compiled.energy(state, params) * weights)
+        for g, ix in self.summed.members.items():
+            table = self.compiled.local_conditional(g, ix, state, params)
+            at_best = ops.take_along_axis(table, labels[g][..., None], -1)
+            total = total - ops.sum(ops.sum(ops.logsumexp(at_best - table, axis=-1), axis=-1) * weights)
+        return total
+
+    def __call__(self, params, summed: Summed, weights: np.ndarray) -> dict:
+        """The gradient dict for rows already summed out by `sum_out`."""
+        backend = self.compiled.backend
+        state = {g: backend.asarray(v) for g, v in summed.state.items()}
+        labels = {g: backend.asarray(v, backend.index_dtype) for g, v in summed.labels.items()}
+        _, grads = self.value_and_grad(dict(params), state, backend.asarray(weights), labels)
+        return grads
 
 
 # --------------------------------------------------------------------------
@@ -252,13 +303,13 @@ def log_marginal(compiled, params, clamped: Mapping[str, np.ndarray], *, batch: 
     free = whole_groups(graph, free_groups)
     summed = largest_independent_class(graph, free)
     enumerated = free.without(summed)
-    enumeration = Enumeration.of(graph, enumerated)
     if enumerated.log_count(graph) > math.log(max_states):
         raise EbmError(
             f"{what} would enumerate 2^{enumerated.log_count(graph) / math.log(2):.1f} joint states of "
             f"{', '.join(enumerated.members)} (limit {max_states} = 2^{math.log2(max_states):.0f})",
             hint="estimate log Z by annealed importance sampling: "
                  "ebmlang.learning.ais_log_partition(model, chains=..., steps=...)")
+    enumeration = Enumeration.of(graph, enumerated)
     per_row = enumeration.count
     total = n_rows * per_row
     chunk = chunk_size(graph)
@@ -275,13 +326,17 @@ def log_marginal(compiled, params, clamped: Mapping[str, np.ndarray], *, batch: 
 
 
 def enumerate_states(graph: FactorGraph, groups: Sequence[str], max_states: int = EXACT_STATE_LIMIT,
-                     what: str = "enumeration") -> Iterator[dict]:
+                     what: str = "enumeration", hint: str = "use fewer or smaller discrete variables here"
+                     ) -> Iterator[dict]:
     """Every joint value of the discrete `groups`, in chunks: numpy {group: [n, *shape]}."""
     check_enumerable(graph, groups, what)
-    enumeration = Enumeration.of(graph, whole_groups(graph, groups))
-    if enumeration.count > max_states:
-        raise EbmError(f"{what} would enumerate {enumeration.count} joint states of {', '.join(groups)} "
-                       f"(limit {max_states})")
+    variables = whole_groups(graph, groups)
+    # Compared in logs: the count itself can overflow int64.
+    if variables.log_count(graph) > math.log(max_states):
+        raise EbmError(f"{what} would enumerate 2^{variables.log_count(graph) / math.log(2):.1f} joint states "
+                       f"of {', '.join(groups)} (limit {max_states})",
+                       hint=hint)
+    enumeration = Enumeration.of(graph, variables)
     chunk = chunk_size(graph)
     for start in range(0, enumeration.count, chunk):
         codes = np.arange(start, min(start + chunk, enumeration.count), dtype=np.int64)

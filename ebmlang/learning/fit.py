@@ -2,9 +2,9 @@
 
     result = model.fit({"v": images}, epochs=10, batch_size=10, lr=0.1, optimizer="sgd")
 
-An objective (objectives.py) turns each minibatch into weighted states; one
-`grad_params` call gives the gradient; the backend's optimizer (torch.optim or optax)
-takes the step. Every random draw comes from a key derived from (seed, epoch, step),
+An objective (objectives.py) turns each minibatch into weighted states, whose weighted
+energy (and free-energy) gradients are the gradient of the loss; the backend's optimizer
+(torch.optim or optax) takes the step. Every random draw comes from a key derived from (seed, epoch, step),
 and the example order of an epoch from (seed, epoch), so a run resumed from a
 checkpoint continues exactly as the uninterrupted run would have.
 """
@@ -23,6 +23,7 @@ import numpy as np
 from ebmlang.errors import EbmError, did_you_mean
 from ebmlang.learning.chains import LangevinOptions
 from ebmlang.learning.dataset import epoch_order, minibatches, num_examples, prepare_data, step_seed
+from ebmlang.learning.objectives import make_objective, weighted_gradient
 from ebmlang.learning.optim import SCHEDULES, clip_by_global_norm, make_optimizer, scheduled_lr
 
 METHODS = ("auto", "ml", "cd", "pcd", "exact", "contrastive", "jem")
@@ -63,7 +64,7 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
         train: Sequence[str] | str | None = None, weight_decay: float = 0.0, grad_clip: float | None = None,
         energy_reg: float = 0.0, langevin=None, seed: int = 0, progress: bool = True, eval_every: int = 1,
         eval_data=None, eval_size: int = 500, checkpoint_dir=None, checkpoint_every: int = 1,
-        resume: bool = True, callback: Callable | None = None) -> FitResult:
+        resume: bool = True, callback: Callable | None = None, ema: float | None = None) -> FitResult:
     """Fit `model.params` to `data` ({group: array [N, *shape]}); updates the model in place.
 
     method: "auto" (a contrastive loss when `loss` is given, else maximum likelihood),
@@ -83,6 +84,9 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
       examples): exact log-likelihood where cheap, reconstruction error, accuracy.
     checkpoint_dir: save params + optimizer + chain state every `checkpoint_every` epochs and,
       with `resume`, continue from the newest checkpoint there (same options required).
+    ema: keep an exponential moving average of the trained params (decay per step, e.g.
+      0.99) and end with the averaged params (Polyak averaging: it removes most of the
+      step-to-step noise of stochastic gradients, which lowers the likelihood at the end).
     callback(model, record) after each epoch; returning False stops early.
     """
     started = time.perf_counter()
@@ -95,21 +99,22 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
     chains = int(chains or batch_size)
     names = trainable_names(model.params, train)
     langevin = LangevinOptions.from_user(langevin)
+    optim = make_optimizer(model.backend, optimizer, {name: model.params[name] for name in names}, lr, momentum)
     objective = make_objective(model, data, method=method, loss=loss, margin=margin, k=k, persistent=persistent,
                                chains=chains, langevin=langevin, energy_reg=energy_reg, gen_weight=gen_weight,
                                seed=seed)
-    optim = make_optimizer(model.backend, optimizer, {name: model.params[name] for name in names}, lr, momentum)
+    average = ParameterAverage(ema) if ema is not None else None
     evaluation = _evaluation_data(graph, data, eval_data, eval_size, seed)
     fingerprint = _fingerprint(model, data, names, objective.name, dict(
         method=method, loss=loss, margin=margin, gen_weight=gen_weight, seed=seed, batch_size=batch_size,
         optimizer=optimizer, lr=lr, momentum=momentum, lr_schedule=_schedule_name(lr_schedule),
         epochs=epochs if lr_schedule is not None else None, k=k, persistent=persistent, chains=chains,
-        weight_decay=weight_decay, grad_clip=grad_clip, energy_reg=energy_reg,
+        weight_decay=weight_decay, grad_clip=grad_clip, energy_reg=energy_reg, ema=ema,
         langevin=dataclasses.asdict(langevin)))
     history: list[dict] = []
     start_epoch = 0
     if checkpoint_dir is not None and resume:
-        start_epoch, history = _resume(model, checkpoint_dir, fingerprint, optim, objective, names)
+        start_epoch, history = _resume(model, checkpoint_dir, fingerprint, optim, objective, names, average)
     result = FitResult({}, history, objective.kind, objective.name, start_epoch or None)
     steps_per_epoch = math.ceil(n / batch_size)
     bk = model.backend
@@ -122,6 +127,8 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
                 rate = scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
                 stats = _update(model, objective, optim, names, key, batch, rate, weight_decay, grad_clip,
                                 epoch, step)
+                if average is not None:
+                    average.update(model, names)
                 for name, value in stats.items():
                     sums[name] = sums.get(name, 0.0) + value
                 bar.advance(f"epoch {epoch + 1}/{epochs} loss {stats['loss']:.4g}")
@@ -136,10 +143,13 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
                 from ebmlang.learning.checkpoint import save_training_state
 
                 save_training_state(checkpoint_dir, model, epoch + 1,
-                                    {"optimizer": optim.state_arrays(), "objective": objective.state_arrays()},
+                                    {"optimizer": optim.state_arrays(), "objective": objective.state_arrays(),
+                                     "average": average.state_arrays() if average is not None else {}},
                                     {"epoch": epoch + 1, "fingerprint": fingerprint, "history": history})
             if callback is not None and callback(model, record) is False:
                 break
+    if average is not None:
+        average.apply(model, optim)
     result.params = model.param_values()
     result.history = history
     if history:
@@ -154,23 +164,42 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
 def _update(model, objective, optim, names, key, batch, rate, weight_decay, grad_clip, epoch, step) -> dict:
     bk = model.backend
     weighted = objective.step(key, batch, model.params)
-    states = {g: bk.asarray(v) for g, v in weighted.states.items()}
-    grads = model.compiled.grad_params(states, model.params, weights=bk.asarray(weighted.weights))
+    grads = weighted_gradient(model, weighted)
     grads = {name: grads[name] for name in names}
     if weight_decay:
         grads = {name: g + weight_decay * model.params[name] for name, g in grads.items()}
     grads, norm = clip_by_global_norm(bk, grads, grad_clip)
     if not (math.isfinite(norm) and math.isfinite(weighted.loss)):
-        raise EbmError(f"training diverged at epoch {epoch + 1}, step {step + 1}: the "
-                       f"{'loss' if not math.isfinite(weighted.loss) else 'gradient'} is not finite",
-                       hint="lower lr, set grad_clip=..., or add energy_reg=... (E^2 regularisation)")
+        raise divergence_error(model, weighted, loss=weighted.loss, epoch=epoch, step=step)
     optim.step(grads, rate)
-    _apply_bounds(model, optim, names)
+    clamp_to_bounds(model, optim, names)
     model.params.update(optim.params())
     return {"loss": weighted.loss, "grad_norm": norm, **weighted.stats}
 
 
-def _apply_bounds(model, optim, names) -> None:
+def divergence_error(model, weighted, *, loss: float, epoch: int, step: int) -> EbmError:
+    """The error for a non-finite loss or gradient at (0-based) `epoch`, `step`: the energy
+    term and source line that is not finite in the step's states where one is (the usual
+    cause: a parameter outside a function's domain), else a generic divergence error.
+
+    `loss` is the loss that was checked (in data-parallel training the all-reduced one,
+    while `weighted` holds only this process's states).
+    """
+    from ebmlang.diagnostics import locate_nonfinite
+
+    states = weighted.states
+    # States of an objective that sums hidden groups out lack those groups: the per-term
+    # energies cannot be evaluated on them, so only complete states are examined.
+    if len(weighted.weights) and states and all(name in states for name in model.graph.variables):
+        located = locate_nonfinite(model, {g: model.backend.asarray(v) for g, v in states.items()})
+        if located.span is not None:
+            return located
+    what = "loss" if not math.isfinite(loss) else "gradient"
+    return EbmError(f"training diverged at epoch {epoch + 1}, step {step + 1}: the {what} is not finite",
+                    hint="lower lr, set grad_clip=..., or add energy_reg=... (E^2 regularisation)")
+
+
+def clamp_to_bounds(model, optim, names) -> None:
     bounded = {}
     current = optim.params()
     for name in names:
@@ -182,42 +211,54 @@ def _apply_bounds(model, optim, names) -> None:
         optim.set_params({**current, **bounded})
 
 
+class ParameterAverage:
+    """An exponential moving average of the trained params (numpy float64), bias-corrected
+    like Adam's moments so that early steps are not pulled toward zero."""
+
+    def __init__(self, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise EbmError(f"ema must be a decay in (0, 1), got {decay!r}", hint="ema=0.99, say")
+        self.decay = float(decay)
+        self.steps = 0
+        self.values: dict[str, np.ndarray] = {}
+
+    def update(self, model, names) -> None:
+        self.steps += 1
+        for name in names:
+            current = np.asarray(model.backend.to_numpy(model.params[name]), dtype=np.float64)
+            previous = self.values.get(name, np.zeros_like(current))
+            self.values[name] = self.decay * previous + (1.0 - self.decay) * current
+
+    def averaged(self) -> dict[str, np.ndarray]:
+        correction = 1.0 - self.decay ** self.steps
+        return {name: value / correction for name, value in self.values.items()}
+
+    def apply(self, model, optim) -> None:
+        if not self.steps:
+            return
+        model.params.update({name: model.backend.asarray(value) for name, value in self.averaged().items()})
+        optim.set_params({name: model.params[name] for name in optim.params()})
+        model.params.update(optim.params())
+
+    def state_arrays(self) -> dict:
+        return {"steps": np.asarray(self.steps, dtype=np.int64), **{f"value/{k}": v for k, v in self.values.items()}}
+
+    def load_state_arrays(self, arrays) -> None:
+        self.steps = int(arrays.get("steps", 0))
+        self.values = {k[len("value/"):]: np.asarray(v, dtype=np.float64) for k, v in arrays.items()
+                       if k.startswith("value/")}
+
+
 # --------------------------------------------------------------------------
-# Choosing the objective
-
-
-def make_objective(model, data, *, method, loss, margin, k, persistent, chains, langevin, energy_reg,
-                   gen_weight, seed):
-    """The objective `method` names (see `fit`), with `.kind` and a readable `.name`."""
-    from ebmlang.learning.objectives import Contrastive, ExactLikelihood, JointEnergy, MaximumLikelihood
-
-    if method == "auto":
-        method = "contrastive" if loss is not None else "ml"
-    if method in ("contrastive", "jem") or loss is not None:
-        if method not in ("contrastive", "jem"):
-            raise EbmError(f"loss='{loss}' is a contrastive loss; it does not combine with method='{method}'",
-                           hint="use method='auto' or 'contrastive' with a loss, or drop loss= for likelihood")
-        if method == "jem":
-            if loss not in (None, "nll"):
-                raise EbmError("JEM trains the classifier with loss='nll'")
-            objective = JointEnergy(model, data, chains=chains, langevin=langevin, gen_weight=gen_weight,
-                                    energy_reg=energy_reg, seed=seed)
-        else:
-            objective = Contrastive(model, data, loss=loss or "nll", margin=margin)
-        objective.kind = method
-        return objective
-    if method == "exact":
-        objective = ExactLikelihood(model, data, energy_reg=energy_reg)
-    else:
-        objective = MaximumLikelihood(model, data, k=k, persistent=persistent if method == "ml" else method == "pcd",
-                                      chains=chains, langevin=langevin, energy_reg=energy_reg, seed=seed)
-    objective.kind = method
-    return objective
+# Options
 
 
 def trainable_names(params: Mapping, train) -> list[str]:
     """Params selected by name prefixes: `W` selects `W`, `f` selects `f.0.weight`, ...,
     `Likelihood` selects `Likelihood.eta` (None: all)."""
+    if not params:
+        raise EbmError("the model has no parameters to fit",
+                       hint="declare learnable parameters with `param name = init` in the .ebm file")
     if train is None:
         return list(params)
     prefixes = [train] if isinstance(train, str) else list(train)
@@ -271,7 +312,7 @@ def _fingerprint(model, data, names, objective_name, options) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _resume(model, directory, fingerprint, optim, objective, names) -> tuple[int, list]:
+def _resume(model, directory, fingerprint, optim, objective, names, average) -> tuple[int, list]:
     from ebmlang.learning.checkpoint import check_params, latest_training_state
 
     found = latest_training_state(directory)
@@ -288,6 +329,8 @@ def _resume(model, directory, fingerprint, optim, objective, names) -> tuple[int
     optim.load_state_arrays(parts.get("optimizer", {}))
     model.params.update(optim.params())
     objective.load_state_arrays(parts.get("objective", {}))
+    if average is not None:
+        average.load_state_arrays(parts.get("average", {}))
     return int(info["epoch"]), list(info.get("history", []))
 
 

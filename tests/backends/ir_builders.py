@@ -30,7 +30,6 @@ from ebmlang.ir import (
     Select,
     Slot,
     VariableGroup,
-    bounded,
     categorical,
 )
 from ebmlang.ir import Extern as ExternNode

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import (
+from backend_testing import (
     CONFIGS,
     EXAMPLES,
     backend,
@@ -73,7 +73,12 @@ def test_hand_models_match_their_oracles(model, config, seed):
         assert close(summed, want, dtype, np.abs(want)), term
 
 
-@every_config
+# Each example on three configs: the dtype pairs of each backend are the same code, and
+# the hand-built models above run every (backend, dtype).
+EXAMPLE_CONFIGS = [("numpy", "float64"), ("torch", "float32"), ("jax", "float64")]
+
+
+@pytest.mark.parametrize("config", EXAMPLE_CONFIGS, ids=[f"{n}-{d}" for n, d in EXAMPLE_CONFIGS])
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.rsplit("/", 1)[-1])
 @settings(max_examples=3, deadline=None)
 @given(seed=SEEDS)
@@ -158,3 +163,32 @@ def test_params_only_terms_broadcast_over_the_batch():
         templates = compiled.template_energies({"x": np.zeros((4, 2))}, params)
         np.testing.assert_allclose(backend(name, "float64").to_numpy(templates["reg"]), np.tile([1.0, 4.0, 9.0], (4, 1)))
         np.testing.assert_allclose(backend(name, "float64").to_numpy(compiled.energy({"x": np.ones((4, 2))}, params)), 16.0)
+
+
+@every_config
+def test_empty_templates_and_size_one_scalar_params(config):
+    # A `where` filter can leave a template with no ground factors; a param read through a
+    # [1, 1] index is still a scalar factor of the whole template.
+    from ir_builders import span
+
+    from ebmlang.ir import REAL, Apply, FactorGraph, FactorTemplate, ParamGroup, ParamInit, ParamRef, Reduce, Slot, VariableGroup
+
+    name, dtype = config
+    at = span("edge.ebm", 1)
+    nothing = np.zeros(0, dtype=np.int64)
+    graph = FactorGraph(
+        "Edge", {"x": VariableGroup("x", (3,), REAL, False, at)},
+        {"w": ParamGroup("w", (1,), ParamInit("value", value=np.array([2.0])), at)},
+        (FactorTemplate("empty", "empty", Apply(at, "mul", (Slot(at, "x", nothing), Slot(at, "x", nothing))), 0, ("i",), span=at),
+         FactorTemplate("scaled", "scaled", Apply(at, "mul", (ParamRef(at, "w", np.zeros((1, 1), dtype=np.int64)),
+                                                               Reduce(at, "sum", Slot(at, "x", np.arange(3)[None, :])))), 1, span=at)),
+        ("empty", "scaled"),
+    )
+    compiled = backend(name, dtype).compile(graph)
+    params = compiled.init_params(backend(name, dtype).key(0))
+    state = {"x": np.array([[1.0, 2.0, 3.0], [0.0, 1.0, -1.0]])}
+    to_numpy = backend(name, dtype).to_numpy
+    np.testing.assert_allclose(to_numpy(compiled.energy(state, params)), [12.0, 0.0])
+    terms = {k: to_numpy(v) for k, v in compiled.term_energies(state, params).items()}
+    np.testing.assert_allclose(terms["empty"], [0.0, 0.0])
+    assert to_numpy(compiled.template_energies(state, params)["empty"]).shape == (2, 0)

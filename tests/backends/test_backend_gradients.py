@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import backend, compiled_example, compiled_hand, example_graph, hand_model, random_state
+from backend_testing import backend, compiled_example, compiled_hand, example_graph, hand_model, random_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,7 +102,7 @@ CONTINUOUS_EXAMPLES = ["gaussian.ebm", "ring.ebm", "bounded.ebm"]
 @pytest.mark.parametrize("name", AUTODIFF)
 @pytest.mark.parametrize("example", CONTINUOUS_EXAMPLES)
 def test_example_gradients_match_finite_differences_of_the_reference(name, example):
-    from conftest import ROOT
+    from backend_testing import ROOT
 
     path = f"{ROOT}/examples/{example}"
     graph = example_graph(path)

@@ -201,3 +201,21 @@ def autodiff_grad(bk, scalar_fn, x: np.ndarray) -> np.ndarray:
     tensor = bk.asarray(x).requires_grad_(True)
     scalar_fn(tensor).sum().backward()
     return tensor.grad.numpy()
+
+
+def start_chains(bk, init, position, potential, config):
+    """`init(bk, position, potential, config)`, jitted on JAX: one compile instead of
+    one per eager operation (which dominated the JAX tests' run time)."""
+    return bk.jit(lambda start: init(bk, start, potential, config))(position)
+
+
+def first_step(bk, init, build, config, position, potential, key):
+    """Start chains at `position` and take one kernel step, as one program (jitted on
+    JAX); returns (start state, next state, info)."""
+    kernel = build(bk, config)
+
+    def start_and_step(start, step_key):
+        state = init(bk, start, potential, config)
+        return (state, *kernel(step_key, state, potential))
+
+    return bk.jit(start_and_step)(position, key)

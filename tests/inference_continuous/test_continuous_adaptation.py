@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from continuous_helpers import GaussianPotential, make_step
+from continuous_helpers import GaussianPotential, make_step, start_chains
 
 from ebmlang.inference.adaptation import DualAveragingConfig, dual_averaging_init, dual_averaging_update
 from ebmlang.inference.continuous import run_chain
@@ -32,7 +32,7 @@ CASES = {
 
 def run(bk, init, build, config, potential, num_after, chains=CHAINS, seed=0):
     init_key, run_key = bk.split(bk.key(seed), 2)
-    state = init(bk, bk.normal(init_key, (chains, potential.mean_np.size)), potential, config)
+    state = start_chains(bk, init, bk.normal(init_key, (chains, potential.mean_np.size)), potential, config)
     step = make_step(bk, build(bk, config), potential)
     warmup = config.num_warmup
     return run_chain(bk, step, run_key, state, warmup + num_after, num_discard=warmup)
@@ -111,8 +111,8 @@ def test_dual_averaging_matches_hand_computed_updates(bk):
 def test_no_warmup_keeps_the_configured_step(bk):
     potential = GaussianPotential(bk, [0.0], [[1.0]])
     config = MALAConfig(step_size=0.37)
-    state = mala_init(bk, bk.normal(bk.key(0), (16, 1)), potential, config)
-    kernel = build_mala_kernel(bk, config)
+    state = start_chains(bk, mala_init, bk.normal(bk.key(0), (16, 1)), potential, config)
+    step = make_step(bk, build_mala_kernel(bk, config), potential)
     for key in bk.split(bk.key(1), 3):
-        state, info = kernel(key, state, potential)
+        state, info = step(key, state)
         np.testing.assert_allclose(bk.to_numpy(info.step_size), 0.37, rtol=1e-6)

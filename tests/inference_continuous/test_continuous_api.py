@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from continuous_helpers import GaussianPotential
+from continuous_helpers import GaussianPotential, JaxAdapter, first_step, make_step, start_chains
 
 from ebmlang.errors import EbmError
 from ebmlang.inference.continuous import run_chain
@@ -20,41 +20,42 @@ KERNELS = {
 }
 
 
-def positions_after(bk, name, seed, steps=10, jit=False):
+def chain_runner(bk, name, jit):
+    """run(seed, steps) -> positions [steps, 32, 2], from one start, one built kernel."""
     init, build, config = KERNELS[name]
     potential = GaussianPotential(bk, [0.0, 1.0], [[1.0, 0.5], [0.5, 2.0]])
     state = init(bk, bk.normal(bk.key(0), (32, 2)), potential, config)
     kernel = build(bk, config)
     step = (lambda k, s: kernel(k, s, potential))
     step = bk.jit(step) if jit else step
-    _, trace = run_chain(bk, step, bk.key(seed), state, steps)
-    return trace.positions
+    return lambda seed, steps=10: run_chain(bk, step, bk.key(seed), state, steps)[1].positions
 
 
 @pytest.mark.parametrize("name", list(KERNELS))
 def test_same_key_same_samples_different_key_different(bk, name):
-    first = positions_after(bk, name, seed=1)
-    np.testing.assert_array_equal(first, positions_after(bk, name, seed=1))
-    assert not np.allclose(first, positions_after(bk, name, seed=2))
+    run = chain_runner(bk, name, jit=True)
+    first = run(1)
+    np.testing.assert_array_equal(first, run(1))
+    assert not np.allclose(first, run(2))
     # The chains do move (a kernel that never moved would pass the lines above).
     moved = np.any(np.diff(first, axis=0) != 0, axis=(0, 2))
     assert moved.mean() > 0.5
 
 
 @pytest.mark.parametrize("name", list(KERNELS))
-def test_jitted_kernel_matches_eager_kernel(bk, name):
-    if bk.name != "jax":
-        pytest.skip("jit is a JAX matter; torch runs eagerly")
-    eager = positions_after(bk, name, seed=3, steps=4)
-    jitted = positions_after(bk, name, seed=3, steps=4, jit=True)
+def test_jitted_kernel_matches_eager_kernel(name):
+    bk = JaxAdapter()  # jit is a JAX matter; torch runs eagerly
+    eager = chain_runner(bk, name, jit=False)(3, steps=4)
+    jitted = chain_runner(bk, name, jit=True)(3, steps=4)
     np.testing.assert_allclose(eager, jitted, rtol=1e-5, atol=1e-5)
 
 
 def test_kernels_leave_the_input_state_alone(bk):
     potential = GaussianPotential(bk, [0.0], [[1.0]])
-    state = mala_init(bk, bk.asarray([[0.5], [1.5]]), potential, MALAConfig(step_size=0.5, num_warmup=3))
+    config = MALAConfig(step_size=0.5, num_warmup=3)
+    state = mala_init(bk, bk.asarray([[0.5], [1.5]]), potential, config)
     before = [bk.to_numpy(a).copy() for a in (state.position, state.step_size, state.adaptation.count)]
-    new_state, _ = build_mala_kernel(bk, MALAConfig(step_size=0.5, num_warmup=3))(bk.key(0), state, potential)
+    new_state, _ = make_step(bk, build_mala_kernel(bk, config), potential)(bk.key(0), state)
     after = [bk.to_numpy(a) for a in (state.position, state.step_size, state.adaptation.count)]
     for old, same in zip(before, after):
         np.testing.assert_array_equal(old, same)
@@ -83,9 +84,8 @@ def test_one_step_hmc_is_mala(bk):
     eps = 0.9
     hmc_config = HMCConfig(step_size=eps, num_integration_steps=1)
     mala_config = MALAConfig(step_size=eps ** 2 / 2)
-    _, hmc_info = build_hmc_kernel(fixed, hmc_config)(bk.key(2), hmc_init(bk, start, potential, hmc_config), potential)
-    _, mala_info = build_mala_kernel(fixed, mala_config)(bk.key(2), mala_init(bk, start, potential, mala_config),
-                                                         potential)
+    _, _, hmc_info = first_step(fixed, hmc_init, build_hmc_kernel, hmc_config, start, potential, bk.key(2))
+    _, _, mala_info = first_step(fixed, mala_init, build_mala_kernel, mala_config, start, potential, bk.key(2))
     hmc_rate, mala_rate = bk.to_numpy(hmc_info.acceptance_rate), bk.to_numpy(mala_info.acceptance_rate)
     np.testing.assert_allclose(hmc_rate, mala_rate, rtol=1e-4, atol=1e-5)
     assert 0.05 < mala_rate.mean() < 0.95  # a step size where the ratio matters
@@ -97,17 +97,17 @@ def test_rwmh_needs_only_energy(bk):
             return bk.ops.sum(bk.ops.abs(x), axis=-1)  # not differentiable at 0
 
     config = RWMHConfig(scale=1.0)
-    state = rwmh_init(bk, bk.asarray(np.zeros((8, 3))), EnergyOnly(), config)
-    state, info = build_rwmh_kernel(bk, config)(bk.key(0), state, EnergyOnly())
+    _, state, info = first_step(bk, rwmh_init, build_rwmh_kernel, config, bk.asarray(np.zeros((8, 3))),
+                                EnergyOnly(), bk.key(0))
     assert bk.to_numpy(state.position).shape == (8, 3)
 
 
 def test_run_chain_discards_and_thins(bk):
     init, build, config = KERNELS["mala"]
     potential = GaussianPotential(bk, [0.0], [[1.0]])
-    state = init(bk, bk.normal(bk.key(0), (4, 1)), potential, config)
-    kernel = build(bk, config)
-    final, trace = run_chain(bk, lambda k, s: kernel(k, s, potential), bk.key(1), state, 10, num_discard=4, thin=2)
+    state = start_chains(bk, init, bk.normal(bk.key(0), (4, 1)), potential, config)
+    step = make_step(bk, build(bk, config), potential)
+    final, trace = run_chain(bk, step, bk.key(1), state, 10, num_discard=4, thin=2)
     assert trace.positions.shape == (3, 4, 1)  # steps 4, 6, 8 of 0..9
     assert set(trace.info) == {"acceptance_rate", "is_accepted", "is_divergent", "step_size"}
     assert trace.info["is_accepted"].shape == (3, 4)

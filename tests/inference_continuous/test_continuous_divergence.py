@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from continuous_helpers import GaussianPotential, assert_mean_variance, make_step
+from continuous_helpers import GaussianPotential, assert_mean_variance, first_step, make_step, start_chains
 
 from ebmlang.inference.continuous import run_chain
 from ebmlang.inference.hmc import HMCConfig, build_hmc_kernel, hmc_init
@@ -39,7 +39,7 @@ class HalfLinePotential:
 
 def run(bk, name, potential, start, steps, seed=1):
     init, build, config = SAMPLERS[name]
-    state = init(bk, bk.asarray(start), potential, config)
+    state = start_chains(bk, init, bk.asarray(start), potential, config)
     return run_chain(bk, make_step(bk, build(bk, config), potential), bk.key(seed), state, steps)
 
 
@@ -76,8 +76,8 @@ def test_hmc_energy_blow_up_is_divergent(bk):
     error grows like (eps^2)^L -- far above the threshold of 1000."""
     potential = GaussianPotential(bk, [0.0], [[1.0]])
     config = HMCConfig(step_size=5.0, num_integration_steps=10)
-    state = hmc_init(bk, bk.asarray(np.full((100, 1), 0.5)), potential, config)
-    new_state, info = build_hmc_kernel(bk, config)(bk.key(0), state, potential)
+    _, new_state, info = first_step(bk, hmc_init, build_hmc_kernel, config, bk.asarray(np.full((100, 1), 0.5)),
+                                    potential, bk.key(0))
     assert bk.to_numpy(info.is_divergent).all()
     assert not bk.to_numpy(info.is_accepted).any()
     np.testing.assert_array_equal(bk.to_numpy(new_state.position), 0.5)
@@ -89,6 +89,6 @@ def test_ula_energy_blow_up_is_reported(bk):
     potential = GaussianPotential(bk, [0.0], [[1.0]])
     config = ULAConfig(step_size=5.0)
     _, trace = run_chain(bk, make_step(bk, build_ula_kernel(bk, config), potential), bk.key(0),
-                         ula_init(bk, bk.asarray(np.full((50, 1), 3.0)), potential, config), 6)
+                         start_chains(bk, ula_init, bk.asarray(np.full((50, 1), 3.0)), potential, config), 6)
     assert trace.info["is_divergent"][-1].all()
     assert not trace.info["is_divergent"][0].any()  # first step: E rises 4.5 -> ~72 only

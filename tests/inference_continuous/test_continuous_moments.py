@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from continuous_helpers import GaussianPotential, assert_gaussian_moments, assert_mean_variance, make_step
+from continuous_helpers import (
+    GaussianPotential,
+    assert_gaussian_moments,
+    assert_mean_variance,
+    first_step,
+    make_step,
+    start_chains,
+)
 
 from ebmlang.inference.continuous import run_chain
 from ebmlang.inference.hmc import HMCConfig, build_hmc_kernel, hmc_init
@@ -38,7 +45,7 @@ def sample(bk, name, config, potential, chains, num_draws, seed=0):
     init, build = SAMPLERS[name]
     init_key, run_key = bk.split(bk.key(seed), 2)
     # Start away from the target (N(0, I), not N(MEAN, COVARIANCE)) so warm-up must converge.
-    state = init(bk, bk.normal(init_key, (chains, len(potential.mean_np))), potential, config)
+    state = start_chains(bk, init, bk.normal(init_key, (chains, len(potential.mean_np))), potential, config)
     step = make_step(bk, build(bk, config), potential)
     _, trace = run_chain(bk, step, run_key, state, WARMUP + num_draws, num_discard=WARMUP)
     return trace
@@ -92,8 +99,7 @@ def test_temperature_scales_mala_acceptance_like_a_rescaled_energy(bk):
     potential = GaussianPotential(bk, [0.0], [[1.0]])
     scaled = GaussianPotential(bk, [0.0], [[3.0]])  # E / 3
     start = bk.normal(bk.key(3), (64, 1))
-    hot = build_mala_kernel(bk, MALAConfig(step_size=0.3, temperature=3.0))
-    cold = build_mala_kernel(bk, MALAConfig(step_size=0.3))
-    hot_state, _ = hot(bk.key(4), mala_init(bk, start, potential, MALAConfig(step_size=0.3)), potential)
-    cold_state, _ = cold(bk.key(4), mala_init(bk, start, scaled, MALAConfig(step_size=0.3)), scaled)
+    hot = MALAConfig(step_size=0.3, temperature=3.0)
+    _, hot_state, _ = first_step(bk, mala_init, build_mala_kernel, hot, start, potential, bk.key(4))
+    _, cold_state, _ = first_step(bk, mala_init, build_mala_kernel, MALAConfig(step_size=0.3), start, scaled, bk.key(4))
     np.testing.assert_allclose(bk.to_numpy(hot_state.position), bk.to_numpy(cold_state.position), rtol=1e-5, atol=1e-6)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from continuous_helpers import GaussianPotential, assert_mean_variance
+from continuous_helpers import GaussianPotential, TorchAdapter, assert_mean_variance
 
 from ebmlang.errors import EbmError
 from ebmlang.inference.replay import ReplayBuffer, short_run_langevin
@@ -126,14 +126,16 @@ def test_short_run_langevin_is_deterministic_and_jits(bk):
     (dict(init="uniform", low=1.0, high=1.0), "low < high"),
     (dict(init="normal", std=0.0), "std"),
 ])
-def test_bad_buffer_settings_are_errors_with_hints(bk, kwargs, message):
+def test_bad_buffer_settings_are_errors_with_hints(kwargs, message):
+    bk = TorchAdapter()  # argument checks happen before any array work: one backend suffices
     settings = dict(capacity=10, sample_shape=(2,)) | kwargs
     with pytest.raises(EbmError, match=message) as caught:
         ReplayBuffer.create(bk, bk.key(0), settings.pop("capacity"), settings.pop("sample_shape"), **settings)
     assert caught.value.hint
 
 
-def test_bad_short_run_settings_are_errors(bk):
+def test_bad_short_run_settings_are_errors():
+    bk = TorchAdapter()
     potential = GaussianPotential(bk, [0.0], [[1.0]])
     with pytest.raises(EbmError, match="short-run"):
         short_run_langevin(bk, bk.key(0), bk.asarray([[0.0]]), potential, steps=-1, step_size=0.1, noise_scale=0.1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from continuous_helpers import GaussianPotential, assert_mean_variance, make_step
+from continuous_helpers import GaussianPotential, assert_mean_variance, make_step, start_chains
 
 from ebmlang.inference.continuous import run_chain
 from ebmlang.inference.langevin import ULAConfig, build_ula_kernel, ula_init
@@ -19,11 +19,22 @@ CHAINS = 10000
 BURN_IN = 300  # variance relaxes as rho^(2t) <= 0.96^t: 0.96^300 ~ 5e-6
 
 
+_DRAWS: dict = {}
+
+
 def ula_draws(bk, step_size, variance, temperature=1.0, num_draws=600, seed=0):
+    """Kept draws [draws, chains, 1]; cached, as two tests use the same runs."""
+    cache_key = (bk.name, step_size, variance, temperature, num_draws, seed)
+    if cache_key not in _DRAWS:
+        _DRAWS[cache_key] = _run_ula(bk, step_size, variance, temperature, num_draws, seed)
+    return _DRAWS[cache_key]
+
+
+def _run_ula(bk, step_size, variance, temperature, num_draws, seed):
     potential = GaussianPotential(bk, [0.0], [[variance]])
     config = ULAConfig(step_size=step_size, temperature=temperature)
     init_key, run_key = bk.split(bk.key(seed), 2)
-    state = ula_init(bk, bk.normal(init_key, (CHAINS, 1)), potential, config)
+    state = start_chains(bk, ula_init, bk.normal(init_key, (CHAINS, 1)), potential, config)
     step = make_step(bk, build_ula_kernel(bk, config), potential)
     _, trace = run_chain(bk, step, run_key, state, BURN_IN + num_draws, num_discard=BURN_IN)
     assert not trace.info["is_divergent"].any()

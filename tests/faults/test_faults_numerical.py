@@ -1,0 +1,115 @@
+"""Non-finite energies and diverging samplers stop with an error that names the energy
+term and its source line (ebmlang.diagnostics.locate_nonfinite), never silently."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import ebmlang as ebm
+from ebmlang.errors import EbmError
+
+NAN_IN_GIBBS = """
+latent s[4] : spin
+param a = -1.0
+energy coupling[i in 0..3] = -s[i] * s[i+1]
+energy broken = sqrt(a) * s[0]
+"""
+
+NAN_IN_LANGEVIN = """
+latent x[2] : real
+param s = -1.0
+energy quad = 0.5 * sum(i in 0..2) x[i]^2
+energy root = sqrt(s) * x[0]
+"""
+
+INF_IN_LANGEVIN = """
+latent x[2] : real
+param s = 0.0
+energy quad = 0.5 * sum(i in 0..2) x[i]^2
+energy scaled = x[0]^2 / s
+"""
+
+NAN_IN_LEARNING = """
+latent v[3] : binary
+param b[3] = 0
+param s = -1.0
+energy bias = -sum(i in 0..3) b[i] * v[i]
+energy root = sqrt(s) * v[0]
+"""
+
+QUARTIC = """
+latent x[3] : real
+energy quartic = sum(i in 0..3) x[i]^4
+"""
+
+
+def assert_names_term(error: EbmError, term: str, line: int, source_line: str) -> None:
+    assert f"'{term}'" in error.message
+    assert error.span is not None and error.span.line == line
+    assert f"{line} | {source_line}" in str(error)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_nan_energy_stops_gibbs_naming_the_term(backend):
+    model = ebm.loads(NAN_IN_GIBBS, backend=backend, name="nan.ebm")
+    with pytest.raises(EbmError) as caught:
+        model.sample(chains=2, steps=5, progress=False)
+    assert_names_term(caught.value, "broken", 5, "energy broken = sqrt(a) * s[0]")
+    assert "is nan" in caught.value.message
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_nan_energy_stops_langevin_naming_the_term(backend):
+    model = ebm.loads(NAN_IN_LANGEVIN, backend=backend, name="nan.ebm")
+    with pytest.raises(EbmError) as caught:
+        model.sample(chains=2, steps=5, progress=False)
+    assert_names_term(caught.value, "root", 5, "energy root = sqrt(s) * x[0]")
+
+
+def test_infinite_energy_stops_langevin_naming_the_term():
+    # Fails today: every chain sits at E = +inf (x^2 / 0), MALA rejects every move and
+    # sample() returns an all-inf energy trace without a word.
+    model = ebm.loads(INF_IN_LANGEVIN, backend="torch", name="inf.ebm")
+    with pytest.raises(EbmError) as caught:
+        model.sample(chains=2, steps=5, progress=False)
+    assert_names_term(caught.value, "scaled", 5, "energy scaled = x[0]^2 / s")
+    assert "inf" in caught.value.message
+
+
+def test_nan_energy_at_the_argmin_is_an_error():
+    # Fails today: argmin returns ArgminResult(energy=nan) as if it had succeeded.
+    model = ebm.loads(NAN_IN_LANGEVIN, backend="torch", name="nan.ebm")
+    with pytest.raises(EbmError) as caught:
+        model.argmin()
+    assert_names_term(caught.value, "root", 5, "energy root = sqrt(s) * x[0]")
+
+
+@pytest.mark.parametrize("method", ["exact", "pcd"])
+def test_nan_loss_stops_fit_naming_the_term(method):
+    # Fails today: fit raises "training diverged ... the loss is not finite" with no
+    # term, no line (fit.py's _update does not call locate_nonfinite).
+    model = ebm.loads(NAN_IN_LEARNING, backend="torch", name="learn.ebm")
+    data = {"v": np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])}
+    with pytest.raises(EbmError) as caught:
+        model.fit(data, method=method, epochs=1, progress=False)
+    assert_names_term(caught.value, "root", 6, "energy root = sqrt(s) * v[0]")
+
+
+@pytest.mark.parametrize("method", ["mala", "ula"])
+def test_langevin_divergence_reduces_the_step_size_with_a_warning(method):
+    # Fails today: with step 5 on x^4 from x = 3, MALA diverges on every step (800 of
+    # 800, acceptance 0, chains frozen) and ULA runs off to |x| ~ 1e9; neither warns nor
+    # reduces the step. The divergence must be noticed and the step cut until the
+    # chains move again.
+    model = ebm.loads(QUARTIC, backend="torch", name="quartic.ebm")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        samples = model.sample(chains=4, steps=200, burn_in=0, method=method, step_size=5.0,
+                               init={"x": np.full(3, 3.0)}, progress=False)
+    messages = [str(w.message) for w in caught]
+    assert any("diverg" in m and "step size" in m for m in messages), messages
+    assert samples.info["step_size"] < 5.0
+    # Under exp(-x^4) P(|x| > 2) is ~1e-7: a chain still at 3, or far out, did not recover.
+    assert np.abs(samples["x"][:, -50:]).max() < 2.0

@@ -1,0 +1,267 @@
+"""`ebm` flags do what they say, and bad input gives a located message and exit status 1."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ebmlang.cli_commands import COMMAND_HELP, build_parser
+from ebmlang.io import read_arrays, write_arrays
+
+from .helpers import EXAMPLES_DIR, REPO
+
+ISING = EXAMPLES_DIR / "ising.ebm"
+DENOISE = EXAMPLES_DIR / "denoise.ebm"
+# Independent spins in a field: p(s_i = +1) = sigmoid(2 h / T), so E[s_i] = tanh(h / T) exactly.
+FIELD_SOURCE = """\
+const n = 2000
+latent s[n] : spin
+param h = 1.0
+energy field[i in 0..n] = -h * s[i]
+"""
+
+
+@pytest.fixture
+def field_model(tmp_path):
+    path = tmp_path / "field.ebm"
+    path.write_text(FIELD_SOURCE)
+    return path
+
+
+def assert_user_error(status: int, err: str, *needles: str) -> None:
+    assert status == 1
+    assert "Traceback" not in err
+    assert "error:" in err
+    for needle in needles:
+        assert needle in err, f"{needle!r} not in:\n{err}"
+
+
+# --------------------------------------------------------------------------
+# flags
+
+
+@pytest.mark.parametrize("temperature, h", [(1.0, 1.0), (2.0, 1.0), (1.0, 0.25)])
+def test_temperature_and_set_change_the_sampled_distribution(field_model, run_ebm, tmp_path, temperature, h):
+    out = tmp_path / "draws.npz"
+    status, _, err = run_ebm("sample", field_model, "--backend", "numpy", "--chains", 2, "--steps", 12,
+                             "--burn-in", 2, "--temperature", temperature, "--set", f"h={h}", "--quiet",
+                             "--out", out)
+    assert status == 0, err
+    spins = read_arrays(out)["s"]
+    # 2 x 10 draws x 2000 spins; successive sweeps of independent spins are independent,
+    # so the sd of the mean is sqrt((1 - m^2) / 40000) <= 0.005: 0.03 is 6 sd.
+    assert abs(spins.mean() - np.tanh(h / temperature)) < 0.03
+
+
+def test_seed_makes_runs_repeatable(field_model, run_ebm, tmp_path):
+    draws = []
+    for seed, name in ((3, "a"), (3, "b"), (4, "c")):
+        out = tmp_path / f"{name}.npz"
+        status, _, err = run_ebm("sample", field_model, "--backend", "numpy", "--chains", 2, "--steps", 3,
+                                 "--seed", seed, "--quiet", "--out", out)
+        assert status == 0, err
+        draws.append(read_arrays(out)["s"])
+    np.testing.assert_array_equal(draws[0], draws[1])
+    assert not np.array_equal(draws[0], draws[2])
+
+
+def test_burn_in_and_thin_choose_the_recorded_steps(field_model, run_ebm, tmp_path):
+    out = tmp_path / "draws.safetensors"
+    status, stdout, err = run_ebm("sample", field_model, "--backend", "numpy", "--chains", 3, "--steps", 10,
+                                  "--burn-in", 2, "--thin", 2, "--quiet", "--out", out, "--plot",
+                                  tmp_path / "trace.png")
+    assert status == 0, err
+    assert read_arrays(out)["s"].shape == (3, 4, 2000)  # steps 2, 4, 6, 8
+    assert (tmp_path / "trace.png").stat().st_size > 1000
+
+
+def test_energy_of_sampled_draws_matches_the_recorded_energy_trace(run_ebm, tmp_path):
+    draws = tmp_path / "draws.npz"
+    status, _, err = run_ebm("sample", ISING, "--backend", "numpy", "--chains", 2, "--steps", 5, "--set", "h=0.3",
+                             "--quiet", "--out", draws)
+    assert status == 0, err
+    energies = tmp_path / "energies.npy"
+    status, _, err = run_ebm("energy", ISING, "--backend", "numpy", "--set", "h=0.3", "--state", draws,
+                             "--out", energies)
+    assert status == 0, err
+    recorded = read_arrays(draws)["energy"].reshape(-1)  # [chains, draws] -> chains * draws states
+    np.testing.assert_allclose(read_arrays(energies)["energies"], recorded, rtol=1e-5)
+
+
+def test_argmin_respects_set_parameters(run_ebm):
+    status, out, err = run_ebm("argmin", ISING, "--backend", "numpy", "--set", "h=-1")
+    assert status == 0, err
+    # all 1024 spins down: coupling -2 * 1024, field -h * sum(s) = -1024
+    assert float(out.split("energy:")[1].split()[0]) == pytest.approx(-3072.0)
+    assert "s: shape [32, 32], mean -1" in out
+
+
+def test_model_flag_selects_a_model_of_the_file(run_ebm):
+    for name in ("Posterior", "Sharper"):
+        status, out, err = run_ebm("graph", EXAMPLES_DIR / "posterior.ebm", "--model", name)
+        assert status == 0, err
+        assert f"model {name}" in out
+
+
+def test_graph_files(run_ebm, tmp_path):
+    for name in ("rbm.png", "rbm.json", "rbm.dot"):
+        status, out, err = run_ebm("graph", EXAMPLES_DIR / "rbm.ebm", "--out", tmp_path / name)
+        assert status == 0, err
+        assert (tmp_path / name).stat().st_size > 100
+    assert "interaction" in (tmp_path / "rbm.dot").read_text()
+    status, _, err = run_ebm("graph", EXAMPLES_DIR / "sudoku.ebm", "--ground", "--out", tmp_path / "g.png")
+    assert status == 0, err
+
+
+def test_fit_history_and_checkpoint(run_ebm, tmp_path):
+    field_model = tmp_path / "small_field.ebm"
+    field_model.write_text(FIELD_SOURCE.replace("const n = 2000", "const n = 200"))
+    rng = np.random.default_rng(0)
+    # data with mean spin tanh(0.5) (+- 0.011 over 6400 spins): maximum likelihood moves h
+    # from 1.0 towards 0.5
+    spins = np.where(rng.random((32, 200)) < (1 + np.tanh(0.5)) / 2, 1, -1)
+    data = write_arrays(tmp_path / "spins.npy", {"s": spins})
+    status, out, err = run_ebm("fit", field_model, "--backend", "torch", "--data", f"s={data}", "--epochs", 3,
+                               "--lr", 0.05, "--batch-size", 16, "--quiet", "--history", tmp_path / "curve.npz",
+                               "--out", tmp_path / "fitted.safetensors")
+    assert status == 0, err
+    curve = read_arrays(tmp_path / "curve.npz")
+    assert len(curve["loss"]) == 3
+    import ebmlang as ebm
+
+    fitted = ebm.load(tmp_path / "fitted.safetensors", backend="numpy").param_values()["h"]
+    assert abs(float(fitted) - 0.5) < abs(1.0 - 0.5)
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_HELP))
+def test_help_has_an_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([command, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and f"ebm {command} examples/" in text
+
+
+# --------------------------------------------------------------------------
+# errors
+
+
+def test_missing_model_file(run_ebm, tmp_path):
+    status, _, err = run_ebm("sample", tmp_path / "nope.ebm")
+    assert_user_error(status, err, "no such", "nope.ebm")
+
+
+def test_syntax_error_is_located_with_a_caret(run_ebm, tmp_path):
+    bad = tmp_path / "bad.ebm"
+    bad.write_text("latent x : real\nenergy e = x ^^ 2\n")
+    for command in ("graph", "plan", "sample", "argmin", "energy"):
+        status, _, err = run_ebm(command, bad)
+        assert_user_error(status, err, "bad.ebm:2:", "^")
+
+
+def test_missing_observed_value_names_the_flag(run_ebm):
+    status, _, err = run_ebm("argmin", DENOISE, "--backend", "numpy")
+    assert_user_error(status, err, "denoise.ebm:4:", "'y' is declared observed", "--observe y=")
+
+
+def test_observed_data_of_the_wrong_shape_points_at_the_declaration(run_ebm, tmp_path):
+    path = write_arrays(tmp_path / "y.npy", {"y": np.zeros((3, 3), dtype=np.int64)})
+    status, _, err = run_ebm("argmin", DENOISE, "--backend", "numpy", "--observe", f"y={path}")
+    assert_user_error(status, err, "denoise.ebm:4:", "shape (3, 3)", "[64, 64]")
+
+
+def test_observing_an_unknown_variable_suggests_one(run_ebm, tmp_path):
+    path = write_arrays(tmp_path / "y.npy", {"y": np.zeros((64, 64), dtype=np.int64)})
+    status, _, err = run_ebm("argmin", DENOISE, "--backend", "numpy", "--observe", f"yy={path}")
+    assert_user_error(status, err, "'yy'", "did you mean 'y'")
+    status, _, err = run_ebm("plan", DENOISE, "--observe", "yy")
+    assert_user_error(status, err, "did you mean 'y'")
+
+
+def test_malformed_flags(run_ebm):
+    status, _, err = run_ebm("sample", ISING, "--observe", "s")
+    assert_user_error(status, err, "--observe NAME=FILE")
+    status, _, err = run_ebm("sample", ISING, "--set", "J=strong")
+    assert_user_error(status, err, "--set PARAM=NUMBER")
+    status, _, err = run_ebm("sample", ISING, "--backend", "numpy", "--set", "JJ=1")
+    assert_user_error(status, err, "no parameter 'JJ'", "did you mean 'J'")
+    status, _, err = run_ebm("sample", ISING, "--chains", 0)
+    assert_user_error(status, err, "--chains must be positive")
+    status, _, err = run_ebm("sample", ISING, "--backend", "numpy", "--method", "hmc")
+    assert_user_error(status, err, "method 'hmc' does not apply", "gibbs")
+    status, _, err = run_ebm("graph", ISING, "--ground")
+    assert_user_error(status, err, "--ground applies to drawings")
+    status, _, err = run_ebm("energy", ISING, "--backend", "numpy")
+    assert_user_error(status, err, "no state given")
+
+
+def test_numpy_backend_without_gradients_names_the_fix(run_ebm, tmp_path):
+    status, _, err = run_ebm("sample", EXAMPLES_DIR / "ring.ebm", "--backend", "numpy")
+    assert_user_error(status, err, "continuous variables x", "--backend torch")
+    status, _, err = run_ebm("argmin", EXAMPLES_DIR / "gaussian.ebm", "--backend", "numpy")
+    assert_user_error(status, err, "--backend torch")
+    data = write_arrays(tmp_path / "s.npy", {"s": np.ones((2, 32, 32))})
+    status, _, err = run_ebm("fit", ISING, "--backend", "numpy", "--data", f"s={data}")
+    assert_user_error(status, err, "fitting needs gradients", "--backend torch")
+    # a continuous variable that is observed needs no gradients
+    point = write_arrays(tmp_path / "x.npy", {"x": np.zeros(64)})
+    status, out, err = run_ebm("argmin", EXAMPLES_DIR / "classifier.ebm", "--backend", "numpy",
+                               "--observe", f"x={point}")
+    assert status == 0, err
+
+
+def test_unknown_output_format(run_ebm, tmp_path):
+    status, _, err = run_ebm("argmin", ISING, "--backend", "numpy", "--out", tmp_path / "state.csv")
+    assert_user_error(status, err, ".npy, .npz or .safetensors")
+
+
+def test_fit_checkpoints_must_be_safetensors(run_ebm, tmp_path):
+    data = write_arrays(tmp_path / "s.npy", {"s": np.ones((2, 32, 32))})
+    status, _, err = run_ebm("fit", ISING, "--data", f"s={data}", "--epochs", 1, "--quiet",
+                             "--out", tmp_path / "ckpt.npz")
+    assert_user_error(status, err, "ckpt.safetensors")
+
+
+def test_unknown_model_name(run_ebm):
+    status, _, err = run_ebm("plan", EXAMPLES_DIR / "posterior.ebm", "--model", "Posterio")
+    assert_user_error(status, err, "Posterio")
+
+
+def test_usage_errors_exit_with_status_2(capsys):
+    from ebmlang.cli_commands import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", str(ISING)])  # --data is required
+    assert exit_.value.code == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_a_real_process_prints_the_located_error_without_a_traceback():
+    result = subprocess.run([sys.executable, "-m", "ebmlang.cli_commands", "sample", str(DENOISE),
+                             "--backend", "numpy"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 1
+    assert "denoise.ebm:4:1: error: 'y' is declared observed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_ebm_entry_point_has_these_commands():
+    """ebmlang/cli.py must call `register` (see ebmlang/cli_commands.py) in its build_parser."""
+    from ebmlang.cli import build_parser as ebm_parser
+
+    parser = ebm_parser()
+    for command in COMMAND_HELP:
+        args = parser.parse_args([command, str(ISING)] + (["--data", "x.npz"] if command == "fit" else []))
+        assert args.run.__module__ == "ebmlang.cli_commands", command
+
+
+def test_backends_agree_on_the_energy_of_a_state(run_ebm, tmp_path):
+    point = write_arrays(tmp_path / "point.npy", {"x": np.array([0.5, 2.0])})
+    # 1/2 (x - mu)^T P (x - mu) with x - mu = (-0.5, 3): 0.5 * (2 * 0.25 + 2 * 1.2 * 1.5 + 9) = 6.55
+    for backend in ("numpy", "torch", "jax"):
+        status, out, err = run_ebm("energy", EXAMPLES_DIR / "gaussian.ebm", "--backend", backend,
+                                   "--value", f"x={point}")
+        assert status == 0, err
+        assert float(out.split("[")[1].split("]")[0]) == pytest.approx(6.55, rel=1e-5), backend
