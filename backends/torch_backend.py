@@ -282,8 +282,12 @@ class TorchBackend(Backend):
         # Gumbel-max: one uniform per entry keeps the draw a pure function of the key.
         uniform = self.uniform(key, tuple(logits.shape)).to(logits.dtype)
         tiny = torch.finfo(logits.dtype).tiny
-        gumbel = -torch.log(-torch.log(uniform.clamp_min(tiny)))
-        return torch.argmax(logits + gumbel, dim=-1)
+        perturbed = logits - torch.log(-torch.log(uniform.clamp_min(tiny)))
+        # torch.argmax over a short last axis is slow on CPU; comparing columns (two labels)
+        # or max().indices picks the same label from the same numbers.
+        if perturbed.shape[-1] == 2:
+            return (perturbed[..., 1] > perturbed[..., 0]).to(torch.int64)
+        return perturbed.max(dim=-1).indices
 
     def randint(self, key: int, shape, low: int, high: int) -> torch.Tensor:
         return torch.randint(int(low), int(high), tuple(shape), generator=self._generator(key),

@@ -97,7 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         path = Path(args.write)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(markdown_report(results, machine, versions, args.smoke, command.strip()) + "\n")
+        report = markdown_report(results, machine, versions, args.smoke, command.strip())
+        # Figures measured by the component scripts (bench_lowering.py, bench_backends.py,
+        # bench_scaling.py) are kept by hand in components.md and carried into the report.
+        components = Path(__file__).with_name("components.md")
+        if components.exists() and not args.smoke:
+            report += "\n\n" + components.read_text().strip()
+        path.write_text(report + "\n")
         print(f"wrote {path}")
     if args.json:
         payload = {

@@ -136,7 +136,7 @@ def jax_langevin_fn(adjusted: bool) -> Callable[..., tuple[Any, Any]]:
             x = jnp.where(accept[:, None], proposal, x)
             log_p = jnp.where(accept, log_p_new, log_p)
             score = jnp.where(accept[:, None], score_new, score)
-            return key, x, log_p, score, accepted + accept.sum()
+            return key, x, log_p, score, accepted + accept.sum(dtype=jnp.int32)
 
         log_p, score = log_density_and_score(x0, means, sigma)
         carry = (key, x0, log_p, score, jnp.zeros((), dtype=jnp.int32))

@@ -36,8 +36,10 @@ def blackjax_langevin_fn(
                 key, state, accepted = carry
                 key, subkey = jax.random.split(key)
                 state, info = jax.vmap(mala.step)(jax.random.split(subkey, x0.shape[0]), state)
-                return key, state, accepted + info.is_accepted.sum()
+                return key, state, accepted + info.is_accepted.sum(dtype=jnp.int32)
 
+            # Under jax_enable_x64 blackjax computes in float64: start there so loop carries match.
+            x0 = jnp.asarray(x0, dtype=jnp.result_type(float))
             state = jax.vmap(mala.init)(x0)
             _, state, accepted = jax.lax.fori_loop(0, steps, step, (key, state, jnp.zeros((), jnp.int32)))
             return state.position, accepted / jnp.maximum(steps * x0.shape[0], 1)
@@ -56,6 +58,7 @@ def blackjax_langevin_fn(
             x = jax.vmap(lambda k, position: sgld.step(k, position, None, step_size))(keys, x)
             return key, x
 
+        x0 = jnp.asarray(x0, dtype=jnp.result_type(float))
         _, x = jax.lax.fori_loop(0, steps, step, (key, jax.vmap(sgld.init)(x0)))
         return x, jnp.ones(())
 

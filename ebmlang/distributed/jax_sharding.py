@@ -121,7 +121,8 @@ def sample_sharded(model, chains: int = 4, steps: int = 1000, *, observed: dict 
     state = shard_chains({k: local.backend.asarray(v) for k, v in start.items()}, mesh)
     steppers, runner, acceptance_trace = _steppers(local, plan, state, temperature, burn_in, step_size)
     state, out, energy = _record(local, steppers, state, latent_names, seed, steps, burn_in, thin, progress)
-    _check_finite(local, state, energy)
+    observed_state = {k: v for k, v in state.items() if k in obs}
+    _check_finite(local, observed_state, out, energy)
     acceptance = {}
     if acceptance_trace:
         acceptance[runner.method] = float(np.mean(np.stack(acceptance_trace)[burn_in:]))

@@ -202,8 +202,8 @@ def _discrete_only_mrf(model, observed):
     if log2_space > np.log2(ENUMERATION_LIMIT):
         log10_space = log2_space * np.log10(2.0)
         size = f"{10 ** (log10_space % 1):.2g}e+{int(log10_space):02d}"
-        raise EbmError(f"the latent discrete state space has {size} (2^{log2_space:.1f}) "
-                       f"joint states, more than the exact limit {ENUMERATION_LIMIT}",
+        raise EbmError(f"the latent discrete state space has {size} joint states, more than the "
+                       f"exact limit {ENUMERATION_LIMIT}",
                        hint="use sample(...) for approximate marginals or argmin(...) for the mode")
     return mrf, index
 
