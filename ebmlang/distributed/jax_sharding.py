@@ -102,7 +102,7 @@ def sample_sharded(model, chains: int = 4, steps: int = 1000, *, observed: dict 
     """
     from ebmlang.data import check_observed
     from ebmlang.inference.plan import plan_query
-    from ebmlang.inference.run import _check_finite, initial_state
+    from ebmlang.inference.run import _check_finite, initial_state, record_chains
     from ebmlang.results import Samples
 
     mesh = chain_mesh(devices) if mesh is None else mesh
@@ -120,7 +120,9 @@ def sample_sharded(model, chains: int = 4, steps: int = 1000, *, observed: dict 
     start = initial_state(local, chains, obs, init, np.random.default_rng(seed))
     state = shard_chains({k: local.backend.asarray(v) for k, v in start.items()}, mesh)
     steppers, runner, acceptance_trace = _steppers(local, plan, state, temperature, burn_in, step_size)
-    state, out, energy = _record(local, steppers, state, latent_names, seed, steps, burn_in, thin, progress)
+    state, out, energy = record_chains(local, steppers, state, latent_names, seed=seed, steps=steps,
+                                       burn_in=burn_in, thin=thin, progress=progress,
+                                       label=f"sampling {local.name} on {local.backend.device}")
     observed_state = {k: v for k, v in state.items() if k in obs}
     _check_finite(local, observed_state, out, energy)
     acceptance = {}
@@ -164,32 +166,6 @@ def _steppers(local, plan, state, temperature, burn_in, step_size):
 
         steppers.append(continuous_step)
     return steppers, runner, acceptance_trace
-
-
-def _record(local, steppers, state, latent_names, seed, steps, burn_in, thin, progress):
-    """Run `steps` steps with Model.sample's keys; the final state, the draws per latent
-    group [chains, draws, *shape] and the energy trace [chains, draws]."""
-    from ebmlang.inference.run import _progress
-
-    bk = local.backend
-    draws: dict[str, list] = {k: [] for k in latent_names}
-    energies = []
-    key = bk.key(seed)
-    with _progress(progress, steps, f"sampling {local.name} on {bk.device}") as bar:
-        for t in range(steps):
-            key, *subkeys = bk.split(key, 1 + len(steppers))
-            for sub, stepper in zip(subkeys, steppers):
-                state = stepper(sub, state)
-            if t >= burn_in and (t - burn_in) % thin == 0:
-                for k in latent_names:
-                    draws[k].append(bk.to_numpy(state[k]))
-                energies.append(bk.to_numpy(local.compiled.energy(state, local.params)))
-            bar(t)
-    out = {}
-    for k in latent_names:
-        arr = np.stack(draws[k], axis=1)
-        out[k] = arr.astype(np.int64) if local.graph.variables[k].domain.is_discrete else arr
-    return state, out, np.stack(energies, axis=1)
 
 
 def sharded_gibbs_sweep(local, blocks, state: dict, temperature: float = 1.0):

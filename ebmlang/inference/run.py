@@ -128,24 +128,9 @@ def sample_model(model, *, chains: int, steps: int, observed=None, method=None, 
         steppers.append(continuous_step)
 
     latent_names = [k for k in graph.variables if k not in obs]
-    draws = {k: [] for k in latent_names}
-    energies = []
-    key = bk.key(seed)
-    with _progress(progress, steps, f"sampling {graph.name} ({', '.join(b.method for b in plan.blocks)})") as bar:
-        for t in range(steps):
-            key, *subkeys = bk.split(key, 1 + len(steppers))
-            for sub, stepper in zip(subkeys, steppers):
-                state = stepper(sub, state)
-            if t >= burn_in and (t - burn_in) % max(1, thin) == 0:
-                for k in latent_names:
-                    draws[k].append(bk.to_numpy(state[k]))
-                energies.append(bk.to_numpy(model.compiled.energy(state, params)))
-            bar(t)
-    out = {}
-    for k in latent_names:
-        arr = np.stack(draws[k], axis=1)
-        out[k] = arr.astype(np.int64) if graph.variables[k].domain.is_discrete else arr
-    energy = np.stack(energies, axis=1)
+    label = f"sampling {graph.name} ({', '.join(b.method for b in plan.blocks)})"
+    state, out, energy = record_chains(model, steppers, state, latent_names, seed=seed, steps=steps,
+                                       burn_in=burn_in, thin=thin, progress=progress, label=label)
     _check_finite(model, {k: v for k, v in state.items() if k in obs}, out, energy)
     acceptance = {}
     if acceptance_trace:
@@ -154,6 +139,33 @@ def sample_model(model, *, chains: int, steps: int, observed=None, method=None, 
     if continuous is not None:
         info.update(runner.info())
     return Samples(out, energy, plan, acceptance, info)
+
+
+def record_chains(model, steppers, state: dict, latent_names, *, seed: int, steps: int, burn_in: int,
+                  thin: int, progress: bool, label: str):
+    """Run `steps` steps of `steppers` (each `step(key, state) -> state`) with keys derived from
+    `seed`; the final state, the draws per latent group [chains, draws, *shape] (discrete groups
+    as integers) and the energy trace [chains, draws]."""
+    bk = model.backend
+    thin = max(1, int(thin))
+    draws: dict[str, list] = {k: [] for k in latent_names}
+    energies = []
+    key = bk.key(seed)
+    with _progress(progress, steps, label) as bar:
+        for t in range(steps):
+            key, *subkeys = bk.split(key, 1 + len(steppers))
+            for sub, stepper in zip(subkeys, steppers):
+                state = stepper(sub, state)
+            if t >= burn_in and (t - burn_in) % thin == 0:
+                for k in latent_names:
+                    draws[k].append(bk.to_numpy(state[k]))
+                energies.append(bk.to_numpy(model.compiled.energy(state, model.params)))
+            bar(t)
+    out = {}
+    for k in latent_names:
+        arr = np.stack(draws[k], axis=1)
+        out[k] = arr.astype(np.int64) if model.graph.variables[k].domain.is_discrete else arr
+    return state, out, np.stack(energies, axis=1)
 
 
 def _check_finite(model, observed_state: dict, draws: dict, energy: np.ndarray) -> None:
