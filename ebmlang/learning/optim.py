@@ -91,7 +91,7 @@ class OptaxOptimizer:
     def __init__(self, params: Mapping[str, object], name: str, lr: float, momentum: float):
         try:
             import optax
-        except ImportError:  # pragma: no cover - optax ships with the JAX extras
+        except ImportError:  # pragma: no cover - optax is a core dependency
             raise EbmError("training on the jax backend needs optax", hint="pip install optax") from None
         self.optax = optax
         self.names = list(params)
