@@ -24,6 +24,7 @@ from ebmlang.errors import EbmError, did_you_mean
 from ebmlang.ir import Extern, FactorGraph, ParamGroup, walk
 
 from .evaluator import BlockPlan, EvalContext, Evaluator, group_totals, plan_block, plan_graph
+from .layout import read_through, write_through
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -204,13 +205,50 @@ class Backend(ABC):
 # Compiled graph
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CompiledBlock:
-    """A cached local-conditional evaluation for one (group, flat indices) block."""
+    """One Gibbs block (a group's variables at flat indices) compiled for local updates:
+    its conditional table and the reads and writes of its values in a state array.
+
+    The methods take the sampler's own, already checked, backend arrays (no input checks),
+    so a sweep can call them inside `jit`. A block with a strided layout (a checkerboard
+    colour) reads and writes through slices and selects, the whole group through a
+    reshape; any other through a gather and a scatter.
+    """
 
     plan: BlockPlan
     arrays: dict
     kernel: Callable
+    backend: "Backend"
+
+    @property
+    def group(self) -> str:
+        return self.plan.group
+
+    @property
+    def whole_group(self) -> bool:
+        return self.plan.layout is None and "indices" not in self.arrays
+
+    def conditional(self, state: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+        """Energy of each value of each block variable given the rest: [batch, n, K]."""
+        return self.kernel(self.arrays, state, params)
+
+    def current(self, values: Any) -> Any:
+        """The block's entries of a group array [batch, *shape]: [batch, n]."""
+        ops, batch = self.backend.ops, values.shape[0]
+        if self.plan.layout is not None:
+            return read_through(ops, self.plan.layout, self.arrays, values, (batch,))
+        flat = ops.reshape(values, (batch, -1))
+        return flat if self.whole_group else ops.take(flat, self.arrays["indices"], 1)
+
+    def replace(self, values: Any, new: Any) -> Any:
+        """A copy of the group array `values` with the block's entries set to `new` [batch, n]."""
+        ops = self.backend.ops
+        if self.plan.layout is not None:
+            return write_through(ops, self.plan.layout, self.arrays, values, new)
+        if self.whole_group:
+            return ops.reshape(ops.as_float(new), tuple(values.shape))
+        return self.backend.set_flat(values, self.plan.flat_indices, new)
 
 
 @contextmanager
@@ -359,6 +397,11 @@ class CompiledGraph(ABC):
 
     # -- local conditionals -------------------------------------------------------
 
+    def gibbs_block(self, group: str, flat_indices: Any) -> CompiledBlock:
+        """The compiled block `group[flat_indices]` (checked and cached): build it outside
+        any `jit` trace, then call its methods inside."""
+        return self._block(group, flat_indices)
+
     def _block(self, group: str, flat_indices: Any) -> CompiledBlock:
         indices = np.asarray(self.backend.to_numpy(flat_indices))
         cache_key = (group, indices.astype(np.int64).tobytes())
@@ -374,8 +417,12 @@ class CompiledGraph(ABC):
                  for i, target in enumerate(plan.targets) if target is not None}
             ))
             arrays["values"] = self.backend.asarray(plan.values)
+            if plan.layout is not None:
+                arrays.update(self.backend.convert_arrays(plan.layout.arrays()))
+            elif not np.array_equal(indices, np.arange(self.graph.variables[group].size)):
+                arrays.update(self.backend.convert_arrays({"indices": indices}))
             self._blocks[cache_key] = CompiledBlock(
-                plan, arrays, self.backend.jit(self._conditional_kernel(plan))
+                plan, arrays, self.backend.jit(self._conditional_kernel(plan)), self.backend
             )
         return self._blocks[cache_key]
 

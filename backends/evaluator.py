@@ -42,6 +42,8 @@ from ebmlang.ir import (
     walk,
 )
 
+from .layout import BlockLayout, ShiftedRead, find_layout
+
 # Activations an `mlp` may name, mapped to the `ops` function that computes them.
 ACTIVATIONS = {
     "silu": "silu", "swish": "silu", "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid",
@@ -72,6 +74,9 @@ class Access:
                      (only the axes that move): a roll + reshape
       "slice"     -- the index is a box `[start, stop)` per axis of the grid: a slice
       "scalar"    -- a scalar ParamRef (no index)
+      "layout"    -- in a block plan with a BlockLayout: each row reads its block
+                     variable's cell shifted by a fixed periodic offset, i.e. the grid
+                     rolled by `shifts` along `axes`, read through the layout
     shape: the index array's shape (the value's shape after the prefix).
     grid: the shape of the source group or param.
     """
@@ -82,6 +87,7 @@ class Access:
     shifts: tuple[int, ...] = ()
     axes: tuple[int, ...] = ()
     box: tuple[tuple[int, int], ...] = ()
+    shifted: ShiftedRead | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,6 +104,10 @@ class TemplatePlan:
         the row is evaluated for.
     free_everywhere: Slots that read the row's variable at every position: their value
         is the domain's values, with no read of the state at all.
+    layout: for a block plan read through a BlockLayout, the layout; its rows are then the
+        block's variables in order (num_rows = the block size).
+    present: with a layout, the key of a bool [num_rows] array, False for block variables
+        this template has no ground factor for (an open boundary): their rows count zero.
     """
 
     template: FactorTemplate
@@ -108,6 +118,8 @@ class TemplatePlan:
     free: Mapping[int, str] = field(default_factory=dict)
     total: "ScaledSum | None" = None
     free_everywhere: frozenset[int] = frozenset()
+    layout: BlockLayout | None = None
+    present: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,6 +143,8 @@ class BlockPlan:
     two rows, one per variable, so every conditional is exact given the rest of the state.
     A template may appear several times, its rows split by which of its slots read the
     row's variable (so those slots need no mask).
+    layout: the block's BlockLayout when it has one; templates whose `layout` is set read
+    the state through it (no gathers) and need no target.
     """
 
     group: str
@@ -138,6 +152,7 @@ class BlockPlan:
     values: np.ndarray
     templates: tuple[TemplatePlan, ...]
     targets: tuple[np.ndarray | None, ...]  # None: row r is variable r (a plain add)
+    layout: BlockLayout | None = None
 
 
 def classify_index(index: np.ndarray, grid: tuple[int, ...]) -> Access:
@@ -170,18 +185,49 @@ def classify_index(index: np.ndarray, grid: tuple[int, ...]) -> Access:
     return Access("gather", shape, grid)
 
 
+class NoLayoutRead(Exception):
+    """A leaf of a template cannot be read through the block's layout (plan_block then
+    plans those rows with gathers)."""
+
+
+@dataclass(frozen=True)
+class LayoutRows:
+    """Rows of a block plan to read through `layout`: row r is evaluated for the block
+    variable at `positions[r]` (ascending, each at most once)."""
+
+    layout: BlockLayout
+    positions: np.ndarray
+
+    def expand(self, array: np.ndarray, fill) -> np.ndarray:
+        """A per-row array [R, ...] spread to one row per block variable, `fill` elsewhere."""
+        full = np.full((self.layout.size,) + array.shape[1:], fill, dtype=array.dtype)
+        full[self.positions] = array
+        return full
+
+    def access(self, index: np.ndarray, grid: tuple[int, ...]) -> tuple[Access, list[np.ndarray]]:
+        """The layout read of a per-row index into a source shaped `grid`, and its masks."""
+        offset = self.layout.shift_of(index, grid, self.positions)
+        if offset is None:
+            raise NoLayoutRead
+        shifted, masks = ShiftedRead.plan(self.layout, offset)
+        return Access("layout", (self.layout.size,), tuple(grid), shifted=shifted), masks
+
+
 def plan_template(
     template: FactorTemplate,
     graph: FactorGraph,
     prefix: str,
     rows: np.ndarray | None = None,
     owners: tuple[str, np.ndarray] | None = None,
+    layout_rows: LayoutRows | None = None,
 ) -> TemplatePlan:
     """Keys, arrays and read paths for every leaf of `template` (numpy, done once).
 
     rows: evaluate only these ground factors (in this order, repeats allowed).
     owners: (group, flat index per row): Slots of `group` reading that index are free
         (local conditionals put every value of the domain there).
+    layout_rows: read the rows through a block layout (one row per block variable);
+        raises NoLayoutRead when a leaf cannot be.
     """
     num_ground = template.num_ground
 
@@ -191,6 +237,15 @@ def plan_template(
         if rows is not None and array.ndim >= 1 and array.shape[0] == num_ground > 1:
             return array[rows]
         return array
+
+    def per_row(array: np.ndarray) -> bool:
+        return rows is not None and array.ndim >= 1 and array.shape[0] == num_ground > 1
+
+    def spread(array: np.ndarray, fill) -> np.ndarray:
+        # Under a layout, per-row leaves get one row per block variable.
+        if layout_rows is not None and per_row(array):
+            return layout_rows.expand(cut(array), fill)
+        return cut(array)
 
     keys: dict[int, str] = {}
     access: dict[int, Access] = {}
@@ -202,13 +257,21 @@ def plan_template(
         at = id(node)
         if isinstance(node, Slot):
             group = _group(graph, node)
-            index = cut(_checked_index(node, group.size, f"variable group '{group.name}'"))
+            full_index = _checked_index(node, group.size, f"variable group '{group.name}'")
+            index = cut(full_index)
             access[at] = classify_index(index, group.shape)
             is_free = None
             if owners is not None and node.group == owners[0]:
                 is_free = index == owners[1].reshape((-1,) + (1,) * (index.ndim - 1))
             if is_free is not None and is_free.all():
                 free_everywhere.add(at)
+                continue
+            if layout_rows is not None and per_row(full_index):
+                if node.vector or (is_free is not None and is_free.any()):
+                    raise NoLayoutRead
+                access[at], masks = layout_rows.access(index, group.shape)
+                keys[at] = key
+                arrays.update({f"{key}_choice{k + 1}": mask for k, mask in enumerate(masks)})
                 continue
             if access[at].kind == "gather":
                 keys[at] = key
@@ -221,7 +284,13 @@ def plan_template(
             if node.index is None:
                 access[at] = Access("scalar", (), param.shape)
                 continue
-            index = cut(_checked_index(node, param.size, f"param '{param.name}'"))
+            full_index = _checked_index(node, param.size, f"param '{param.name}'")
+            index = cut(full_index)
+            if layout_rows is not None and per_row(full_index):
+                access[at], masks = layout_rows.access(index, tuple(param.shape))
+                keys[at] = key
+                arrays.update({f"{key}_choice{k + 1}": mask for k, mask in enumerate(masks)})
+                continue
             access[at] = classify_index(index, (param.size,))
             if access[at].kind != "identity":
                 access[at] = Access("gather", tuple(index.shape), param.shape)
@@ -229,7 +298,7 @@ def plan_template(
                 arrays[key] = index.reshape(-1).astype(np.int64)
         elif isinstance(node, Data):
             keys[at] = key
-            arrays[key] = cut(np.asarray(node.array, dtype=np.float64))
+            arrays[key] = spread(np.asarray(node.array, dtype=np.float64), 0.0)
         elif isinstance(node, Constant):
             keys[at] = key
             arrays[key] = np.asarray(float(node.value), dtype=np.float64)
@@ -241,14 +310,20 @@ def plan_template(
                 )
             if node.mask is not None:
                 keys[at] = key
-                arrays[key] = cut(np.asarray(node.mask, dtype=bool))
+                arrays[key] = spread(np.asarray(node.mask, dtype=bool), True)
         elif isinstance(node, Neural):
             _check_mlp(graph, node)
         elif isinstance(node, Apply):
             _check_apply(node)
     num_rows = num_ground if rows is None else len(rows)
+    layout, present = None, None
+    if layout_rows is not None:
+        layout, num_rows = layout_rows.layout, layout_rows.layout.size
+        if len(layout_rows.positions) < num_rows:
+            present = f"{prefix}_present"
+            arrays[present] = layout_rows.expand(np.ones(len(layout_rows.positions), dtype=bool), False)
     return TemplatePlan(template, num_rows, keys, access, arrays, free, scaled_sum(template.body),
-                        frozenset(free_everywhere))
+                        frozenset(free_everywhere), layout, present)
 
 
 def is_invariant(node: Node) -> bool:
@@ -391,11 +466,16 @@ def plan_graph(graph: FactorGraph) -> tuple[TemplatePlan, ...]:
 
 def plan_block(graph: FactorGraph, group: str, flat_indices: np.ndarray) -> BlockPlan:
     """Every template touching the block `group[flat_indices]`, cut to the
-    (ground factor, block variable) pairs where the factor reads the variable."""
+    (ground factor, block variable) pairs where the factor reads the variable.
+
+    When the block has a strided layout (a checkerboard colour, backends/layout.py), the
+    rows of each template part that reads only fixed-offset neighbours are planned
+    through it: one row per block variable, no gathers and no scatter."""
     variables = graph.variables[group]
     size = len(flat_indices)
     position = np.full(variables.size, -1, dtype=np.int64)
     position[flat_indices] = np.arange(size)
+    layout = find_layout(variables.shape, flat_indices)
     restricted, targets = [], []
     for number, template in enumerate(graph.templates):
         slots = [s for s in template.slots if s.group == group]
@@ -422,12 +502,24 @@ def plan_block(graph: FactorGraph, group: str, flat_indices: np.ndarray) -> Bloc
             chosen = np.nonzero(part_of.reshape(-1) == part)[0]
             chosen = chosen[np.argsort(target[chosen], kind="stable")]
             prefix = f"t{number}p{part}"
-            restricted.append(plan_template(template, graph, prefix, rows[chosen], (group, owner[chosen])))
+            owners = (group, owner[chosen])
+            positions = target[chosen]
+            if layout is not None and np.all(np.diff(positions) > 0):
+                try:
+                    restricted.append(plan_template(
+                        template, graph, prefix, rows[chosen], owners, LayoutRows(layout, positions)
+                    ))
+                    targets.append(None)
+                    continue
+                except NoLayoutRead:
+                    pass
+            restricted.append(plan_template(template, graph, prefix, rows[chosen], owners))
             # Rows covering every block variable once, in order, add without a scatter.
-            in_order = len(chosen) == size and np.array_equal(target[chosen], np.arange(size))
-            targets.append(None if in_order else target[chosen])
+            in_order = len(chosen) == size and np.array_equal(positions, np.arange(size))
+            targets.append(None if in_order else positions)
     return BlockPlan(
-        group, np.asarray(flat_indices), variables.domain.values, tuple(restricted), tuple(targets)
+        group, np.asarray(flat_indices), variables.domain.values, tuple(restricted), tuple(targets),
+        layout,
     )
 
 
@@ -547,8 +639,10 @@ class Evaluator:
 
     def template_value(self, plan: TemplatePlan, ctx: EvalContext):
         """Energy of every row of `plan`: [*ctx.prefix, plan.num_rows]."""
-        value = self.evaluate(plan.template.body, plan, ctx)
-        return self.ops.broadcast_to(value, ctx.prefix + (plan.num_rows,))
+        value = self.ops.broadcast_to(self.evaluate(plan.template.body, plan, ctx), ctx.prefix + (plan.num_rows,))
+        if plan.present is not None:
+            value = self.ops.where(ctx.arrays[plan.present], value, 0.0)
+        return value
 
     def template_total(self, plan: TemplatePlan, ctx: EvalContext):
         """Sum of `template_value` over the rows, [*ctx.prefix], with invariant factors
@@ -610,7 +704,7 @@ class Evaluator:
             shape = plan.access[id(node)].shape
             return self.ops.reshape(ctx.free_values, (-1,) + (1,) * len(shape))
         flat = ctx.state[node.group]
-        value = self._read(flat, plan.access[id(node)], ctx.arrays.get(plan.keys.get(id(node))))
+        value = self._read(flat, plan.access[id(node)], plan.keys.get(id(node)), plan, ctx)
         if id(node) in plan.free:
             is_free = ctx.arrays[plan.free[id(node)]]
             candidates = self.ops.reshape(ctx.free_values, (-1,) + (1,) * is_free.ndim)
@@ -622,12 +716,17 @@ class Evaluator:
         found = plan.access[id(node)]
         if found.kind == "scalar":
             return self.ops.reshape(param, ())
-        return self._read(self.ops.reshape(param, (-1,)), found, ctx.arrays.get(plan.keys.get(id(node))))
+        return self._read(self.ops.reshape(param, (-1,)), found, plan.keys.get(id(node)), plan, ctx)
 
-    def _read(self, flat, found: Access, index):
-        """Values of `flat` [*lead, size] at an index described by `found`: [*lead, *found.shape]."""
+    def _read(self, flat, found: Access, key: str | None, plan: TemplatePlan, ctx: EvalContext):
+        """Values of `flat` [*lead, size] read as `found` says (arrays under `key`):
+        [*lead, *found.shape]."""
         ops = self.ops
         lead = tuple(flat.shape[:-1])
+        if found.kind == "layout":
+            masks = [ctx.arrays[f"{key}_choice{k}"] for k in range(1, plan.layout.stride)]
+            return found.shifted.read(ops, plan.layout, flat, lead, masks)
+        index = ctx.arrays.get(key)
         if found.kind == "gather":
             # Gather from a 2-D view: torch's index_select is ~10x slower on [b, 1, n].
             rows = ops.reshape(flat, (-1, flat.shape[-1]))

@@ -44,30 +44,62 @@ def gibbs_blocks(graph: FactorGraph, colour_classes, groups: set[str] | None = N
 
 
 def build_gibbs_kernel(compiled, blocks: list[GibbsBlock], temperature: float = 1.0):
-    """A sweep over `blocks`; samples exp(-E / temperature)."""
+    """A sweep over `blocks`; samples exp(-E / temperature).
+
+    The compiled blocks are built here, eagerly, so that the kernel can be traced by
+    `jax.jit` (a block first built inside a trace would cache tracers)."""
     backend = compiled.backend
     graph = compiled.graph
-    label_values = {
-        b.group: backend.asarray(graph.variables[b.group].domain.values) for b in blocks
-    }
-    ops = backend.ops
-    flat_indices = [backend.asarray(b.indices, dtype="int64") for b in blocks]
-    inverse_temperature = 1.0 / float(temperature)
+    compiled_blocks = [compiled.gibbs_block(b.group, b.indices) for b in blocks]
+    draws = [
+        _binary_draw(backend, graph.variables[b.group].domain.values, temperature)
+        if graph.variables[b.group].domain.num_values == 2
+        else _categorical_draw(backend, graph.variables[b.group].domain.values, temperature)
+        for b in blocks
+    ]
 
     def kernel(key, state, params):
         keys = backend.split(key, max(len(blocks), 1))
         state = dict(state)
-        for block_key, block, indices in zip(keys, blocks, flat_indices):
-            table = compiled.local_conditional(block.group, block.indices, state, params)
-            labels = backend.categorical(block_key, -table * inverse_temperature)
-            new_values = backend.take(label_values[block.group], labels)
-            # Where every label violates a hard constraint (+inf), the softmax has no mass:
-            # keep the current value, so a neighbour's move can open a label up next sweep.
+        for block_key, block, draw in zip(keys, compiled_blocks, draws):
             current = state[block.group]
-            old_values = ops.take(ops.reshape(current, (current.shape[0], -1)), indices, 1)
-            stuck = ops.all(table == float("inf"), axis=-1)
-            new_values = ops.where(stuck, ops.as_float(old_values), ops.as_float(new_values))
-            state[block.group] = backend.set_flat(current, block.indices, new_values)
+            table = block.conditional(state, params)
+            new_values = draw(block_key, table, block.current(current))
+            state[block.group] = block.replace(current, new_values)
         return state, GibbsInfo(len(blocks))
 
     return kernel
+
+
+def _binary_draw(backend, values, temperature: float):
+    """Two values: one uniform per variable against p(second value) = sigmoid((E0 - E1) / T),
+    instead of a Gumbel draw per value."""
+    ops = backend.ops
+    low, high = (float(v) for v in values)
+    inverse_temperature = 1.0 / float(temperature)
+
+    def draw(key, table, old):
+        gap = (table[..., 0] - table[..., 1]) * inverse_temperature
+        take_high = backend.uniform(key, tuple(gap.shape)) < ops.sigmoid(gap)
+        new = ops.where(take_high, high, low)
+        # Both energies +inf (every value violates a hard constraint) gives a NaN gap: keep
+        # the current value, so a neighbour's move can open a value up next sweep.
+        return ops.where(gap == gap, new, old)
+
+    return draw
+
+
+def _categorical_draw(backend, values, temperature: float):
+    ops = backend.ops
+    label_values = backend.asarray(values)
+    inverse_temperature = 1.0 / float(temperature)
+
+    def draw(key, table, old):
+        labels = backend.categorical(key, -table * inverse_temperature)
+        new = backend.take(label_values, labels)
+        # Where every value violates a hard constraint (+inf), the softmax has no mass:
+        # keep the current value, so a neighbour's move can open a value up next sweep.
+        stuck = ops.all(table == float("inf"), axis=-1)
+        return ops.where(stuck, ops.as_float(old), ops.as_float(new))
+
+    return draw

@@ -97,3 +97,42 @@ def close(got, want, dtype: str, scale=None) -> bool:
 
 # A decorator: run the test once per (backend, dtype) pair, as parameter `config`.
 every_config = pytest.mark.parametrize("config", CONFIGS, ids=[f"{n}-{d}" for n, d in CONFIGS])
+
+
+# --------------------------------------------------------------------------
+# Local conditionals against brute force
+
+
+def brute_force(energy, graph, group, indices, state):
+    """E[b, n, K]: the energy with variable indices[n] of `group` set to value k."""
+    values = graph.variables[group].domain.values
+    batch = state[group].shape[0]
+    n, labels = len(indices), len(values)
+    # one big batch: [batch, n, K] copies of the state
+    tiled = {g: np.repeat(v, n * labels, axis=0) for g, v in state.items()}
+    flat = tiled[group].reshape(batch, n, labels, -1)
+    flat[:, np.arange(n), :, indices] = values  # advanced indices first: [n, batch, K]
+    tiled[group] = flat.reshape((-1,) + state[group].shape[1:])
+    return energy(tiled).reshape(batch, n, labels)
+
+
+def relative(table):
+    """Each variable's energies minus its smallest finite one (the per-variable constant)."""
+    table = np.asarray(table, dtype=np.float64)
+    lowest = np.where(np.isfinite(table), table, np.inf).min(axis=-1, keepdims=True)
+    return table - np.where(np.isfinite(lowest), lowest, 0.0)
+
+
+def check_block(compiled, energy, group, indices, state, params, dtype):
+    graph = compiled.graph
+    got = compiled.backend.to_numpy(compiled.local_conditional(group, indices, state, params))
+    batch = next(iter(state.values())).shape[0]
+    assert got.shape == (batch, len(indices), graph.variables[group].domain.num_values)
+    want = brute_force(energy, graph, group, np.asarray(indices), state)
+    # Where the rest of the state already violates a constraint every value has infinite
+    # energy and the conditional is undefined: only rows with a finite value are compared.
+    defined = np.isfinite(want).any(axis=-1)
+    assert defined.any()
+    finite_want = np.where(np.isfinite(want), want, 0.0)
+    scale = np.abs(finite_want).max(axis=-1, keepdims=True) * np.ones_like(want)
+    assert close(relative(got)[defined], relative(want)[defined], dtype, scale[defined])

@@ -1,0 +1,169 @@
+"""Strided block layouts: Gibbs blocks read and written without a gather or a scatter.
+
+A colour class of a lattice is rarely an arbitrary set of sites. On a checkerboard every
+pair of neighbouring cells along the last axis holds exactly one site of each colour; on
+a 3-colourable stripe pattern every run of three does. Such a block is a `BlockLayout`:
+the grid's last axis is cut into runs of `stride` cells and the block takes one cell of
+every run, in row-major order. Its values are then one strided slice per offset and a
+select, and a new value is written back with one masked select over the grid.
+
+A ground factor that reads the block variable's neighbour at a fixed (periodic) offset
+reads, for the whole block at once, the grid rolled by that offset through the same
+layout -- a roll, slices and a select, all of which XLA fuses and torch runs as
+contiguous passes, where index arrays would cost a gather per neighbour and a scatter
+per update. `plan_block` (backends/evaluator.py) uses these reads where they apply and
+keeps the general gathers elsewhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Keys of the layout's arrays among a block's backend arrays.
+MEMBER_KEY = "layout_member"
+
+
+def choice_key(offset: int) -> str:
+    return f"layout_choice{offset}"
+
+
+@dataclass(frozen=True, eq=False)
+class BlockLayout:
+    """A block holding one cell of every run of `stride` cells along the last grid axis.
+
+    grid: the group's shape. flat_indices: the block, ascending (run r holds site r).
+    choices[k - 1]: bool [*grid[:-1], grid[-1] // stride], True where a run's site sits at
+        offset k of the run (offset 0 is where no choice is True).
+    member: bool grid, True at the block's sites.
+    """
+
+    grid: tuple[int, ...]
+    stride: int
+    flat_indices: np.ndarray
+    choices: tuple[np.ndarray, ...]
+    member: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.flat_indices)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The numpy arrays reads and writes need, under their block keys."""
+        out = {choice_key(k + 1): choice for k, choice in enumerate(self.choices)}
+        out[MEMBER_KEY] = self.member
+        return out
+
+    def shift_of(self, index: np.ndarray, grid: tuple[int, ...], positions: np.ndarray) -> tuple[int, ...] | None:
+        """The periodic offset d with index[r] = site(positions[r]) + d (mod grid) for every
+        row r, where `index` reads a source shaped like the block's grid; None otherwise.
+
+        positions: the block position (0..size-1) each row of `index` is evaluated for."""
+        index = np.asarray(index)
+        if tuple(grid) != self.grid or index.ndim != 1 or len(index) != len(positions) or not len(index):
+            return None
+        sites = np.stack(np.unravel_index(self.flat_indices[positions], self.grid))
+        reads = np.stack(np.unravel_index(index, self.grid))
+        extent = np.asarray(self.grid)[:, None]
+        offsets = (reads - sites) % extent
+        first = offsets[:, :1]
+        if not np.array_equal(offsets, np.broadcast_to(first, offsets.shape)):
+            return None
+        return tuple(int(d) for d in first[:, 0])
+
+
+def find_layout(grid: tuple[int, ...], flat_indices: np.ndarray) -> BlockLayout | None:
+    """The strided layout of a block of a group shaped `grid`, when it has one.
+
+    Needs the block to hold exactly one cell of every run of `stride` = size / n cells
+    (runs never cross a row: the last axis is a multiple of the stride), in ascending
+    order. A whole group (stride 1) is left to the plain reshape and roll reads."""
+    indices = np.asarray(flat_indices, dtype=np.int64)
+    size = int(np.prod(grid, dtype=np.int64)) if grid else 0
+    count = len(indices)
+    if not count or not size or size % count:
+        return None
+    stride = size // count
+    if stride < 2 or grid[-1] % stride:
+        return None
+    if not np.array_equal(indices // stride, np.arange(count)):
+        return None
+    offsets = (indices % stride).reshape(tuple(grid[:-1]) + (grid[-1] // stride,))
+    member = np.zeros(size, dtype=bool)
+    member[indices] = True
+    return BlockLayout(
+        tuple(grid), stride, indices,
+        tuple(offsets == k for k in range(1, stride)),
+        member.reshape(grid),
+    )
+
+
+def read_through(ops: Any, layout: BlockLayout, arrays, values: Any, lead: tuple[int, ...]) -> Any:
+    """The block's entries of `values` [*lead, *grid]: [*lead, n]."""
+    return ops.reshape(_select(ops, layout, values, lead, [(k, 0) for k in range(layout.stride)],
+                               [arrays[choice_key(k)] for k in range(1, layout.stride)]),
+                       tuple(lead) + (layout.size,))
+
+
+@dataclass(frozen=True)
+class ShiftedRead:
+    """Reading, for every block site, the cell at a fixed periodic `offset` from it.
+
+    A site at run offset k reads run offset (k + d) % stride of the run (k + d) // stride
+    further along (d: the offset's last component), so the reads are the strided slices
+    of the runs, a roll along the run axis where a read crosses into the next run, and one
+    select by the choices rolled by the other components; the half-size result is then
+    rolled back by those components. Nothing the size of the whole grid is rolled."""
+
+    offset: tuple[int, ...]
+    sources: tuple[tuple[int, int], ...]  # per k: (run offset read, runs ahead)
+
+    @staticmethod
+    def plan(layout: BlockLayout, offset: tuple[int, ...]) -> tuple["ShiftedRead", list[np.ndarray]]:
+        """The read and its choice masks (numpy, rolled by the leading offset)."""
+        stride, last = layout.stride, offset[-1]
+        sources = tuple(((k + last) % stride, (k + last) // stride) for k in range(stride))
+        # The site at p reads row p + d_lead, so the select runs on rows shifted by d_lead:
+        # its choices are the block's, rolled forward by d_lead.
+        axes = tuple(range(len(offset) - 1))
+        masks = [np.roll(choice, offset[:-1], axes) if axes else choice for choice in layout.choices]
+        return ShiftedRead(tuple(offset), sources), masks
+
+    def read(self, ops: Any, layout: BlockLayout, values: Any, lead: tuple[int, ...], masks) -> Any:
+        picked = _select(ops, layout, values, lead, self.sources, masks)
+        leading = self.offset[:-1]
+        moved = [(-d % n, a - len(leading) - 1) for a, (d, n) in enumerate(zip(leading, layout.grid)) if d]
+        if moved:
+            picked = ops.roll(picked, tuple(m[0] for m in moved), tuple(m[1] for m in moved))
+        return ops.reshape(picked, tuple(lead) + (layout.size,))
+
+
+def _select(ops: Any, layout: BlockLayout, values: Any, lead: tuple[int, ...], sources, masks) -> Any:
+    """[*lead, *grid[:-1], runs]: at each run, source k's cell where the run's choice is k."""
+    grid, stride = layout.grid, layout.stride
+    runs = ops.reshape(values, tuple(lead) + grid[:-1] + (grid[-1] // stride, stride))
+    cache: dict[tuple[int, int], Any] = {}
+
+    def source(at: tuple[int, int]) -> Any:
+        if at not in cache:
+            cell, ahead = at
+            cache[at] = runs[..., cell] if not ahead else ops.roll(runs[..., cell], (-ahead,), (-1,))
+        return cache[at]
+
+    picked = source(sources[0])
+    for k in range(1, stride):
+        picked = ops.where(masks[k - 1], source(sources[k]), picked)
+    return picked
+
+
+def write_through(ops: Any, layout: BlockLayout, arrays, values: Any, new: Any) -> Any:
+    """`values` [batch, *grid] with the block's entries replaced by `new` [batch, n]."""
+    grid, stride = layout.grid, layout.stride
+    batch = values.shape[0]
+    # Each run's new value fills the whole run; the member mask keeps only the block's cell.
+    runs = ops.reshape(new, (batch,) + grid[:-1] + (grid[-1] // stride, 1))
+    spread = ops.reshape(
+        ops.broadcast_to(runs, (batch,) + grid[:-1] + (grid[-1] // stride, stride)), (batch,) + grid
+    )
+    return ops.where(arrays[MEMBER_KEY], spread, values)
