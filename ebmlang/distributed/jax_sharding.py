@@ -5,7 +5,8 @@ axis is named "chains"; inside a device the chains stay one vectorised batch. Pa
 and the compiled graph's index arrays are replicated on every device of the mesh. The
 Gibbs sweep is the ordinary kernel of `ebmlang.inference.gibbs`, wrapped in `jax.jit`
 with explicit input and output shardings; the continuous kernels (MALA, HMC, ...) run
-through `ContinuousRunner`, whose jitted step follows the sharding of its inputs.
+through `ContinuousRunner`, whose jitted step follows the sharding of its inputs. Both
+are built by `ebmlang.inference.steppers.plan_steppers`, as for `Model.sample`.
 
 Same seed, same samples as `Model.sample` on one device: the driver derives its keys
 exactly as `ebmlang.inference.run.sample_model` does (one key per step split from
@@ -103,6 +104,7 @@ def sample_sharded(model, chains: int = 4, steps: int = 1000, *, observed: dict 
     from ebmlang.data import check_observed
     from ebmlang.inference.plan import plan_query
     from ebmlang.inference.run import _check_finite, initial_state, record_chains
+    from ebmlang.inference.steppers import plan_steppers
     from ebmlang.results import Samples
 
     mesh = chain_mesh(devices) if mesh is None else mesh
@@ -119,53 +121,19 @@ def sample_sharded(model, chains: int = 4, steps: int = 1000, *, observed: dict 
     local = replicate_model(model, mesh)
     start = initial_state(local, chains, obs, init, np.random.default_rng(seed))
     state = shard_chains({k: local.backend.asarray(v) for k, v in start.items()}, mesh)
-    steppers, runner, acceptance_trace = _steppers(local, plan, state, temperature, burn_in, step_size)
-    state, out, energy = record_chains(local, steppers, state, latent_names, seed=seed, steps=steps,
+    steppers = plan_steppers(local, plan, state, temperature, burn_in=burn_in, step_size=step_size,
+                             sweep=sharded_gibbs_sweep)
+    state, out, energy = record_chains(local, steppers.steps, state, latent_names, seed=seed, steps=steps,
                                        burn_in=burn_in, thin=thin, progress=progress,
                                        label=f"sampling {local.name} on {local.backend.device}")
     observed_state = {k: v for k, v in state.items() if k in obs}
     _check_finite(local, observed_state, out, energy)
-    acceptance = {}
-    if acceptance_trace:
-        acceptance[runner.method] = float(np.mean(np.stack(acceptance_trace)[burn_in:]))
+    acceptance = steppers.mean_acceptance(burn_in)
     info = {"burn_in": burn_in, "thin": thin, "temperature": temperature, "seed": seed,
             "devices": num_devices, "chains_per_device": chains // num_devices,
             "state_sharding": {k: tuple(v.sharding.spec) for k, v in state.items()}}
-    if runner is not None:
-        info.update(runner.info())
+    info.update(steppers.runner_info())
     return Samples(out, energy, plan, acceptance, info)
-
-
-def _steppers(local, plan, state, temperature, burn_in, step_size):
-    """The plan's kernels as `step(key, state) -> state`, in the order Model.sample runs
-    them (discrete sweep, then continuous step); the continuous runner if any, and the
-    list its steps append their mean acceptance rates to."""
-    from ebmlang import structure
-    from ebmlang.inference.gibbs import gibbs_blocks
-
-    steppers = []
-    discrete = plan.block("discrete")
-    if discrete is not None:
-        graph = local.graph
-        blocks = gibbs_blocks(graph, structure.colouring(graph).classes, set(discrete.groups))
-        steppers.append(sharded_gibbs_sweep(local, blocks, state, temperature))
-    continuous = plan.block("continuous")
-    runner = None
-    acceptance_trace: list[float] = []
-    if continuous is not None:
-        from ebmlang.inference.continuous_runner import ContinuousRunner
-
-        runner = ContinuousRunner(local, continuous.method, continuous.groups, state, temperature,
-                                  adapt_steps=burn_in, step_size=step_size)
-
-        def continuous_step(key, state):
-            new, accept = runner.step(key, state)
-            if accept is not None:
-                acceptance_trace.append(accept)
-            return new
-
-        steppers.append(continuous_step)
-    return steppers, runner, acceptance_trace
 
 
 def sharded_gibbs_sweep(local, blocks, state: dict, temperature: float = 1.0):

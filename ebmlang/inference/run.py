@@ -70,8 +70,7 @@ def _constrained_start(model, observed: dict, init: dict | None) -> dict:
 def sample_model(model, *, chains: int, steps: int, observed=None, method=None, temperature: float = 1.0,
                  burn_in: int | None = None, thin: int = 1, seed: int = 0, init=None, progress: bool = True,
                  step_size: float | None = None) -> Samples:
-    from ebmlang import structure
-    from ebmlang.inference.gibbs import build_gibbs_kernel, gibbs_blocks
+    from ebmlang.inference.steppers import plan_steppers
 
     graph = model.graph
     bk = model.backend
@@ -98,46 +97,16 @@ def sample_model(model, *, chains: int, steps: int, observed=None, method=None, 
                        hint="raise thin=..., or lower steps or chains")
     rng = np.random.default_rng(seed)
     state = {k: bk.asarray(v) for k, v in initial_state(model, chains, obs, init, rng).items()}
-    params = model.params
-    discrete = plan.block("discrete")
-    continuous = plan.block("continuous")
-
-    steppers = []
-    acceptance_trace: list[np.ndarray] = []
-    if discrete is not None:
-        blocks = gibbs_blocks(graph, structure.colouring(graph).classes, set(discrete.groups))
-        gibbs = bk.jit(build_gibbs_kernel(model.compiled, blocks, temperature))
-
-        def discrete_step(key, state):
-            new, _ = gibbs(key, state, params)
-            return new
-
-        steppers.append(discrete_step)
-    if continuous is not None:
-        from ebmlang.inference.continuous_runner import ContinuousRunner
-
-        runner = ContinuousRunner(model, continuous.method, continuous.groups, state, temperature,
-                                  adapt_steps=burn_in, step_size=step_size)
-
-        def continuous_step(key, state):
-            new, accept = runner.step(key, state)
-            if accept is not None:
-                acceptance_trace.append(accept)
-            return new
-
-        steppers.append(continuous_step)
+    steppers = plan_steppers(model, plan, state, temperature, burn_in=burn_in, step_size=step_size)
 
     latent_names = [k for k in graph.variables if k not in obs]
     label = f"sampling {graph.name} ({', '.join(b.method for b in plan.blocks)})"
-    state, out, energy = record_chains(model, steppers, state, latent_names, seed=seed, steps=steps,
+    state, out, energy = record_chains(model, steppers.steps, state, latent_names, seed=seed, steps=steps,
                                        burn_in=burn_in, thin=thin, progress=progress, label=label)
     _check_finite(model, {k: v for k, v in state.items() if k in obs}, out, energy)
-    acceptance = {}
-    if acceptance_trace:
-        acceptance[continuous.method] = float(np.mean(np.stack(acceptance_trace)[burn_in:]))
+    acceptance = steppers.mean_acceptance(burn_in)
     info = {"burn_in": burn_in, "thin": thin, "temperature": temperature, "seed": seed}
-    if continuous is not None:
-        info.update(runner.info())
+    info.update(steppers.runner_info())
     return Samples(out, energy, plan, acceptance, info)
 
 

@@ -1,0 +1,84 @@
+"""The kernels of a sampling plan as steppers `step(key, state) -> state`.
+
+One construction for every way of running chains: `run.sample_model` (one device) and
+`distributed.jax_sharding.sample_sharded` (a device mesh) get the same Gibbs blocks and
+the same continuous runner from `plan_steppers`, in the order a step applies them
+(discrete sweep, then continuous step). They differ only in how the Gibbs sweep is
+jitted, which the caller passes as `sweep`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ebmlang import structure
+from ebmlang.inference.continuous_runner import ContinuousRunner
+from ebmlang.inference.gibbs import GibbsBlock, build_gibbs_kernel, gibbs_blocks
+
+Stepper = Callable[[object, dict], dict]
+# sweep(model, blocks, state, temperature) -> stepper; `state` is the chains' first state.
+SweepBuilder = Callable[[object, list[GibbsBlock], dict, float], Stepper]
+
+
+def jitted_gibbs_sweep(model, blocks: list[GibbsBlock], state: dict, temperature: float) -> Stepper:
+    """One chromatic Gibbs sweep over `blocks`, jitted by the model's backend. (`state` is
+    unused: a sharded sweep reads its shardings from it.)"""
+    gibbs = model.backend.jit(build_gibbs_kernel(model.compiled, blocks, temperature))
+    params = model.params
+
+    def discrete_step(key, state):
+        new, _ = gibbs(key, state, params)
+        return new
+
+    return discrete_step
+
+
+@dataclass
+class PlanSteppers:
+    """A plan's steppers in the order a step applies them, the continuous runner (None
+    without a continuous block) and the mean acceptance rate of each continuous step."""
+
+    steps: list[Stepper]
+    runner: ContinuousRunner | None = None
+    acceptance_trace: list = field(default_factory=list)
+
+    def mean_acceptance(self, burn_in: int) -> dict[str, float]:
+        """{continuous method: mean acceptance rate after burn-in}, {} for a kernel without
+        a Metropolis test (ULA) or a plan without a continuous block."""
+        if not self.acceptance_trace:
+            return {}
+        return {self.runner.method: float(np.mean(np.stack(self.acceptance_trace)[burn_in:]))}
+
+    def runner_info(self) -> dict:
+        """The continuous runner's divergences and step size ({} without one)."""
+        return self.runner.info() if self.runner is not None else {}
+
+
+def plan_steppers(model, plan, state: dict, temperature: float, *, burn_in: int,
+                  step_size: float | None = None, sweep: SweepBuilder = jitted_gibbs_sweep) -> PlanSteppers:
+    """The steppers of `plan` for `model`, starting from `state`: a Gibbs sweep over the
+    colour classes of the discrete block (built by `sweep`), then the continuous block's
+    kernel, its step size adapted during the first `burn_in` steps."""
+    steps: list[Stepper] = []
+    discrete = plan.block("discrete")
+    if discrete is not None:
+        graph = model.graph
+        blocks = gibbs_blocks(graph, structure.colouring(graph).classes, set(discrete.groups))
+        steps.append(sweep(model, blocks, state, temperature))
+    continuous = plan.block("continuous")
+    if continuous is None:
+        return PlanSteppers(steps)
+    runner = ContinuousRunner(model, continuous.method, continuous.groups, state, temperature,
+                              adapt_steps=burn_in, step_size=step_size)
+    steppers = PlanSteppers(steps, runner)
+
+    def continuous_step(key, state):
+        new, accept = runner.step(key, state)
+        if accept is not None:
+            steppers.acceptance_trace.append(accept)
+        return new
+
+    steps.append(continuous_step)
+    return steppers
