@@ -23,7 +23,16 @@ import numpy as np
 from ebmlang.errors import EbmError, did_you_mean
 from ebmlang.ir import Extern, FactorGraph, ParamGroup, walk
 
-from .evaluator import BlockPlan, EvalContext, Evaluator, group_totals, plan_block, plan_graph
+from .evaluator import (
+    BlockPlan,
+    EvalContext,
+    Evaluator,
+    group_totals,
+    linear_form,
+    plan_block,
+    plan_graph,
+    signature,
+)
 from .layout import read_through, write_through
 
 FLOAT_DTYPES = ("float32", "float64")
@@ -229,9 +238,14 @@ class CompiledBlock:
     def whole_group(self) -> bool:
         return self.plan.layout is None and "indices" not in self.arrays
 
-    def conditional(self, state: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
-        """Energy of each value of each block variable given the rest: [batch, n, K]."""
-        return self.kernel(self.arrays, state, params)
+    def conditional(self, state: Mapping[str, Any], params: Mapping[str, Any], packed=None) -> Any:
+        """Energy of each value of each block variable given the rest: [batch, n, K].
+        packed: class arrays of the groups the block was planned packed (`gibbs_block`)."""
+        return self.backend.ops.swapaxes(self.by_value(state, params, packed), -1, -2)
+
+    def by_value(self, state: Mapping[str, Any], params: Mapping[str, Any], packed=None) -> Any:
+        """The same energies value-major, [batch, K, n] (each value's row contiguous)."""
+        return self.kernel(self.arrays, state, params, packed or {})
 
     def current(self, values: Any) -> Any:
         """The block's entries of a group array [batch, *shape]: [batch, n]."""
@@ -342,7 +356,7 @@ class CompiledGraph(ABC):
         """
         block = self._block(group, flat_indices)
         state, params = self.inputs(state, params)
-        return block.kernel(block.arrays, state, params)
+        return block.conditional(state, params)
 
     @abstractmethod
     def energy_and_grad_state(
@@ -366,12 +380,18 @@ class CompiledGraph(ABC):
 
     # -- pure kernels: (arrays, state, params) -> arrays ------------------------
 
-    def context(self, arrays, state, params, extra_prefix=(), free_values=None) -> EvalContext:
-        """The evaluation context of a batch: flattened state and the value prefix."""
-        batch = self._batch(state)
+    def context(self, arrays, state, params, extra_prefix=(), free_values=None, packed=None) -> EvalContext:
+        """The evaluation context of a batch: flattened state, packed groups' class arrays
+        (with the same extra prefix axes) and the value prefix."""
+        packed = packed or {}
+        batch = self._batch({**state, **{g: classes[0] for g, classes in packed.items()}})
         ones = tuple(1 for _ in extra_prefix)
         flat = {g: self.ops.reshape(v, (v.shape[0],) + ones + (-1,)) for g, v in state.items()}
-        return EvalContext(arrays, flat, params, (batch,) + tuple(extra_prefix), free_values)
+        packed = {
+            g: tuple(self.ops.reshape(c, (c.shape[0],) + ones + tuple(c.shape[1:])) for c in classes)
+            for g, classes in packed.items()
+        }
+        return EvalContext(arrays, flat, params, (batch,) + tuple(extra_prefix), free_values, packed)
 
     @staticmethod
     def _batch(state: Mapping[str, Any]) -> int:
@@ -397,18 +417,23 @@ class CompiledGraph(ABC):
 
     # -- local conditionals -------------------------------------------------------
 
-    def gibbs_block(self, group: str, flat_indices: Any) -> CompiledBlock:
+    def gibbs_block(self, group: str, flat_indices: Any, packing: Mapping | None = None) -> CompiledBlock:
         """The compiled block `group[flat_indices]` (checked and cached): build it outside
-        any `jit` trace, then call its methods inside."""
-        return self._block(group, flat_indices)
+        any `jit` trace, then call its methods inside. packing: {group: PackedGroup} of
+        groups a sampler carries packed (backends/layout.py)."""
+        return self._block(group, flat_indices, packing)
 
-    def _block(self, group: str, flat_indices: Any) -> CompiledBlock:
+    def _block(self, group: str, flat_indices: Any, packing: Mapping | None = None) -> CompiledBlock:
         indices = np.asarray(self.backend.to_numpy(flat_indices))
-        cache_key = (group, indices.astype(np.int64).tobytes())
+        packing = dict(packing or {})
+        packed_key = tuple(sorted(
+            (g, tuple(layout.flat_indices.tobytes() for layout in p.layouts)) for g, p in packing.items()
+        ))
+        cache_key = (group, indices.astype(np.int64).tobytes(), packed_key)
         if cache_key not in self._blocks:
             with located(self.graph):
                 indices = self._check_block(group, indices)
-                plan = plan_block(self.graph, group, indices)
+                plan = plan_block(self.graph, group, indices, packing)
             arrays = dict(self.backend.convert_arrays(
                 {k: v for t in plan.templates for k, v in t.arrays.items()}
             ))
@@ -427,20 +452,48 @@ class CompiledGraph(ABC):
         return self._blocks[cache_key]
 
     def _conditional_kernel(self, plan: BlockPlan) -> Callable:
+        """[batch, K, n] energies of a block's values. Templates linear in the value
+        (`linear_form`) are summed per variable first -- one local field per group of
+        equal scalar factors -- and spread over the values once at the end."""
         ops, evaluator = self.ops, self.evaluator
         size, num_values = len(plan.flat_indices), len(plan.values)
+        forms = [linear_form(t) if target is None else None for t, target in zip(plan.templates, plan.targets)]
+        scalar_groups: dict[tuple, list[int]] = {}
+        for i, form in enumerate(forms):
+            if form is not None:
+                signatures = [signature(s, plan.templates[i]) for s in form.scalars]
+                # Scalars without a comparable signature keep their template to itself.
+                key = (i,) if None in signatures else (form.negate,) + tuple(sorted(map(repr, signatures)))
+                scalar_groups.setdefault(key, []).append(i)
 
-        def conditional(arrays, state, params):
-            ctx = self.context(arrays, state, params, (num_values,), arrays["values"])
-            table = ops.zeros(ctx.prefix + (size,))
+        def conditional(arrays, state, params, packed=None):
+            ctx = self.context(arrays, state, params, (num_values,), arrays["values"], packed)
+            table = None
+            field = None
+            for members in scalar_groups.values():
+                summed = None
+                for i in members:
+                    coefficient = evaluator.linear_coefficient(plan.templates[i], forms[i], ctx)
+                    summed = coefficient if summed is None else summed + coefficient
+                first = forms[members[0]]
+                scale = evaluator.scalar_product(first.scalars, plan.templates[members[0]], ctx)
+                summed = summed if scale is None else summed * scale
+                summed = -summed if first.negate else summed
+                field = summed if field is None else field + summed
+            if field is not None:
+                table = ops.reshape(arrays["values"], (num_values, 1)) * field
             for i, (template, target) in enumerate(zip(plan.templates, plan.targets)):
+                if forms[i] is not None:
+                    continue
                 rows = evaluator.template_value(template, ctx)
                 if target is None:
-                    table = table + rows
+                    table = rows if table is None else table + rows
                 else:
-                    table = ops.index_add(table, arrays[f"target{i}"], rows)
-            return ops.swapaxes(table, -1, -2)
-
+                    table = ops.index_add(
+                        table if table is not None else ops.zeros(ctx.prefix + (size,)), arrays[f"target{i}"], rows
+                    )
+            table = table if table is not None else ops.zeros(ctx.prefix + (size,))
+            return ops.broadcast_to(table, ctx.prefix + (size,))
         return conditional
 
     def _check_block(self, group: str, indices: np.ndarray) -> np.ndarray:

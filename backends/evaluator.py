@@ -42,7 +42,7 @@ from ebmlang.ir import (
     walk,
 )
 
-from .layout import BlockLayout, ShiftedRead, find_layout
+from .layout import BlockLayout, PackedGroup, PackedRead, ShiftedRead, find_layout
 
 # Activations an `mlp` may name, mapped to the `ops` function that computes them.
 ACTIVATIONS = {
@@ -75,8 +75,8 @@ class Access:
       "slice"     -- the index is a box `[start, stop)` per axis of the grid: a slice
       "scalar"    -- a scalar ParamRef (no index)
       "layout"    -- in a block plan with a BlockLayout: each row reads its block
-                     variable's cell shifted by a fixed periodic offset, i.e. the grid
-                     rolled by `shifts` along `axes`, read through the layout
+                     variable's cell shifted by a fixed periodic offset (`shifted`)
+      "packed"    -- the same read from a packed group's class arrays (`packed`)
     shape: the index array's shape (the value's shape after the prefix).
     grid: the shape of the source group or param.
     """
@@ -88,6 +88,7 @@ class Access:
     axes: tuple[int, ...] = ()
     box: tuple[tuple[int, int], ...] = ()
     shifted: ShiftedRead | None = None
+    packed: PackedRead | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,6 +148,28 @@ class BlockPlan:
     the state through it (no gathers) and need no target.
     """
 
+    def may_be_infinite(self) -> bool:
+        """Whether some value's energy could be +inf: a hard constraint, or a function
+        that overflows or has poles (log, division, pow, exp, sqrt), an mlp or an extern."""
+        risky = {"violation", "log", "div", "pow", "exp", "expm1", "log1p", "sqrt", "mod"}
+        return any(
+            plan.template.is_constraint
+            or isinstance(node, (Neural, Extern))
+            or (isinstance(node, Apply) and node.fn in risky)
+            for plan in self.templates
+            for node in walk(plan.template.body)
+        )
+
+    def dense_reads(self) -> set[str]:
+        """Groups some row reads from the dense state (not packed, not the free variable)."""
+        return {
+            node.group
+            for plan in self.templates
+            for node in walk(plan.template.body)
+            if isinstance(node, Slot) and id(node) not in plan.free_everywhere
+            and plan.access[id(node)].kind != "packed"
+        }
+
     group: str
     flat_indices: np.ndarray
     values: np.ndarray
@@ -197,6 +220,7 @@ class LayoutRows:
 
     layout: BlockLayout
     positions: np.ndarray
+    packing: Mapping[str, PackedGroup] | None = None
 
     def expand(self, array: np.ndarray, fill) -> np.ndarray:
         """A per-row array [R, ...] spread to one row per block variable, `fill` elsewhere."""
@@ -204,11 +228,18 @@ class LayoutRows:
         full[self.positions] = array
         return full
 
-    def access(self, index: np.ndarray, grid: tuple[int, ...]) -> tuple[Access, list[np.ndarray]]:
-        """The layout read of a per-row index into a source shaped `grid`, and its masks."""
+    def access(self, index: np.ndarray, grid: tuple[int, ...], group: str | None = None) -> tuple[Access, list[np.ndarray]]:
+        """The layout read of a per-row index into a source shaped `grid` (variable group
+        `group`, packed or not, or a param), and its masks."""
         offset = self.layout.shift_of(index, grid, self.positions)
         if offset is None:
             raise NoLayoutRead
+        if self.packing and group in self.packing:
+            planned = PackedRead.plan(self.layout, self.packing[group], offset)
+            if planned is None:
+                raise NoLayoutRead
+            read, masks = planned
+            return Access("packed", (self.layout.size,), tuple(grid), packed=read), masks
         shifted, masks = ShiftedRead.plan(self.layout, offset)
         return Access("layout", (self.layout.size,), tuple(grid), shifted=shifted), masks
 
@@ -269,7 +300,7 @@ def plan_template(
             if layout_rows is not None and per_row(full_index):
                 if node.vector or (is_free is not None and is_free.any()):
                     raise NoLayoutRead
-                access[at], masks = layout_rows.access(index, group.shape)
+                access[at], masks = layout_rows.access(index, group.shape, node.group)
                 keys[at] = key
                 arrays.update({f"{key}_choice{k + 1}": mask for k, mask in enumerate(masks)})
                 continue
@@ -459,18 +490,51 @@ def signature(node: Node, plan: TemplatePlan) -> tuple | None:
     return None
 
 
+@dataclass(frozen=True, eq=False)
+class LinearForm:
+    """A block plan's template that is `sign * scalars * v * rest`, linear in the value v
+    of the row's variable (one free slot, as a factor of the product): its rows are
+    values ⊗ coefficient, so a conditional sums the coefficients of all such templates
+    per variable -- the local field -- and multiplies by the values once."""
+
+    scalars: tuple[Node, ...]
+    negate: bool
+    rest: tuple[Node, ...]
+
+
+def linear_form(plan: TemplatePlan) -> LinearForm | None:
+    """The LinearForm of a block plan's template, or None when it is not linear in v."""
+    factors, negate = _product_factors(plan.template.body)
+    free = [f for f in factors if isinstance(f, Slot) and id(f) in plan.free_everywhere and not f.vector]
+    if len(free) != 1 or plan.free:
+        return None
+    others = [f for f in factors if f is not free[0]]
+    if any(isinstance(n, Slot) and id(n) in plan.free_everywhere for f in others for n in walk(f)):
+        return None
+    scalars = tuple(f for f in others if is_invariant(f))
+    rest = tuple(f for f in others if not is_invariant(f))
+    return LinearForm(scalars, negate, rest)
+
+
 def plan_graph(graph: FactorGraph) -> tuple[TemplatePlan, ...]:
     """A plan for every template of `graph`, in the graph's order."""
     return tuple(plan_template(t, graph, f"t{i}") for i, t in enumerate(graph.templates))
 
 
-def plan_block(graph: FactorGraph, group: str, flat_indices: np.ndarray) -> BlockPlan:
+def plan_block(
+    graph: FactorGraph,
+    group: str,
+    flat_indices: np.ndarray,
+    packing: Mapping[str, PackedGroup] | None = None,
+) -> BlockPlan:
     """Every template touching the block `group[flat_indices]`, cut to the
     (ground factor, block variable) pairs where the factor reads the variable.
 
     When the block has a strided layout (a checkerboard colour, backends/layout.py), the
     rows of each template part that reads only fixed-offset neighbours are planned
-    through it: one row per block variable, no gathers and no scatter."""
+    through it: one row per block variable, no gathers and no scatter. Groups in
+    `packing` are read from their class arrays (PackedGroup) where that is possible;
+    `BlockPlan.dense_reads` names those that some row still reads from the dense state."""
     variables = graph.variables[group]
     size = len(flat_indices)
     position = np.full(variables.size, -1, dtype=np.int64)
@@ -507,7 +571,7 @@ def plan_block(graph: FactorGraph, group: str, flat_indices: np.ndarray) -> Bloc
             if layout is not None and np.all(np.diff(positions) > 0):
                 try:
                     restricted.append(plan_template(
-                        template, graph, prefix, rows[chosen], owners, LayoutRows(layout, positions)
+                        template, graph, prefix, rows[chosen], owners, LayoutRows(layout, positions, packing)
                     ))
                     targets.append(None)
                     continue
@@ -590,6 +654,7 @@ class EvalContext:
     params: name -> param array in its declared shape.
     prefix: the leading shape every template value is broadcast to.
     free_values: the block domain's values [K] for local conditionals, else None.
+    packed: group -> class arrays [*prefix, *grid[:-1], runs] of packed groups (PackedGroup).
     """
 
     arrays: Mapping[str, Any]
@@ -597,6 +662,7 @@ class EvalContext:
     params: Mapping[str, Any]
     prefix: tuple[int, ...]
     free_values: Any = None
+    packed: Mapping[str, tuple] | None = None
 
 
 class Evaluator:
@@ -678,6 +744,28 @@ class Evaluator:
         value = ops.vecdot(ops.broadcast_to(shared, shape), ops.broadcast_to(others, shape))
         return self._scaled(value, first.total, first, ctx)
 
+    def linear_coefficient(self, plan: TemplatePlan, form: LinearForm, ctx: EvalContext):
+        """The product of a LinearForm template's `rest`, per row: [*ctx.prefix[:1], 1,
+        num_rows] (no value axis), zero on rows the template does not have; neither its
+        scalars nor its sign applied."""
+        ops = self.ops
+        value = None
+        for factor in form.rest:
+            read = self.evaluate(factor, plan, ctx)
+            value = read if value is None else value * read
+        shape = ctx.prefix[:1] + (1,) * (len(ctx.prefix) - 1) + (plan.num_rows,)
+        value = ops.broadcast_to(value if value is not None else ops.zeros((1,)) + 1.0, shape)
+        if plan.present is not None:
+            value = ops.where(ctx.arrays[plan.present], value, 0.0)
+        return value
+
+    def scalar_product(self, scalars: tuple[Node, ...], plan: TemplatePlan, ctx: EvalContext):
+        value = None
+        for scalar in scalars:
+            read = self.ops.reshape(self.evaluate(scalar, plan, ctx), ())
+            value = read if value is None else value * read
+        return value
+
     def evaluate(self, node: Node, plan: TemplatePlan, ctx: EvalContext):
         method = getattr(self, "eval_" + type(node).__name__, None)
         if method is None:
@@ -703,6 +791,13 @@ class Evaluator:
         if id(node) in plan.free_everywhere:
             shape = plan.access[id(node)].shape
             return self.ops.reshape(ctx.free_values, (-1,) + (1,) * len(shape))
+        found = plan.access[id(node)]
+        if found.kind == "packed":
+            classes = ctx.packed[node.group]
+            key = plan.keys[id(node)]
+            masks = [ctx.arrays[f"{key}_choice{k}"] for k in range(1, plan.layout.stride)]
+            lead = tuple(classes[0].shape[: len(classes[0].shape) - len(plan.layout.grid)])
+            return found.packed.read(self.ops, plan.layout, classes, lead, masks)
         flat = ctx.state[node.group]
         value = self._read(flat, plan.access[id(node)], plan.keys.get(id(node)), plan, ctx)
         if id(node) in plan.free:

@@ -167,3 +167,120 @@ def write_through(ops: Any, layout: BlockLayout, arrays, values: Any, new: Any) 
         ops.broadcast_to(runs, (batch,) + grid[:-1] + (grid[-1] // stride, stride)), (batch,) + grid
     )
     return ops.where(arrays[MEMBER_KEY], spread, values)
+
+
+# --------------------------------------------------------------------------
+# Packed groups: a sampler's state kept as one array per colour class
+
+
+@dataclass(frozen=True, eq=False)
+class PackedGroup:
+    """A group whose Gibbs blocks are the `stride` layouts of one run length, together
+    covering every cell once (the two colours of a checkerboard). A sweep over it can
+    carry the group as one array per class, [batch, *grid[:-1], runs]: a block's values
+    are then its own array, and a neighbour read is a roll of another class's array --
+    the packed layout hand-written checkerboard kernels use -- with no dense grid to
+    read or write back per update.
+
+    layouts: the classes' layouts, in sweep order. owner: int [*grid[:-1], runs, stride],
+    the class of each cell.
+    """
+
+    layouts: tuple[BlockLayout, ...]
+    owner: np.ndarray
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        return self.layouts[0].grid
+
+    def pack(self, ops: Any, arrays_of, values: Any) -> tuple:
+        """[batch, *grid] -> one [batch, *grid[:-1], runs] array per class.
+        arrays_of(c): the backend arrays of class c's block (its choice masks)."""
+        batch, grid = values.shape[0], self.grid
+        shape = (batch,) + grid[:-1] + (grid[-1] // self.layouts[0].stride,)
+        return tuple(
+            ops.reshape(read_through(ops, layout, arrays_of(c), values, (batch,)), shape)
+            for c, layout in enumerate(self.layouts)
+        )
+
+    def unpack(self, ops: Any, owner_masks, classes: tuple) -> Any:
+        """The inverse of `pack`. owner_masks[o][c]: bool [*grid[:-1], runs], True where
+        class c owns run offset o."""
+        stride = self.layouts[0].stride
+        columns = []
+        for offset in range(stride):
+            column = classes[0]
+            for c in range(1, len(classes)):
+                column = ops.where(owner_masks[offset][c], classes[c], column)
+            columns.append(column)
+        batch = classes[0].shape[0]
+        return ops.reshape(ops.stack(columns, -1), (batch,) + self.grid)
+
+    def owner_masks(self) -> list[list[np.ndarray]]:
+        return [[self.owner[..., offset] == c for c in range(len(self.layouts))]
+                for offset in range(self.layouts[0].stride)]
+
+
+def find_packing(layouts: list[BlockLayout | None]) -> PackedGroup | None:
+    """The PackedGroup of a group's blocks, when they are strided layouts of one stride
+    that cover the group exactly once."""
+    if not layouts or any(layout is None for layout in layouts):
+        return None
+    stride, grid = layouts[0].stride, layouts[0].grid
+    if len(layouts) != stride or any(l.stride != stride or l.grid != grid for l in layouts):
+        return None
+    cover = sum(l.member.astype(np.int64) for l in layouts)
+    if not np.all(cover == 1):
+        return None
+    owner = np.zeros(grid, dtype=np.int64)
+    for c, layout in enumerate(layouts):
+        owner[layout.member] = c
+    runs = grid[-1] // stride
+    return PackedGroup(tuple(layouts), owner.reshape(grid[:-1] + (runs, stride)))
+
+
+@dataclass(frozen=True)
+class PackedRead:
+    """A ShiftedRead of a packed group: source k (run offset o_k, q_k runs ahead) is, on
+    every run that uses it, a cell of one class c_k, so it is class c_k's array rolled by
+    -q_k along the run axis; sources that are the same array need no select. On a
+    checkerboard every neighbour is the other colour: a vertical read is that array
+    rolled by a row, a horizontal one a select between it and its roll by a run."""
+
+    shifted: ShiftedRead
+    sources: tuple[tuple[int, int], ...]  # per k: (class, runs ahead)
+
+    @staticmethod
+    def plan(layout: BlockLayout, packing: PackedGroup, offset: tuple[int, ...]) -> "tuple[PackedRead, list[np.ndarray]] | None":
+        shifted, masks = ShiftedRead.plan(layout, offset)
+        regions = [~np.any(np.stack(masks), axis=0)] + list(masks)
+        runs = packing.owner.shape[-2]
+        sources = []
+        for (cell, ahead), region in zip(shifted.sources, regions):
+            owners = np.roll(packing.owner[..., cell], -ahead, axis=-1)[region]
+            if owners.size == 0:
+                sources.append((0, 0))
+                continue
+            if not np.all(owners == owners[0]):
+                return None
+            sources.append((int(owners[0]), int(ahead % runs)))
+        return PackedRead(shifted, tuple(sources)), masks
+
+    def read(self, ops: Any, layout: BlockLayout, classes: tuple, lead: tuple[int, ...], masks) -> Any:
+        cache: dict[tuple[int, int], Any] = {}
+
+        def source(at: tuple[int, int]) -> Any:
+            if at not in cache:
+                c, ahead = at
+                cache[at] = classes[c] if not ahead else ops.roll(classes[c], (-ahead,), (-1,))
+            return cache[at]
+
+        picked = source(self.sources[0])
+        for k in range(1, layout.stride):
+            if self.sources[k] != self.sources[0]:
+                picked = ops.where(masks[k - 1], source(self.sources[k]), picked)
+        leading = self.shifted.offset[:-1]
+        moved = [(-d % n, a - len(leading) - 1) for a, (d, n) in enumerate(zip(leading, layout.grid)) if d]
+        if moved:
+            picked = ops.roll(picked, tuple(m[0] for m in moved), tuple(m[1] for m in moved))
+        return ops.reshape(picked, tuple(lead) + (layout.size,))

@@ -124,35 +124,37 @@ def peer_contenders() -> list[Contender[IsingProblem]]:
 
 
 def ebmlang_sampler(problem: IsingProblem, backend: str):
-    """(model, one-sweep Gibbs kernel, initial state) for examples/ising.ebm at L = side, J = beta.
+    """(model, sweep, initial state) for examples/ising.ebm at L = side, J = beta.
 
     The library's own pieces: the model compiled from the example file with its `const L`
     overridden, the colour classes from `ebmlang.structure.colouring`, and the chromatic
-    block-Gibbs kernel `kernel(key, state, params) -> (state, info)` over them. J carries
-    beta (E = -J Σ s_i s_j, sampled at temperature 1), exactly the hand-written model.
+    block-Gibbs sweep over them (`ebmlang.inference.gibbs.build_gibbs_sweep`: pure
+    init / step / finish; the lattice travels packed by colour between init and finish).
+    J carries beta (E = -J Σ s_i s_j, sampled at temperature 1), exactly the hand-written
+    model.
     """
     from ebmlang import structure
-    from ebmlang.inference.gibbs import build_gibbs_kernel, gibbs_blocks
+    from ebmlang.inference.gibbs import build_gibbs_sweep, gibbs_blocks
     from ebmlang.showcase import load_example
 
     model = load_example("ising.ebm", backend, L=problem.side)
     model.set_params(J=problem.beta, h=0.0)
     blocks = gibbs_blocks(model.graph, structure.colouring(model.graph).classes)
-    kernel = build_gibbs_kernel(model.compiled, blocks)
+    sweep = build_gibbs_sweep(model.compiled, blocks)
     spins = model.backend.asarray(problem.initial_spins.astype(np.float32))
-    return model, kernel, spins
+    return model, sweep, spins
 
 
 def prepare_ebmlang_torch(problem: IsingProblem) -> Callable[[int], Any]:
-    model, kernel, spins = ebmlang_sampler(problem, "torch")
+    model, sweep, spins = ebmlang_sampler(problem, "torch")
     backend, params = model.backend, model.params
 
     def run(sweeps: int) -> Any:
-        key, state = backend.key(problem.seed), {"s": spins}
+        key, carry = backend.key(problem.seed), sweep.init({"s": spins})
         for _ in range(sweeps):
             key, sweep_key = backend.split(key, 2)
-            state, _ = kernel(sweep_key, state, params)
-        return state["s"]
+            carry = sweep.step(sweep_key, carry, params)
+        return sweep.finish(carry)["s"]
 
     return run
 
@@ -160,18 +162,18 @@ def prepare_ebmlang_torch(problem: IsingProblem) -> Callable[[int], Any]:
 def prepare_ebmlang_jax(problem: IsingProblem) -> Callable[[int], Any]:
     import jax
 
-    model, kernel, spins = ebmlang_sampler(problem, "jax")
+    model, sweep, spins = ebmlang_sampler(problem, "jax")
 
     @jax.jit
     def sweeps_from(key: Any, spins: Any, params: Any, sweeps: Any) -> Any:
         # `sweeps` is traced: one compile (in the warm-up) serves the timed run.
-        def sweep(_: Any, carry: tuple[Any, Any]) -> tuple[Any, Any]:
-            key, state = carry
+        def one(_: Any, loop: tuple[Any, Any]) -> tuple[Any, Any]:
+            key, carry = loop
             key, sweep_key = jax.random.split(key)
-            state, _ = kernel(sweep_key, state, params)
-            return key, state
+            return key, sweep.step(sweep_key, carry, params)
 
-        return jax.lax.fori_loop(0, sweeps, sweep, (key, {"s": spins}))[1]["s"]
+        carry = jax.lax.fori_loop(0, sweeps, one, (key, sweep.init({"s": spins})))[1]
+        return sweep.finish(carry)["s"]
 
     key = jax.random.key(problem.seed)
     return lambda sweeps: sweeps_from(key, spins, model.params, sweeps)
