@@ -87,6 +87,16 @@ energy data[i in 0..N, j in 0..N] = -1.5 * [x[i,j] == y[i,j]]
 energy right[i in 0..N, j in 0..N-1] = -beta * [x[i,j] == x[i,j+1]]
 energy down[i in 0..N-1, j in 0..N] = -beta * [x[i,j] == x[i+1,j]]
 """,
+    # open boundaries in a model linear in each spin: summed local fields with rows missing
+    "ising_open": """
+const N = 6
+latent s[N, N] : spin
+param J = 0.5
+param h[N, N] ~ normal(0, 0.5)
+energy right[i in 0..N, j in 0..N-1] = -J * s[i,j] * s[i,j+1]
+energy down[i in 0..N-1, j in 0..N] = -J * s[i,j] * s[i+1,j]
+energy field[i in 0..N, j in 0..N] = -h[i,j] * s[i,j]
+""",
     # a periodic ring of binary variables: a one-axis grid
     "chain": """
 const N = 8
