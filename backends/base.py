@@ -39,11 +39,13 @@ FLOAT_DTYPES = ("float32", "float64")
 
 # The names every backend's `ops` namespace provides, with numpy semantics
 # (`axis` keywords, broadcasting). Inference kernels may use any of them.
+# `blend(mask, x, y)` is `where` for finite x and y (arrays or numbers): a backend may
+# compute it arithmetically (torch's `where` on CPU is several times slower than `lerp`).
 OPS_NAMES = (
     # elementwise
     "exp", "log", "log1p", "expm1", "sqrt", "abs", "square", "sign", "sin", "cos", "tanh",
     "sigmoid", "softplus", "relu", "silu", "gelu", "elu", "identity", "power", "mod", "round",
-    "where", "minimum", "maximum", "clip", "isfinite", "logical_and", "logical_or",
+    "where", "blend", "minimum", "maximum", "clip", "isfinite", "logical_and", "logical_or",
     "as_float", "as_int",
     # reductions
     "sum", "mean", "prod", "max", "min", "logsumexp", "softmax", "all", "any",

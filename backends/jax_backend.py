@@ -63,6 +63,9 @@ class JaxOps:
     def where(self, condition, x, y):
         return jnp.where(condition, jnp.asarray(x, self.dtype), jnp.asarray(y, self.dtype))
 
+    def blend(self, mask, x, y):
+        return self.where(mask, x, y)
+
     def as_float(self, x):
         return jnp.asarray(x, self.dtype)
 

@@ -153,7 +153,7 @@ def _select(ops: Any, layout: BlockLayout, values: Any, lead: tuple[int, ...], s
 
     picked = source(sources[0])
     for k in range(1, stride):
-        picked = ops.where(masks[k - 1], source(sources[k]), picked)
+        picked = ops.blend(masks[k - 1], source(sources[k]), picked)
     return picked
 
 
@@ -166,7 +166,7 @@ def write_through(ops: Any, layout: BlockLayout, arrays, values: Any, new: Any) 
     spread = ops.reshape(
         ops.broadcast_to(runs, (batch,) + grid[:-1] + (grid[-1] // stride, stride)), (batch,) + grid
     )
-    return ops.where(arrays[MEMBER_KEY], spread, values)
+    return ops.blend(arrays[MEMBER_KEY], spread, values)
 
 
 # --------------------------------------------------------------------------
@@ -211,7 +211,7 @@ class PackedGroup:
         for offset in range(stride):
             column = classes[0]
             for c in range(1, len(classes)):
-                column = ops.where(owner_masks[offset][c], classes[c], column)
+                column = ops.blend(owner_masks[offset][c], classes[c], column)
             columns.append(column)
         batch = classes[0].shape[0]
         return ops.reshape(ops.stack(columns, -1), (batch,) + self.grid)
@@ -278,7 +278,7 @@ class PackedRead:
         picked = source(self.sources[0])
         for k in range(1, layout.stride):
             if self.sources[k] != self.sources[0]:
-                picked = ops.where(masks[k - 1], source(self.sources[k]), picked)
+                picked = ops.blend(masks[k - 1], source(self.sources[k]), picked)
         leading = self.shifted.offset[:-1]
         moved = [(-d % n, a - len(leading) - 1) for a, (d, n) in enumerate(zip(leading, layout.grid)) if d]
         if moved:

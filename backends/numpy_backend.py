@@ -74,6 +74,9 @@ class NumpyOps:
     def where(self, condition, x, y):
         return np.where(condition, np.asarray(x, self.dtype), np.asarray(y, self.dtype))
 
+    def blend(self, mask, x, y):
+        return self.where(mask, x, y)
+
     def as_float(self, x):
         return np.asarray(x, self.dtype)
 

@@ -74,6 +74,18 @@ class TorchOps:
             x = torch.as_tensor(x, dtype=self.dtype, device=condition.device)
         return torch.where(condition, x, y)
 
+    def blend(self, mask, x, y):
+        """`where` for finite x, y: lerp(y, x, mask) is exact at weights 0 and 1."""
+        weight = mask.to(self.dtype)
+        tensors = [v for v in (x, y) if isinstance(v, torch.Tensor)]
+        shape = torch.broadcast_shapes(weight.shape, *(t.shape for t in tensors))
+        x, y = (
+            v.to(self.dtype).expand(shape) if isinstance(v, torch.Tensor)
+            else torch.full(shape, float(v), dtype=self.dtype, device=weight.device)
+            for v in (x, y)
+        )
+        return torch.lerp(y, x, weight)
+
     def minimum(self, x, y):
         return torch.minimum(self._tensor(x), self._tensor(y))
 

@@ -163,7 +163,8 @@ def _binary_draw(backend, values, temperature: float, may_be_infinite: bool = Tr
         p_high = ops.sigmoid((table[:, 0] - table[:, 1]) * inverse_temperature)
         u = backend.uniform(key, tuple(p_high.shape))
         if not may_be_infinite:
-            return ops.where(u < p_high, high, low)
+            # Discrete domain values are small integers: low + (high - low) * 1 is exact.
+            return ops.as_float(u < p_high) * (high - low) + low
         # Both energies +inf (every value violates a hard constraint) gives p = NaN, for
         # which both comparisons are false: keep the current value, so a neighbour's move
         # can open a value up next sweep.

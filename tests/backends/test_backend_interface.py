@@ -543,3 +543,27 @@ def test_value_and_grad_differentiates_arrays_and_dicts(name):
 def test_numpy_value_and_grad_is_an_error():
     with pytest.raises(EbmError, match="cannot differentiate"):
         backend("numpy", "float64").value_and_grad(lambda v: v)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_blend_is_where_for_finite_values(name):
+    # torch computes blend with lerp: exact at weights 0 and 1, for arrays (broadcast
+    # masks included) and numbers alike.
+    chosen = backend(name, "float64")
+    ops = chosen.ops
+    mask = X > 0
+    row_mask = np.array([True, False, True])
+    cases = [
+        (mask, X, Y, np.where(mask, X, Y)),
+        (row_mask, X, Y, np.where(row_mask, X, Y)),
+        (mask, 1.0, -1.0, np.where(mask, 1.0, -1.0)),
+        (mask, X, 3.0, np.where(mask, X, 3.0)),
+        (mask, -2.0, Y, np.where(mask, -2.0, Y)),
+        (mask, X * 1e-9, Y + 1e8, np.where(mask, X * 1e-9, Y + 1e8)),  # no x - y + y rounding
+        (mask, 0.1, 1e8, np.where(mask, 0.1, 1e8)),
+    ]
+    for m, x, y, want in cases:
+        x_in = chosen.asarray(x) if isinstance(x, np.ndarray) else x
+        y_in = chosen.asarray(y) if isinstance(y, np.ndarray) else y
+        got = chosen.to_numpy(ops.blend(chosen.asarray(m, "bool"), x_in, y_in))
+        assert np.array_equal(got, want)
