@@ -561,11 +561,12 @@ def plan_block(
         # How each slot reads the row's variable: 0 nowhere, 1 everywhere, 2 somewhere.
         hits = [read[rows] == owner[:, None] for read in reads]  # per slot [R, its positions]
         pattern = np.stack([np.where(h.all(-1), 1, np.where(h.any(-1), 2, 0)) for h in hits], axis=1)
-        kinds, part_of = np.unique(pattern, axis=0, return_inverse=True)
-        for part in range(len(kinds)):
-            chosen = np.nonzero(part_of.reshape(-1) == part)[0]
+        # One base-3 code per row; parts in code order (a linear-time unique of small ints).
+        code = pattern @ (3 ** np.arange(pattern.shape[1], dtype=np.int64))
+        for kind in np.flatnonzero(np.bincount(code)):
+            chosen = np.flatnonzero(code == kind)
             chosen = chosen[np.argsort(target[chosen], kind="stable")]
-            prefix = f"t{number}p{part}"
+            prefix = f"t{number}p{kind}"
             owners = (group, owner[chosen])
             positions = target[chosen]
             if layout is not None and np.all(np.diff(positions) > 0):

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ebmlang.backends.layout import find_packing
+from ebmlang.backends.layout import find_layout, find_packing
 from ebmlang.ir import FactorGraph
 
 
@@ -134,7 +134,8 @@ def _packing(compiled, blocks: list[GibbsBlock]) -> dict:
     """{group: PackedGroup} for the groups whose blocks are layouts that cover them once."""
     by_group: dict[str, list] = {}
     for block in blocks:
-        by_group.setdefault(block.group, []).append(compiled.gibbs_block(block.group, block.indices).plan.layout)
+        shape = compiled.graph.variables[block.group].shape
+        by_group.setdefault(block.group, []).append(find_layout(shape, block.indices))
     found = {g: find_packing(layouts) for g, layouts in by_group.items()}
     return {g: p for g, p in found.items() if p is not None}
 
