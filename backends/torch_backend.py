@@ -77,13 +77,13 @@ class TorchOps:
     def blend(self, mask, x, y):
         """`where` for finite x, y: lerp(y, x, mask) is exact at weights 0 and 1."""
         weight = mask.to(self.dtype)
-        tensors = [v for v in (x, y) if isinstance(v, torch.Tensor)]
-        shape = torch.broadcast_shapes(weight.shape, *(t.shape for t in tensors))
         x, y = (
-            v.to(self.dtype).expand(shape) if isinstance(v, torch.Tensor)
-            else torch.full(shape, float(v), dtype=self.dtype, device=weight.device)
+            v.to(self.dtype) if isinstance(v, torch.Tensor)
+            else torch.full((), float(v), dtype=self.dtype, device=weight.device)
             for v in (x, y)
         )
+        if x.dim() == 0 and y.dim() == 0:  # lerp needs one operand with the result's shape
+            y = y.expand(weight.shape)
         return torch.lerp(y, x, weight)
 
     def minimum(self, x, y):
