@@ -131,7 +131,11 @@ class ShiftedRead:
         return ShiftedRead(tuple(offset), sources), masks
 
     def read(self, ops: Any, layout: BlockLayout, values: Any, lead: tuple[int, ...], masks) -> Any:
-        picked = _select(ops, layout, values, lead, self.sources, masks)
+        return self.roll_back(ops, layout, _select(ops, layout, values, lead, self.sources, masks), lead)
+
+    def roll_back(self, ops: Any, layout: BlockLayout, picked: Any, lead: tuple[int, ...]) -> Any:
+        """The selected runs [*lead, *grid[:-1], runs] rolled back by the leading offset,
+        flattened to the block's order: [*lead, n]."""
         leading = self.offset[:-1]
         moved = [(-d % n, a - len(leading) - 1) for a, (d, n) in enumerate(zip(leading, layout.grid)) if d]
         if moved:
@@ -143,17 +147,27 @@ def _select(ops: Any, layout: BlockLayout, values: Any, lead: tuple[int, ...], s
     """[*lead, *grid[:-1], runs]: at each run, source k's cell where the run's choice is k."""
     grid, stride = layout.grid, layout.stride
     runs = ops.reshape(values, tuple(lead) + grid[:-1] + (grid[-1] // stride, stride))
+    return _pick(ops, sources, masks, lambda cell: runs[..., cell])
+
+
+def _pick(ops: Any, sources, masks, array_of) -> Any:
+    """Source k where the run's choice is k (masks[k - 1]; source 0 where no mask is set).
+
+    A source is (which, runs ahead): array_of(which) rolled back by `runs ahead` along
+    the run axis, built once however many choices share it; a choice whose source is
+    source 0's needs no select."""
     cache: dict[tuple[int, int], Any] = {}
 
     def source(at: tuple[int, int]) -> Any:
         if at not in cache:
-            cell, ahead = at
-            cache[at] = runs[..., cell] if not ahead else ops.roll(runs[..., cell], (-ahead,), (-1,))
+            which, ahead = at
+            cache[at] = array_of(which) if not ahead else ops.roll(array_of(which), (-ahead,), (-1,))
         return cache[at]
 
     picked = source(sources[0])
-    for k in range(1, stride):
-        picked = ops.blend(masks[k - 1], source(sources[k]), picked)
+    for k in range(1, len(sources)):
+        if sources[k] != sources[0]:
+            picked = ops.blend(masks[k - 1], source(sources[k]), picked)
     return picked
 
 
@@ -267,20 +281,5 @@ class PackedRead:
         return PackedRead(shifted, tuple(sources)), masks
 
     def read(self, ops: Any, layout: BlockLayout, classes: tuple, lead: tuple[int, ...], masks) -> Any:
-        cache: dict[tuple[int, int], Any] = {}
-
-        def source(at: tuple[int, int]) -> Any:
-            if at not in cache:
-                c, ahead = at
-                cache[at] = classes[c] if not ahead else ops.roll(classes[c], (-ahead,), (-1,))
-            return cache[at]
-
-        picked = source(self.sources[0])
-        for k in range(1, layout.stride):
-            if self.sources[k] != self.sources[0]:
-                picked = ops.blend(masks[k - 1], source(self.sources[k]), picked)
-        leading = self.shifted.offset[:-1]
-        moved = [(-d % n, a - len(leading) - 1) for a, (d, n) in enumerate(zip(leading, layout.grid)) if d]
-        if moved:
-            picked = ops.roll(picked, tuple(m[0] for m in moved), tuple(m[1] for m in moved))
-        return ops.reshape(picked, tuple(lead) + (layout.size,))
+        picked = _pick(ops, self.sources, masks, classes.__getitem__)
+        return self.shifted.roll_back(ops, layout, picked, lead)

@@ -146,10 +146,8 @@ def sharded_gibbs_sweep(local, blocks, state: dict, temperature: float = 1.0):
 
     bk = local.backend
     params = local.params
-    for block in blocks:
-        # Build each block's index arrays now, outside any trace, so they are concrete
-        # replicated arrays (a block first built while tracing would cache tracers).
-        local.compiled.local_conditional(block.group, block.indices, state, params)
+    # Builds every block now, outside the trace (a block first built while tracing would
+    # cache tracers), so its arrays are concrete replicated ones.
     kernel = build_gibbs_kernel(local.compiled, blocks, temperature)
     state_shardings = {k: v.sharding for k, v in state.items()}
     sweep = jax.jit(lambda key, state, params: kernel(key, state, params)[0],

@@ -71,7 +71,6 @@ class ChainSampler:
         if self.discrete:
             roles = with_roles(graph, clamped)
             blocks = gibbs_blocks(roles, structure.colouring(roles).classes, set(self.discrete))
-            _prepare_blocks(model, blocks)
             self.gibbs = self.backend.jit(build_gibbs_kernel(model.compiled, blocks, 1.0))
 
     def potential(self, state: Mapping, params):
@@ -100,19 +99,6 @@ class ChainSampler:
         for sweep_key in self.backend.split(key, max(sweeps, 1))[:sweeps]:
             state = self.sweep(sweep_key, state, params)
         return dict(state)
-
-
-def _prepare_blocks(model, blocks) -> None:
-    """Evaluate each block's local conditional once, eagerly, before the sweep is jitted.
-
-    The compiled graph caches a block's index arrays on first use; made inside a JAX
-    trace they would be tracers, and a later eager call on the same block (the exact
-    sums of learning do that) would fail with a leaked-tracer error."""
-    graph = model.graph
-    bk = model.backend
-    state = {g: bk.asarray(np.zeros((1,) + v.shape)) for g, v in graph.variables.items()}
-    for block in blocks:
-        model.compiled.local_conditional(block.group, block.indices, state, model.params)
 
 
 def random_values(backend, key, graph, groups: Sequence[str], n: int) -> dict:
