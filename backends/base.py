@@ -169,6 +169,11 @@ class Backend(ABC):
         """Integer labels drawn with probabilities softmax(logits) over the last axis."""
 
     @abstractmethod
+    def gumbel_argmax(self, uniform: Any, logits: Any) -> Any:
+        """argmax over the last axis of logits + Gumbel noise made from `uniform` (draws in
+        [0, 1) of the logits' shape): a categorical draw given its random numbers."""
+
+    @abstractmethod
     def randint(self, key: Any, shape: tuple[int, ...], low: int, high: int) -> Any:
         """Integers uniform in [low, high)."""
 
@@ -177,6 +182,12 @@ class Backend(ABC):
     @abstractmethod
     def jit(self, fn: Callable) -> Callable:
         """`fn` compiled for this backend where that is possible (identity otherwise)."""
+
+    def jit_step(self, draw: Callable, move: Callable) -> Callable:
+        """`step(key, state, *args) = move(state, draw(key, state), *args)`, compiled where
+        possible: a random step split into its draws and a deterministic move, so that a
+        backend whose random numbers cannot be traced still compiles the move."""
+        return self.jit(lambda key, state, *args: move(state, draw(key, state), *args))
 
     def value_and_grad(self, fn: Callable) -> Callable:
         """`fn(x, *args) -> scalar` turned into `(x, *args) -> (value, grad wrt x)`;

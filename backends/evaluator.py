@@ -109,6 +109,8 @@ class TemplatePlan:
         block's variables in order (num_rows = the block size).
     present: with a layout, the key of a bool [num_rows] array, False for block variables
         this template has no ground factor for (an open boundary): their rows count zero.
+    full_masks: Reduce nodes whose mask is true everywhere: it only gives the reduced
+        axis its length (a body that does not vary along it is broadcast).
     """
 
     template: FactorTemplate
@@ -121,6 +123,7 @@ class TemplatePlan:
     free_everywhere: frozenset[int] = frozenset()
     layout: BlockLayout | None = None
     present: str | None = None
+    full_masks: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, eq=False)
@@ -283,6 +286,7 @@ def plan_template(
     arrays: dict[str, np.ndarray] = {}
     free: dict[int, str] = {}
     free_everywhere: set[int] = set()
+    full_masks: set[int] = set()
     for number, node in enumerate(walk(template.body)):
         key = f"{prefix}_n{number}"
         at = id(node)
@@ -342,6 +346,8 @@ def plan_template(
             if node.mask is not None:
                 keys[at] = key
                 arrays[key] = spread(np.asarray(node.mask, dtype=bool), True)
+                if arrays[key].all():  # only its shape matters: no select per call
+                    full_masks.add(at)
         elif isinstance(node, Neural):
             _check_mlp(graph, node)
         elif isinstance(node, Apply):
@@ -354,7 +360,7 @@ def plan_template(
             present = f"{prefix}_present"
             arrays[present] = layout_rows.expand(np.ones(len(layout_rows.positions), dtype=bool), False)
     return TemplatePlan(template, num_rows, keys, access, arrays, free, scaled_sum(template.body),
-                        frozenset(free_everywhere), layout, present)
+                        frozenset(free_everywhere), layout, present, frozenset(full_masks))
 
 
 def is_invariant(node: Node) -> bool:
@@ -855,12 +861,17 @@ class Evaluator:
     def eval_Reduce(self, node: Reduce, plan: TemplatePlan, ctx: EvalContext):
         ops = self.ops
         body = self.evaluate(node.body, plan, ctx)
+        masked = id(node) in plan.keys and id(node) not in plan.full_masks
         if id(node) in plan.keys:
-            body = ops.where(ctx.arrays[plan.keys[id(node)]], body, _REDUCE_FILL[node.op])
+            mask = ctx.arrays[plan.keys[id(node)]]
+            if masked:
+                body = ops.where(mask, body, _REDUCE_FILL[node.op])
+            elif tuple(body.shape) != np.broadcast_shapes(tuple(body.shape), tuple(mask.shape)):
+                body = ops.broadcast_to(body, np.broadcast_shapes(tuple(body.shape), tuple(mask.shape)))
         if node.op == "sum":
             return ops.sum(body, -1)
         if node.op == "mean":
-            if id(node) not in plan.keys:
+            if not masked:
                 return ops.mean(body, -1)
             mask = ctx.arrays[plan.keys[id(node)]]
             # A mask constant along the reduced axis counts every entry the body has there.

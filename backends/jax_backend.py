@@ -209,6 +209,11 @@ class JaxBackend(Backend):
     def categorical(self, key, logits):
         return jax.random.categorical(key, logits, axis=-1)
 
+    def gumbel_argmax(self, uniform, logits):
+        tiny = jnp.finfo(logits.dtype).tiny
+        gumbel = -jnp.log(-jnp.log(jnp.maximum(uniform.astype(logits.dtype), tiny)))
+        return jnp.argmax(logits + gumbel, axis=-1)
+
     def randint(self, key, shape, low, high):
         return jax.random.randint(key, tuple(shape), int(low), int(high))
 

@@ -223,7 +223,10 @@ class NumpyBackend(Backend):
         return np.random.default_rng(key).standard_normal(tuple(shape), dtype=self.np_dtype)
 
     def categorical(self, key: int, logits: np.ndarray) -> np.ndarray:
-        uniform = self.uniform(key, np.shape(logits)).astype(np.result_type(logits))
+        return self.gumbel_argmax(self.uniform(key, np.shape(logits)), logits)
+
+    def gumbel_argmax(self, uniform: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        uniform = uniform.astype(np.result_type(logits))
         tiny = np.finfo(uniform.dtype).tiny
         with np.errstate(divide="ignore"):
             gumbel = -np.log(-np.log(np.maximum(uniform, tiny)))

@@ -6,6 +6,7 @@ Keys are uint64 integers (numpy SeedSequence splitting); each draw seeds a fresh
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -292,7 +293,10 @@ class TorchBackend(Backend):
 
     def categorical(self, key: int, logits: torch.Tensor) -> torch.Tensor:
         # Gumbel-max: one uniform per entry keeps the draw a pure function of the key.
-        uniform = self.uniform(key, tuple(logits.shape)).to(logits.dtype)
+        return self.gumbel_argmax(self.uniform(key, tuple(logits.shape)), logits)
+
+    def gumbel_argmax(self, uniform: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        uniform = uniform.to(logits.dtype)
         tiny = torch.finfo(logits.dtype).tiny
         perturbed = logits - torch.log(-torch.log(uniform.clamp_min(tiny)))
         # torch.argmax over a short last axis is slow on CPU; comparing columns (two labels)
@@ -308,6 +312,13 @@ class TorchBackend(Backend):
     # transformation
     def jit(self, fn: Callable) -> Callable:
         return fn if self.compile_options is None else CompiledOrEager(fn, self.compile_options)
+
+    def jit_step(self, draw: Callable, move: Callable) -> Callable:
+        # A seeded torch.Generator breaks dynamo's graph: draw eagerly, compile the move.
+        if self.compile_options is None:
+            return lambda key, state, *args: move(state, draw(key, state), *args)
+        compiled_move = CompiledOrEager(move, self.compile_options)
+        return lambda key, state, *args: compiled_move(state, draw(key, state), *args)
 
     def value_and_grad(self, fn: Callable) -> Callable:
         def value_and_grad(x, *args):
@@ -356,6 +367,11 @@ class TorchCompiledGraph(CompiledGraph):
     def energy_and_grad_state(self, state, params, groups):
         groups = self.check_groups(groups)
         state, params = self.inputs(state, params)
+        if self.backend.compile_options is not None:
+            read = tuple(g for g in groups if g in state)
+            kernel = self._kernel(("grad_state", read), partial(self._grad_state_pure, read))
+            energy, grads = kernel(self.arrays, state, params)
+            return energy, self.complete_grads(groups, grads, energy.shape[0])
         leaves = {g: state[g].detach().requires_grad_(True) for g in groups if g in state}
         state = {**state, **leaves}
         params = {k: v.detach() for k, v in params.items()}
@@ -367,6 +383,18 @@ class TorchCompiledGraph(CompiledGraph):
             for g, grad in zip(leaves, grads)
         }
         return energy.detach(), self.complete_grads(groups, grads, energy.shape[0])
+
+    def _grad_state_pure(self, groups, arrays, state, params):
+        """(energy, {group: gradient}) through torch.func, which dynamo traces whole (a
+        torch.autograd.grad call would break the compiled graph in two)."""
+
+        def total(moving):
+            energy = self.energy_pure(arrays, {**state, **moving}, params)
+            return energy.sum(), energy
+
+        moving = {g: state[g] for g in groups}
+        grads, (_, energy) = torch.func.grad_and_value(total, has_aux=True)(moving)
+        return energy, grads
 
     def grad_params(self, state, params, weights=None):
         state, params = self.inputs(state, params)

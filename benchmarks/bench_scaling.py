@@ -50,7 +50,6 @@ def time_sweeps(side: int, chains: int, sweeps: int, layout: str = "chains", rep
     from jax.sharding import NamedSharding, PartitionSpec
 
     import ebmlang as ebm
-    from ebmlang import structure
     from ebmlang.distributed import chain_mesh, replicate_model, shard_chains
     from ebmlang.distributed.jax_sharding import sharded_gibbs_sweep
     from ebmlang.inference.gibbs import gibbs_blocks
@@ -64,7 +63,7 @@ def time_sweeps(side: int, chains: int, sweeps: int, layout: str = "chains", rep
         state = shard_chains({"s": bk.asarray(spins)}, mesh)
     else:
         state = {"s": jax.device_put(bk.asarray(spins), NamedSharding(mesh, PartitionSpec(None, "chains")))}
-    blocks = gibbs_blocks(model.graph, structure.colouring(model.graph).classes)
+    blocks = gibbs_blocks(model.graph)
     sweep = sharded_gibbs_sweep(local, blocks, state)
     keys = jax.random.split(jax.random.key(0), sweeps)
     started = time.perf_counter()

@@ -11,6 +11,9 @@ from __future__ import annotations
 from pygments.lexer import RegexLexer, bygroups, words
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Whitespace
 
+from ebmlang.builtin_names import ACTIVATIONS as MLP_ACTIVATIONS
+from ebmlang.builtin_names import BUILTIN_CONSTANTS, BUILTIN_FUNCTIONS, DISTRIBUTIONS
+
 # Words that start a declaration (every statement starts with one).
 DECLARATION_KEYWORDS = ("const", "latent", "observed", "param", "energy", "constraint",
                         "extern", "import", "model")
@@ -18,10 +21,10 @@ DECLARATION_KEYWORDS = ("const", "latent", "observed", "param", "energy", "const
 OTHER_KEYWORDS = ("in", "where", "as", "and", "or", "not")
 DOMAINS = ("real", "binary", "spin", "categorical", "integer")
 REDUCTIONS = ("sum", "prod", "mean", "logsumexp", "min", "max")
-FUNCTIONS = ("exp", "log", "log1p", "expm1", "softplus", "sigmoid", "tanh", "abs", "sqrt",
-             "relu", "sin", "cos", "square", "mlp", "normal", "uniform")
-ACTIVATIONS = ("silu", "gelu", "elu", "identity")
-BUILTIN_CONSTANTS = ("pi", "e")
+# The checker's own lists, so the highlighter marks exactly what the language defines.
+FUNCTIONS = BUILTIN_FUNCTIONS + ("mlp",) + DISTRIBUTIONS
+ACTIVATIONS = tuple(name for name in MLP_ACTIVATIONS if name not in BUILTIN_FUNCTIONS)
+CONSTANTS = tuple(BUILTIN_CONSTANTS)
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
@@ -51,7 +54,7 @@ class EbmLexer(RegexLexer):
             (words(DOMAINS, suffix=r"\b"), Keyword.Type),
             (words(REDUCTIONS, suffix=r"\b"), Name.Builtin),
             (words(FUNCTIONS + ACTIVATIONS, suffix=r"\b"), Name.Builtin),
-            (words(BUILTIN_CONSTANTS, suffix=r"\b"), Name.Builtin.Pseudo),
+            (words(CONSTANTS, suffix=r"\b"), Name.Builtin.Pseudo),
             (r"[0-9]+\.[0-9]+([eE][+-]?[0-9]+)?", Number.Float),
             (r"[0-9]+[eE][+-]?[0-9]+", Number.Float),
             (r"[0-9]+", Number.Integer),

@@ -25,7 +25,6 @@ Composite models (`model C = A * B`) lower each expert and combine them with
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -34,13 +33,12 @@ import numpy as np
 from ebmlang import ast
 from ebmlang import ir
 from ebmlang.ast import Span
+from ebmlang.builtin_names import BUILTIN_CONSTANTS
 from ebmlang.compose import compose, observe, rename
 from ebmlang.errors import EbmError, did_you_mean
 
 # A body splits into at most this many additive parts; beyond it the term stays whole.
 MAX_ADDITIVE_PARTS = 16
-
-BUILTIN_CONSTANTS = {"pi": math.pi, "e": math.e}
 
 _COMPARISONS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 _ARITHMETIC = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod", "^": "pow"}

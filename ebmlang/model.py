@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ebmlang.backends import Backend
 from ebmlang.errors import EbmError
 from ebmlang.ir import FactorGraph
 
@@ -32,12 +33,13 @@ def _compile_source(text: str, file: str, model: str | None, allow_root=None, lo
         raise
 
 
-def load(path: str | Path, backend: str = "torch", *, model: str | None = None, device: str = "cpu",
+def load(path: str | Path, backend: str | Backend = "torch", *, model: str | None = None, device: str = "cpu",
          dtype: str = "float32", seed: int = 0, allow_root: str | Path | None = None) -> "Model":
     """Load a `.ebm` model file (or a checkpoint saved with `Model.save`).
 
     model: which model of the file (default: the file's default model).
-    backend: "torch" (default), "jax" or "numpy".
+    backend: "torch" (default), "jax" or "numpy", or a configured Backend such as
+    `get_backend("torch", compile=True)` (then `device` and `dtype` are the backend's).
     """
     path = Path(path)
     if path.suffix in (".safetensors", ".ckpt"):
@@ -51,7 +53,7 @@ def load(path: str | Path, backend: str = "torch", *, model: str | None = None, 
     return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed)
 
 
-def loads(source: str, backend: str = "torch", *, model: str | None = None, name: str = "<string>",
+def loads(source: str, backend: str | Backend = "torch", *, model: str | None = None, name: str = "<string>",
           device: str = "cpu", dtype: str = "float32", seed: int = 0) -> "Model":
     """Compile a model from source text."""
     graph = _compile_source(source, name, model, None)
@@ -61,15 +63,20 @@ def loads(source: str, backend: str = "torch", *, model: str | None = None, name
 class Model:
     """A compiled energy-based model: energy, inference, learning and composition."""
 
-    def __init__(self, graph: FactorGraph, backend: str = "torch", *, device: str = "cpu",
+    def __init__(self, graph: FactorGraph, backend: str | Backend = "torch", *, device: str = "cpu",
                  dtype: str = "float32", seed: int = 0, params: dict | None = None,
                  externs: dict | None = None):
+        """backend: a name ("torch", "jax", "numpy"), built with `device` and `dtype`, or a
+        configured Backend (e.g. `get_backend("torch", compile=True)`), which fixes both."""
         from ebmlang.compile import compile_graph
 
         self.graph = graph
-        self.backend_name = backend
-        self.compiled = compile_graph(graph, backend=backend, device=device, dtype=dtype)
+        if isinstance(backend, Backend):
+            self.compiled = backend.compile(graph)
+        else:
+            self.compiled = compile_graph(graph, backend=backend, device=device, dtype=dtype)
         self.backend = self.compiled.backend
+        self.backend_name = self.backend.name
         self.externs: dict = {}
         for name, fn in (externs or {}).items():
             self.register_extern(name, fn)
@@ -203,8 +210,7 @@ class Model:
             prefix = f"{expert_name}." if expert_name else ""
             for k, v in model.param_values().items():
                 params[prefix + k] = v
-        fresh = Model(graph, backend=self.backend_name, device=str(self.backend.device),
-                      dtype=self.backend.dtype)
+        fresh = Model(graph, backend=self.backend)
         for k in fresh.params:
             if k in params:
                 fresh.params[k] = fresh.backend.asarray(params[k])
@@ -227,8 +233,7 @@ class Model:
         """The same model with variables renamed: `m.rename(x="y")`."""
         from ebmlang.compose import rename
 
-        fresh = Model(rename(self.graph, mapping), backend=self.backend_name,
-                      device=str(self.backend.device), dtype=self.backend.dtype)
+        fresh = Model(rename(self.graph, mapping), backend=self.backend)
         # Params may be renamed too (`m.rename(beta="gamma")`): carry values under their new names.
         fresh.params = {mapping.get(k, k) if k in self.graph.params else k: v for k, v in self.params.items()}
         return fresh
@@ -236,8 +241,7 @@ class Model:
     def observe(self, *names: str) -> "Model":
         from ebmlang.compose import observe
 
-        fresh = Model(observe(self.graph, names), backend=self.backend_name,
-                      device=str(self.backend.device), dtype=self.backend.dtype)
+        fresh = Model(observe(self.graph, names), backend=self.backend)
         fresh.params = dict(self.params)
         return fresh
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ebmlang.backends import Backend
 from ebmlang.errors import EbmError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -87,7 +88,7 @@ class SectionResult:
 # Helpers
 
 
-def load_example(file: str, backend: str, *, model: str | None = None, **consts):
+def load_example(file: str, backend: str | Backend, *, model: str | None = None, **consts):
     """An example model, with some of its `const` declarations set to other values.
 
     The constants are replaced in the source text, so the model is compiled exactly as

@@ -100,13 +100,12 @@ def ebmlang_builder(backend: str) -> Callable[[CompileProblem], Callable[[int], 
     program)."""
 
     def prepare(problem: CompileProblem) -> Callable[[int], Any]:
-        from ebmlang import structure
         from ebmlang.inference.gibbs import build_gibbs_kernel, gibbs_blocks
         from ebmlang.showcase import load_example
 
         model = load_example("ising.ebm", backend, L=problem.side)
         model.set_params(J=problem.beta)
-        blocks = gibbs_blocks(model.graph, structure.colouring(model.graph).classes)
+        blocks = gibbs_blocks(model.graph)
         kernel = build_gibbs_kernel(model.compiled, blocks)
         if backend == "jax":
             import jax

@@ -13,6 +13,7 @@ import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -69,7 +70,10 @@ def describe(smoke: bool) -> str:
         f"checkerboard colours), all contenders from the same hot start (seed {SEED}). "
         f"Setup = build + compile + a {WARMUP_SWEEPS}-sweep warm-up. Figure: chains·L²·sweeps / run "
         "time. E/site = -(1/N)Σ⟨ij⟩ s_i s_j and |m| = |mean spin| at the end, averaged over "
-        "chains (± one standard error over chains)."
+        "chains (± one standard error over chains). ebmlang (torch) runs eagerly; ebmlang (torch, "
+        "compile=True) runs each sweep's deterministic move under torch.compile (inductor) with "
+        "the uniforms drawn eagerly, so both torch rows make the same draws; the hand-written "
+        "torch kernel is eager."
     )
 
 
@@ -123,7 +127,7 @@ def peer_contenders() -> list[Contender[IsingProblem]]:
     return [Contender("thrml", prepare_thrml, requires=("jax", "thrml"))]
 
 
-def ebmlang_sampler(problem: IsingProblem, backend: str):
+def ebmlang_sampler(problem: IsingProblem, backend: Any):
     """(model, sweep, initial state) for examples/ising.ebm at L = side, J = beta.
 
     The library's own pieces: the model compiled from the example file with its `const L`
@@ -133,27 +137,31 @@ def ebmlang_sampler(problem: IsingProblem, backend: str):
     J carries beta (E = -J Σ s_i s_j, sampled at temperature 1), exactly the hand-written
     model.
     """
-    from ebmlang import structure
     from ebmlang.inference.gibbs import build_gibbs_sweep, gibbs_blocks
     from ebmlang.showcase import load_example
 
     model = load_example("ising.ebm", backend, L=problem.side)
     model.set_params(J=problem.beta, h=0.0)
-    blocks = gibbs_blocks(model.graph, structure.colouring(model.graph).classes)
+    blocks = gibbs_blocks(model.graph)
     sweep = build_gibbs_sweep(model.compiled, blocks)
     spins = model.backend.asarray(problem.initial_spins.astype(np.float32))
     return model, sweep, spins
 
 
-def prepare_ebmlang_torch(problem: IsingProblem) -> Callable[[int], Any]:
-    model, sweep, spins = ebmlang_sampler(problem, "torch")
+def prepare_ebmlang_torch(problem: IsingProblem, compile: bool = False) -> Callable[[int], Any]:
+    from ebmlang.backends import get_backend
+
+    model, sweep, spins = ebmlang_sampler(problem, get_backend("torch", compile=compile))
     backend, params = model.backend, model.params
+    # Eager: the sweep as is. compile=True: torch.compile of the sweep's deterministic
+    # move (the uniforms are drawn eagerly; `Backend.jit_step`).
+    step = backend.jit_step(sweep.draw, sweep.move)
 
     def run(sweeps: int) -> Any:
         key, carry = backend.key(problem.seed), sweep.init({"s": spins})
         for _ in range(sweeps):
             key, sweep_key = backend.split(key, 2)
-            carry = sweep.step(sweep_key, carry, params)
+            carry = step(sweep_key, carry, params)
         return sweep.finish(carry)["s"]
 
     return run
@@ -183,12 +191,16 @@ def ebmlang_contenders() -> list[Contender[IsingProblem]]:
     """examples/ising.ebm through ebmlang's chromatic block-Gibbs kernel, torch and JAX.
 
     `prepare(problem) -> run(sweeps) -> spins [chains, L, L]` (+-1 floats); `run` starts
-    from `problem.initial_spins` every call. Torch steps the kernel from a Python loop
-    (eager torch dispatches per op anyway); JAX runs every sweep in one jitted
+    from `problem.initial_spins` every call. Torch steps the kernel from a Python loop,
+    eagerly or with each sweep's move under torch.compile; JAX runs every sweep in one jitted
     `lax.fori_loop`, as the hand-written JAX kernel does.
     """
     return [
         Contender("ebmlang (torch)", prepare_ebmlang_torch, requires=("ebmlang", "torch")),
+        Contender(
+            "ebmlang (torch, compile=True)", partial(prepare_ebmlang_torch, compile=True),
+            requires=("ebmlang", "torch"),
+        ),
         Contender("ebmlang (jax)", prepare_ebmlang_jax, requires=("ebmlang", "jax")),
     ]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from functools import partial
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,8 +82,10 @@ def describe(smoke: bool) -> str:
         "final samples nearest each mode (min, max; 1/8 = 0.125 when balanced); msd = mean squared "
         f"distance to the nearest mode (exact: {2 * SIGMA**2:g} under the target, "
         f"{kernels.ula_stationary_msd(SIGMA, STEP_SIZE):.4f} under ULA's stationary law); accept = "
-        "MALA's acceptance rate. Hand-written kernels use the closed-form score; blackjax "
-        "differentiates the log density (ULA = `blackjax.sgld` with the exact gradient)."
+        "MALA's acceptance rate. Hand-written kernels use the closed-form score (the torch one "
+        "eagerly); blackjax differentiates the log density (ULA = `blackjax.sgld` with the exact "
+        "gradient); ebmlang differentiates the model's energy (torch: autograd when eager; "
+        "torch.func inside the torch.compile'd step with compile=True, noise drawn eagerly)."
     )
 
 
@@ -131,7 +134,7 @@ def peer_contenders() -> list[Contender[RingProblem]]:
     return [Contender("blackjax", prepare_blackjax, requires=("jax", "blackjax"))]
 
 
-def ebmlang_potential(problem: RingProblem, backend: str):
+def ebmlang_potential(problem: RingProblem, backend: Any):
     """(model, kernel, initial kernel state) for examples/ring.ebm with the problem's sigma.
 
     The model's energy is -log p, so ebmlang's E-gradient step x - eps ∇E + sqrt(2 eps) ξ
@@ -157,18 +160,23 @@ def ebmlang_potential(problem: RingProblem, backend: str):
     return model, potential, build(bk, config), start
 
 
-def prepare_ebmlang_torch(problem: RingProblem) -> Callable[[int], Any]:
+def prepare_ebmlang_torch(problem: RingProblem, compile: bool = False) -> Callable[[int], Any]:
     import torch
 
-    model, potential, kernel, start = ebmlang_potential(problem, "torch")
+    from ebmlang.backends import get_backend
+
+    model, potential, kernel, start = ebmlang_potential(problem, get_backend("torch", compile=compile))
     bk = model.backend
+    # Eager: the kernel as is. compile=True: torch.compile of the kernel's deterministic
+    # move (the random draws stay eager; `Backend.jit_step`).
+    step = bk.jit_step(kernel.draw, lambda state, draws: kernel.move(state, draws, potential))
 
     def run(steps: int) -> tuple[Any, Any]:
         key, state = bk.key(problem.seed), start
         accepted = torch.zeros((), dtype=torch.float64)
         for _ in range(steps):
             key, step_key = bk.split(key, 2)
-            state, info = kernel(step_key, state, potential)
+            state, info = step(step_key, state)
             if problem.adjusted:
                 accepted += info.is_accepted.sum()
         rate = accepted / (problem.chains * steps) if problem.adjusted else torch.ones(())
@@ -211,6 +219,10 @@ def ebmlang_contenders() -> list[Contender[RingProblem]]:
     """
     return [
         Contender("ebmlang (torch)", prepare_ebmlang_torch, requires=("ebmlang", "torch")),
+        Contender(
+            "ebmlang (torch, compile=True)", partial(prepare_ebmlang_torch, compile=True),
+            requires=("ebmlang", "torch"),
+        ),
         Contender("ebmlang (jax)", prepare_ebmlang_jax, requires=("ebmlang", "jax")),
     ]
 

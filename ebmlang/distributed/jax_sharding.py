@@ -101,39 +101,33 @@ def sample_sharded(model, chains: int = 4, steps: int = 1000, *, observed: dict 
 
     chains must be a multiple of the number of devices (each device runs chains / devices).
     """
-    from ebmlang.data import check_observed
-    from ebmlang.inference.plan import plan_query
-    from ebmlang.inference.run import _check_finite, initial_state, record_chains
+    from ebmlang.inference.run import _check_finite, check_sample_request, initial_state, record_chains
     from ebmlang.inference.steppers import plan_steppers
     from ebmlang.results import Samples
 
     mesh = chain_mesh(devices) if mesh is None else mesh
     num_devices = int(mesh.shape[CHAIN_AXIS]) if CHAIN_AXIS in mesh.shape else 0
-    graph = model.graph
-    _check_run(chains, steps, temperature, num_devices)
-    obs = check_observed(graph, observed, source=graph.source)
-    plan = plan_query(graph, "sample", tuple(obs), method)
-    burn_in = steps // 4 if burn_in is None else int(burn_in)
-    thin = max(1, int(thin))
-    latent_names = [k for k in graph.variables if k not in obs]
-    _check_recording(graph, latent_names, chains, steps, burn_in, thin)
+    _check_devices(chains, num_devices)
+    request = check_sample_request(model, chains=chains, steps=steps, observed=observed, method=method,
+                                   temperature=temperature, burn_in=burn_in, thin=thin)
+    obs = request.observed
 
     local = replicate_model(model, mesh)
     start = initial_state(local, chains, obs, init, np.random.default_rng(seed))
     state = shard_chains({k: local.backend.asarray(v) for k, v in start.items()}, mesh)
-    steppers = plan_steppers(local, plan, state, temperature, burn_in=burn_in, step_size=step_size,
-                             sweep=sharded_gibbs_sweep)
-    state, out, energy = record_chains(local, steppers.steps, state, latent_names, seed=seed, steps=steps,
-                                       burn_in=burn_in, thin=thin, progress=progress,
-                                       label=f"sampling {local.name} on {local.backend.device}")
+    steppers = plan_steppers(local, request.plan, state, temperature, burn_in=request.burn_in,
+                             step_size=step_size, sweep=sharded_gibbs_sweep)
+    state, out, energy = record_chains(local, steppers.steps, state, request.latent_names, seed=seed,
+                                       steps=steps, burn_in=request.burn_in, thin=request.thin,
+                                       progress=progress, label=f"sampling {local.name} on {local.backend.device}")
     observed_state = {k: v for k, v in state.items() if k in obs}
     _check_finite(local, observed_state, out, energy)
-    acceptance = steppers.mean_acceptance(burn_in)
-    info = {"burn_in": burn_in, "thin": thin, "temperature": temperature, "seed": seed,
-            "devices": num_devices, "chains_per_device": chains // num_devices,
-            "state_sharding": {k: tuple(v.sharding.spec) for k, v in state.items()}}
+    acceptance = steppers.mean_acceptance(request.burn_in)
+    info = request.info(temperature, seed)
+    info.update({"devices": num_devices, "chains_per_device": chains // num_devices,
+                 "state_sharding": {k: tuple(v.sharding.spec) for k, v in state.items()}})
     info.update(steppers.runner_info())
-    return Samples(out, energy, plan, acceptance, info)
+    return Samples(out, energy, request.plan, acceptance, info)
 
 
 def sharded_gibbs_sweep(local, blocks, state: dict, temperature: float = 1.0):
@@ -156,29 +150,11 @@ def sharded_gibbs_sweep(local, blocks, state: dict, temperature: float = 1.0):
     return lambda key, state: sweep(key, state, params)
 
 
-def _check_recording(graph, latent_names, chains, steps, burn_in, thin) -> None:
-    from ebmlang.inference.run import MAX_RECORDED_VALUES
-
-    if not 0 <= burn_in < steps:
-        raise EbmError(f"burn_in must be in [0, steps) (got {burn_in} with steps={steps})")
-    recorded = len(range(burn_in, steps, thin))
-    latent_size = sum(graph.variables[k].size for k in latent_names)
-    if recorded * chains * latent_size > MAX_RECORDED_VALUES:
-        raise EbmError(f"keeping {recorded} draws x {chains} chains x {latent_size} values would need "
-                       f"{recorded * chains * latent_size * 8 / 2**30:.1f} GiB",
-                       hint="raise thin=..., or lower steps or chains")
-
-
-def _check_run(chains: int, steps: int, temperature: float, num_devices: int) -> None:
+def _check_devices(chains: int, num_devices: int) -> None:
     if num_devices < 1:
         raise EbmError(f"the mesh has no '{CHAIN_AXIS}' axis",
                        hint="build it with ebmlang.distributed.chain_mesh(devices)")
-    if chains < 1 or steps < 1:
-        raise EbmError(f"need at least one chain and one step (got chains={chains}, steps={steps})")
-    if temperature <= 0:
-        raise EbmError(f"temperature must be positive (got {temperature})",
-                       hint="use argmin(...) for the zero-temperature limit")
-    if chains % num_devices:
+    if chains >= 1 and chains % num_devices:
         raise EbmError(f"{chains} chains do not split evenly over {num_devices} devices",
                        hint=f"ask for a multiple of {num_devices} chains, e.g. "
                             f"{-(-chains // num_devices) * num_devices}")

@@ -6,6 +6,9 @@ Every kernel follows one form (blackjax style):
     kernel = build_<sampler>_kernel(bk, config)
     state, info = kernel(key, state, potential)
 
+and every kernel is a `RandomKernel` (random_kernel.py): `kernel.draw(key, state)` makes
+the step's random numbers and `kernel.move(state, draws, potential)` is the deterministic rest.
+
 `bk` is the array backend (the names used are listed in `ArrayBackend`), `position`
 is an array `[chains, D]`, and `potential` offers `energy(position) -> [chains]` and
 `energy_and_grad(position) -> ([chains], [chains, D])`. Kernels are pure functions of
@@ -123,10 +126,10 @@ def metropolis_log_acceptance(ops: Any, log_ratio: Array, usable: Array) -> Arra
     return ops.where(usable, capped, ops.full_like(log_ratio, -POSITIVE_INFINITY))
 
 
-def metropolis_accept(bk: ArrayBackend, key: Key, log_acceptance: Array) -> Array:
-    """Bool [chains]: accept each proposal with probability exp(log_acceptance)."""
-    uniform = bk.uniform(key, tuple(log_acceptance.shape))
-    return bk.ops.log(uniform) < log_acceptance
+def metropolis_accept(ops: Any, uniform: Array, log_acceptance: Array) -> Array:
+    """Bool [chains]: accept each proposal with probability exp(log_acceptance), given
+    one uniform draw in [0, 1) per chain."""
+    return ops.log(uniform) < log_acceptance
 
 
 def as_float_mask(ops: Any, mask: Array, like: Array) -> Array:

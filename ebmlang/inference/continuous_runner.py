@@ -89,10 +89,10 @@ class ContinuousRunner:
         # The potential's context (observed data, discrete values) is an argument so one
         # jitted step serves every sweep of a mixed model.
 
-        def step(key, kernel_state, context):
-            return kernel(key, kernel_state, potential.with_context(context))
+        def move(kernel_state, draws, context):
+            return kernel.move(kernel_state, draws, potential.with_context(context))
 
-        self._step = self.backend.jit(step)
+        self._step = self.backend.jit_step(kernel.draw, move)
 
     def step_size(self) -> float:
         """The current step size (proposal scale for RWMH), averaged over chains."""

@@ -6,7 +6,8 @@ turn; all variables of one class are conditionally independent given the rest
 group) updates them all at once, in every chain.
 
 Pure kernel: `kernel(key, state, params) -> (state, info)`; the state is the
-dict of group arrays [chains, *shape].
+dict of group arrays [chains, *shape]. `build_gibbs_sweep` gives the same sweep over a
+packed carry (init / step / finish) for long runs.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ebmlang import structure
 from ebmlang.backends.layout import find_layout, find_packing
+from ebmlang.inference.random_kernel import RandomKernel
 from ebmlang.ir import FactorGraph
 
 
@@ -31,8 +34,11 @@ class GibbsInfo(NamedTuple):
     num_blocks: int
 
 
-def gibbs_blocks(graph: FactorGraph, colour_classes, groups: set[str] | None = None) -> list[GibbsBlock]:
-    """Blocks in sweep order from colour classes (a sequence of dicts group -> flat indices)."""
+def gibbs_blocks(graph: FactorGraph, colour_classes=None, groups: set[str] | None = None) -> list[GibbsBlock]:
+    """Blocks in sweep order from colour classes (a sequence of dicts group -> flat indices;
+    by default the graph's own colouring), for the latent discrete groups (of `groups`)."""
+    if colour_classes is None:
+        colour_classes = structure.colouring(graph).classes
     blocks = []
     for colour, members in enumerate(colour_classes):
         for group, indices in members.items():
@@ -52,12 +58,20 @@ class GibbsSweep(NamedTuple):
     finish(carry) -> state. Groups whose colour classes are strided layouts covering them
     (a checkerboard, backends/layout.py) travel packed in the carry, one array per class,
     so many sweeps between `init` and `finish` never touch the dense lattice.
+
+    `step` is `move(carry, draw(key, carry), params)`: `draw` makes the sweep's uniforms
+    (one array per block) and `move` is deterministic, so `Backend.jit_step(draw, move)`
+    compiles the move on torch, whose seeded generators cannot be traced.
     """
 
     init: Callable[[dict], dict]
-    step: Callable[[Any, dict, dict], dict]
+    draw: Callable[[Any, dict], tuple]
+    move: Callable[[dict, tuple, dict], dict]
     finish: Callable[[dict], dict]
     packed_groups: tuple[str, ...]
+
+    def step(self, key: Any, carry: dict, params: dict) -> dict:
+        return self.move(carry, self.draw(key, carry), params)
 
 
 def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1.0, pack: bool = True) -> GibbsSweep:
@@ -85,9 +99,16 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
     owner_masks = {
         g: [[backend.asarray(m, "bool") for m in row] for row in p.owner_masks()] for g, p in packing.items()
     }
-    draws = [
-        _draw(backend, graph.variables[b.group].domain.values, temperature, h.plan.may_be_infinite())
+    updates = [
+        _update(backend, graph.variables[b.group].domain.values, temperature, h.plan.may_be_infinite())
         for b, h in zip(blocks, handles)
+    ]
+    # Per block, the trailing shape of its uniforms: one per variable, or one per variable
+    # and value for a Gumbel draw over more than two values.
+    uniform_shapes = [
+        (len(b.indices),) + ((len(values),) if len(values) > 2 else ())
+        for b in blocks
+        for values in [graph.variables[b.group].domain.values]
     ]
     keys_needed = max(len(blocks), 1)
 
@@ -96,19 +117,26 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
         packed = {g: p.pack(ops, class_arrays[g].__getitem__, state[g]) for g, p in packing.items()}
         return {"dense": carry, "packed": packed}
 
-    def step(key, carry, params):
+    def draw(key, carry):
+        batch = _leading_batch(carry)
+        return tuple(
+            backend.uniform(block_key, (batch,) + shape)
+            for block_key, shape in zip(backend.split(key, keys_needed), uniform_shapes)
+        )
+
+    def move(carry, uniforms, params):
         dense = dict(carry["dense"])
         packed = {g: list(classes) for g, classes in carry["packed"].items()}
-        for block_key, handle, draw, number in zip(backend.split(key, keys_needed), handles, draws, class_of):
+        for uniform, handle, update, number in zip(uniforms, handles, updates, class_of):
             classes = {g: tuple(c) for g, c in packed.items()}
             table = handle.by_value(dense, params, classes)
             if number is None:
                 current = dense[handle.group]
-                dense[handle.group] = handle.replace(current, draw(block_key, table, handle.current(current)))
+                dense[handle.group] = handle.replace(current, update(uniform, table, handle.current(current)))
             else:
                 current = packed[handle.group][number]
                 old = ops.reshape(current, (current.shape[0], -1))
-                packed[handle.group][number] = ops.reshape(draw(block_key, table, old), tuple(current.shape))
+                packed[handle.group][number] = ops.reshape(update(uniform, table, old), tuple(current.shape))
         return {"dense": dense, "packed": {g: tuple(c) for g, c in packed.items()}}
 
     def finish(carry):
@@ -117,17 +145,19 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
             state[g] = packing[g].unpack(ops, owner_masks[g], tuple(classes))
         return state
 
-    return GibbsSweep(init, step, finish, tuple(packing))
+    return GibbsSweep(init, draw, move, finish, tuple(packing))
 
 
-def build_gibbs_kernel(compiled, blocks: list[GibbsBlock], temperature: float = 1.0):
-    """One sweep as `kernel(key, state, params) -> (state, info)` on dense states."""
+def build_gibbs_kernel(compiled, blocks: list[GibbsBlock], temperature: float = 1.0) -> RandomKernel:
+    """One sweep as `kernel(key, state, params) -> (state, info)` on dense states; a
+    `RandomKernel`, so `backend.jit_step(kernel.draw, kernel.move)` compiles it."""
     sweep = build_gibbs_sweep(compiled, blocks, temperature)
 
-    def kernel(key, state, params):
-        return sweep.finish(sweep.step(key, sweep.init(dict(state)), params)), GibbsInfo(len(blocks))
+    def move(state, uniforms, params):
+        # The sweep's draws read only the batch, which a dense state has too.
+        return sweep.finish(sweep.move(sweep.init(dict(state)), uniforms, params)), GibbsInfo(len(blocks))
 
-    return kernel
+    return RandomKernel(sweep.draw, move)
 
 
 def _packing(compiled, blocks: list[GibbsBlock]) -> dict:
@@ -147,22 +177,32 @@ def _class_index(packing, indices: np.ndarray) -> int:
     raise ValueError("block is not a class of its packed group")
 
 
-def _draw(backend, values, temperature: float, may_be_infinite: bool):
+def _leading_batch(tree: Any) -> int:
+    """The chains of a carry or a dense state: the largest leading axis of its arrays
+    (groups with a batch of 1, such as shared observed data, broadcast)."""
+    if isinstance(tree, dict):
+        return max([_leading_batch(v) for v in tree.values()] or [1])
+    if isinstance(tree, (tuple, list)):
+        return max([_leading_batch(v) for v in tree] or [1])
+    return tree.shape[0]
+
+
+def _update(backend, values, temperature: float, may_be_infinite: bool):
+    """`update(uniform, table, old) -> new values` of one block, from its conditional table."""
     if len(values) == 2:
-        return _binary_draw(backend, values, temperature, may_be_infinite)
-    return _categorical_draw(backend, values, temperature)
+        return _binary_update(backend, values, temperature, may_be_infinite)
+    return _categorical_update(backend, values, temperature)
 
 
-def _binary_draw(backend, values, temperature: float, may_be_infinite: bool = True):
+def _binary_update(backend, values, temperature: float, may_be_infinite: bool = True):
     """Two values: one uniform per variable against p(second value) = sigmoid((E0 - E1) / T),
     instead of a Gumbel draw per value. table: [batch, 2, n] (value-major)."""
     ops = backend.ops
     low, high = (float(v) for v in values)
     inverse_temperature = 1.0 / float(temperature)
 
-    def draw(key, table, old):
+    def update(u, table, old):
         p_high = ops.sigmoid((table[:, 0] - table[:, 1]) * inverse_temperature)
-        u = backend.uniform(key, tuple(p_high.shape))
         if not may_be_infinite:
             # Discrete domain values are small integers: low + (high - low) * 1 is exact.
             return ops.as_float(u < p_high) * (high - low) + low
@@ -171,21 +211,21 @@ def _binary_draw(backend, values, temperature: float, may_be_infinite: bool = Tr
         # can open a value up next sweep.
         return ops.where(u < p_high, high, ops.where(u >= p_high, low, old))
 
-    return draw
+    return update
 
 
-def _categorical_draw(backend, values, temperature: float):
+def _categorical_update(backend, values, temperature: float):
     ops = backend.ops
     label_values = backend.asarray(values)
     inverse_temperature = 1.0 / float(temperature)
 
-    def draw(key, table, old):
+    def update(u, table, old):
         table = ops.swapaxes(table, -1, -2)  # [batch, n, K]
-        labels = backend.categorical(key, -table * inverse_temperature)
+        labels = backend.gumbel_argmax(u, -table * inverse_temperature)
         new = backend.take(label_values, labels)
         # Where every value violates a hard constraint (+inf), the softmax has no mass:
         # keep the current value, so a neighbour's move can open a value up next sweep.
         stuck = ops.all(table == float("inf"), axis=-1)
         return ops.where(stuck, ops.as_float(old), ops.as_float(new))
 
-    return draw
+    return update

@@ -31,6 +31,7 @@ from ebmlang.inference.continuous import (
     per_chain,
     select_chains,
 )
+from ebmlang.inference.random_kernel import RandomKernel
 
 
 @dataclass(frozen=True)
@@ -123,15 +124,22 @@ def build_hmc_kernel(bk: ArrayBackend, config: HMCConfig = HMCConfig()) -> HMCKe
     def kinetic(momentum: Array) -> Array:
         return 0.5 * ops.sum(inverse_mass * ops.square(momentum), axis=-1)
 
-    def kernel(key: Key, state: HMCState, potential: Potential) -> tuple[HMCState, HMCInfo]:
+    def draw(key: Key, state: HMCState) -> tuple[Array, Array, Array | None]:
         momentum_key, accept_key, jitter_key = bk.split(key, 3)
+        chains = tuple(state.step_size.shape)
+        jitter = bk.uniform(jitter_key, chains) if config.step_size_jitter > 0 else None
+        return bk.normal(momentum_key, tuple(state.position.shape)), bk.uniform(accept_key, chains), jitter
+
+    def move(
+        state: HMCState, draws: tuple[Array, Array, Array | None], potential: Potential
+    ) -> tuple[HMCState, HMCInfo]:
+        normal, accept_uniform, jitter = draws
         start = state.position
         step_size = state.step_size
-        if config.step_size_jitter > 0:
-            spread = 2.0 * bk.uniform(jitter_key, tuple(step_size.shape)) - 1.0
-            step_size = step_size * (1.0 + config.step_size_jitter * spread)
+        if jitter is not None:
+            step_size = step_size * (1.0 + config.step_size_jitter * (2.0 * jitter - 1.0))
         step = per_chain(step_size, start)
-        momentum = momentum_scale * bk.normal(momentum_key, tuple(start.shape))
+        momentum = momentum_scale * normal
         start_hamiltonian = state.energy * inverse_temperature + kinetic(momentum)
 
         # Leapfrog; L is static, so this unrolls under jit (no Python test on array values).
@@ -146,7 +154,7 @@ def build_hmc_kernel(bk: ArrayBackend, config: HMCConfig = HMCConfig()) -> HMCKe
         energy_error = energy * inverse_temperature + kinetic(momentum) - start_hamiltonian
         usable, divergent = classify_proposal(ops, energy, grad, energy_error, config.divergence_threshold)
         log_acceptance = metropolis_log_acceptance(ops, -energy_error, usable)
-        accepted = metropolis_accept(bk, accept_key, log_acceptance)
+        accepted = metropolis_accept(ops, accept_uniform, log_acceptance)
         acceptance_rate = ops.exp(log_acceptance)
 
         adaptation, next_step = adapt_step_size(
@@ -163,4 +171,4 @@ def build_hmc_kernel(bk: ArrayBackend, config: HMCConfig = HMCConfig()) -> HMCKe
         )
         return new_state, HMCInfo(acceptance_rate, accepted, divergent, energy_error, step_size)
 
-    return kernel
+    return RandomKernel(draw, move)

@@ -33,6 +33,7 @@ from ebmlang.inference.continuous import (
     per_chain,
     select_chains,
 )
+from ebmlang.inference.random_kernel import RandomKernel
 
 # --------------------------------------------------------------------------
 # ULA
@@ -86,8 +87,10 @@ def build_ula_kernel(bk: ArrayBackend, config: ULAConfig = ULAConfig()) -> ULAKe
     inverse_temperature = 1.0 / float(config.temperature)
     noise_scale = (2.0 * step_size) ** 0.5
 
-    def kernel(key: Key, state: ULAState, potential: Potential) -> tuple[ULAState, ULAInfo]:
-        noise = bk.normal(key, tuple(state.position.shape))
+    def draw(key: Key, state: ULAState) -> Array:
+        return bk.normal(key, tuple(state.position.shape))
+
+    def move(state: ULAState, noise: Array, potential: Potential) -> tuple[ULAState, ULAInfo]:
         proposal = state.position - (step_size * inverse_temperature) * state.grad + noise_scale * noise
         energy, grad = potential.energy_and_grad(proposal)
         rise = (energy - state.energy) * inverse_temperature
@@ -99,7 +102,7 @@ def build_ula_kernel(bk: ArrayBackend, config: ULAConfig = ULAConfig()) -> ULAKe
         )
         return new_state, ULAInfo(divergent)
 
-    return kernel
+    return RandomKernel(draw, move)
 
 
 # --------------------------------------------------------------------------
@@ -167,11 +170,16 @@ def build_mala_kernel(bk: ArrayBackend, config: MALAConfig = MALAConfig()) -> MA
     ops = bk.ops
     inverse_temperature = 1.0 / float(config.temperature)
 
-    def kernel(key: Key, state: MALAState, potential: Potential) -> tuple[MALAState, MALAInfo]:
+    def draw(key: Key, state: MALAState) -> tuple[Array, Array]:
         noise_key, accept_key = bk.split(key, 2)
+        return bk.normal(noise_key, tuple(state.position.shape)), bk.uniform(accept_key, tuple(state.energy.shape))
+
+    def move(
+        state: MALAState, draws: tuple[Array, Array], potential: Potential
+    ) -> tuple[MALAState, MALAInfo]:
+        noise, accept_uniform = draws
         position = state.position
         step = per_chain(state.step_size, position)
-        noise = bk.normal(noise_key, tuple(position.shape))
         proposal = position - step * inverse_temperature * state.grad + ops.sqrt(2.0 * step) * noise
         energy, grad = potential.energy_and_grad(proposal)
 
@@ -183,7 +191,7 @@ def build_mala_kernel(bk: ArrayBackend, config: MALAConfig = MALAConfig()) -> MA
         rise = (energy - state.energy) * inverse_temperature
         usable, divergent = classify_proposal(ops, energy, grad, rise, config.divergence_threshold)
         log_acceptance = metropolis_log_acceptance(ops, log_reverse - log_forward - rise, usable)
-        accepted = metropolis_accept(bk, accept_key, log_acceptance)
+        accepted = metropolis_accept(ops, accept_uniform, log_acceptance)
         acceptance_rate = ops.exp(log_acceptance)
 
         adaptation, next_step = adapt_step_size(
@@ -200,4 +208,4 @@ def build_mala_kernel(bk: ArrayBackend, config: MALAConfig = MALAConfig()) -> MA
         )
         return new_state, MALAInfo(acceptance_rate, accepted, divergent, state.step_size)
 
-    return kernel
+    return RandomKernel(draw, move)

@@ -109,12 +109,11 @@ def _minimise_discrete(model, block, state, obs, seed, **options):
 def _anneal(model, block, state, seed, sweeps: int = 400, t_start: float = 5.0, t_end: float = 0.02,
             **_):
     """Simulated annealing with block Gibbs (for discrete models that cannot be tabulated)."""
-    from ebmlang import structure
     from ebmlang.inference.gibbs import build_gibbs_kernel, gibbs_blocks
 
     bk = model.backend
     graph = model.graph
-    blocks = gibbs_blocks(graph, structure.colouring(graph).classes, set(block.groups))
+    blocks = gibbs_blocks(graph, groups=set(block.groups))
     rng = np.random.default_rng(seed)
     current = {}
     for k, var in graph.variables.items():

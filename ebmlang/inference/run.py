@@ -6,6 +6,8 @@ per variable with axes [chains, draws, *shape] plus energy traces.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ebmlang.data import check_observed, check_values
@@ -67,13 +69,25 @@ def _constrained_start(model, observed: dict, init: dict | None) -> dict:
     return {name: np.asarray(minimum[name]) for name in wanted}
 
 
-def sample_model(model, *, chains: int, steps: int, observed=None, method=None, temperature: float = 1.0,
-                 burn_in: int | None = None, thin: int = 1, seed: int = 0, init=None, progress: bool = True,
-                 step_size: float | None = None) -> Samples:
-    from ebmlang.inference.steppers import plan_steppers
+@dataclass(frozen=True)
+class SampleRequest:
+    """A checked `sample` call: the observed values, the plan, and which steps to keep."""
 
+    observed: dict
+    plan: object
+    burn_in: int
+    thin: int
+    latent_names: list
+
+    def info(self, temperature: float, seed: int) -> dict:
+        return {"burn_in": self.burn_in, "thin": self.thin, "temperature": temperature, "seed": seed}
+
+
+def check_sample_request(model, *, chains: int, steps: int, observed, method, temperature: float,
+                         burn_in: int | None, thin: int) -> SampleRequest:
+    """Every check a sampling run makes before it starts (one place for `Model.sample`
+    and `sample_sharded`); an EbmError names the first bad argument."""
     graph = model.graph
-    bk = model.backend
     if chains < 1 or steps < 1:
         raise EbmError(f"need at least one chain and one step (got chains={chains}, steps={steps})")
     if temperature <= 0:
@@ -89,23 +103,37 @@ def sample_model(model, *, chains: int, steps: int, observed=None, method=None, 
     burn_in = steps // 4 if burn_in is None else int(burn_in)
     if not 0 <= burn_in < steps:
         raise EbmError(f"burn_in must be in [0, steps) (got {burn_in} with steps={steps})")
-    recorded = list(range(burn_in, steps, max(1, thin)))
-    latent_size = sum(v.size for k, v in graph.variables.items() if k not in obs)
-    if len(recorded) * chains * latent_size > MAX_RECORDED_VALUES:
-        raise EbmError(f"keeping {len(recorded)} draws x {chains} chains x {latent_size} values would need "
-                       f"{len(recorded) * chains * latent_size * 8 / 2**30:.1f} GiB",
+    thin = max(1, int(thin))
+    recorded = len(range(burn_in, steps, thin))
+    latent_names = [k for k in graph.variables if k not in obs]
+    latent_size = sum(graph.variables[k].size for k in latent_names)
+    if recorded * chains * latent_size > MAX_RECORDED_VALUES:
+        raise EbmError(f"keeping {recorded} draws x {chains} chains x {latent_size} values would need "
+                       f"{recorded * chains * latent_size * 8 / 2**30:.1f} GiB",
                        hint="raise thin=..., or lower steps or chains")
+    return SampleRequest(obs, plan, burn_in, thin, latent_names)
+
+
+def sample_model(model, *, chains: int, steps: int, observed=None, method=None, temperature: float = 1.0,
+                 burn_in: int | None = None, thin: int = 1, seed: int = 0, init=None, progress: bool = True,
+                 step_size: float | None = None) -> Samples:
+    from ebmlang.inference.steppers import plan_steppers
+
+    graph = model.graph
+    bk = model.backend
+    request = check_sample_request(model, chains=chains, steps=steps, observed=observed, method=method,
+                                   temperature=temperature, burn_in=burn_in, thin=thin)
+    obs, plan = request.observed, request.plan
     rng = np.random.default_rng(seed)
     state = {k: bk.asarray(v) for k, v in initial_state(model, chains, obs, init, rng).items()}
-    steppers = plan_steppers(model, plan, state, temperature, burn_in=burn_in, step_size=step_size)
+    steppers = plan_steppers(model, plan, state, temperature, burn_in=request.burn_in, step_size=step_size)
 
-    latent_names = [k for k in graph.variables if k not in obs]
     label = f"sampling {graph.name} ({', '.join(b.method for b in plan.blocks)})"
-    state, out, energy = record_chains(model, steppers.steps, state, latent_names, seed=seed, steps=steps,
-                                       burn_in=burn_in, thin=thin, progress=progress, label=label)
+    state, out, energy = record_chains(model, steppers.steps, state, request.latent_names, seed=seed, steps=steps,
+                                       burn_in=request.burn_in, thin=request.thin, progress=progress, label=label)
     _check_finite(model, {k: v for k, v in state.items() if k in obs}, out, energy)
-    acceptance = steppers.mean_acceptance(burn_in)
-    info = {"burn_in": burn_in, "thin": thin, "temperature": temperature, "seed": seed}
+    acceptance = steppers.mean_acceptance(request.burn_in)
+    info = request.info(temperature, seed)
     info.update(steppers.runner_info())
     return Samples(out, energy, plan, acceptance, info)
 

@@ -32,6 +32,7 @@ from ebmlang.inference.continuous import (
     per_chain,
     select_chains,
 )
+from ebmlang.inference.random_kernel import RandomKernel
 from ebmlang.inference.transforms import check_bounds, reflect
 
 OPTIMAL_ACCEPT_1D = 0.44
@@ -110,18 +111,24 @@ def build_rwmh_kernel(bk: ArrayBackend, config: RWMHConfig = RWMHConfig()) -> RW
         max_scale = float(np.max((high_np - low_np) / std_np))
         low, high = bk.asarray(low_np), bk.asarray(high_np)
 
-    def kernel(key: Key, state: RWMHState, potential: Potential) -> tuple[RWMHState, RWMHInfo]:
+    def draw(key: Key, state: RWMHState) -> tuple[Array, Array]:
         noise_key, accept_key = bk.split(key, 2)
+        return bk.normal(noise_key, tuple(state.position.shape)), bk.uniform(accept_key, tuple(state.energy.shape))
+
+    def move(
+        state: RWMHState, draws: tuple[Array, Array], potential: Potential
+    ) -> tuple[RWMHState, RWMHInfo]:
+        noise, accept_uniform = draws
         position = state.position
         step = per_chain(state.scale, position) * proposal_std
-        proposal = position + step * bk.normal(noise_key, tuple(position.shape))
+        proposal = position + step * noise
         if config.bounds is not None:
             proposal = reflect(ops, proposal, low, high)
         energy = potential.energy(proposal)
         rise = (energy - state.energy) * inverse_temperature
         usable, divergent = classify_proposal(ops, energy, None, rise, config.divergence_threshold)
         log_acceptance = metropolis_log_acceptance(ops, -rise, usable)
-        accepted = metropolis_accept(bk, accept_key, log_acceptance)
+        accepted = metropolis_accept(ops, accept_uniform, log_acceptance)
         acceptance_rate = ops.exp(log_acceptance)
 
         target = config.target_accept
@@ -140,4 +147,4 @@ def build_rwmh_kernel(bk: ArrayBackend, config: RWMHConfig = RWMHConfig()) -> RW
         )
         return new_state, RWMHInfo(acceptance_rate, accepted, divergent, state.scale)
 
-    return kernel
+    return RandomKernel(draw, move)

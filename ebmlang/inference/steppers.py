@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ebmlang import structure
 from ebmlang.inference.continuous_runner import ContinuousRunner
 from ebmlang.inference.gibbs import GibbsBlock, build_gibbs_kernel, gibbs_blocks
 
@@ -25,7 +24,8 @@ SweepBuilder = Callable[[object, list[GibbsBlock], dict, float], Stepper]
 def jitted_gibbs_sweep(model, blocks: list[GibbsBlock], state: dict, temperature: float) -> Stepper:
     """One chromatic Gibbs sweep over `blocks`, jitted by the model's backend. (`state` is
     unused: a sharded sweep reads its shardings from it.)"""
-    gibbs = model.backend.jit(build_gibbs_kernel(model.compiled, blocks, temperature))
+    kernel = build_gibbs_kernel(model.compiled, blocks, temperature)
+    gibbs = model.backend.jit_step(kernel.draw, kernel.move)
     params = model.params
 
     def discrete_step(key, state):
@@ -65,7 +65,7 @@ def plan_steppers(model, plan, state: dict, temperature: float, *, burn_in: int,
     discrete = plan.block("discrete")
     if discrete is not None:
         graph = model.graph
-        blocks = gibbs_blocks(graph, structure.colouring(graph).classes, set(discrete.groups))
+        blocks = gibbs_blocks(graph, groups=set(discrete.groups))
         steps.append(sweep(model, blocks, state, temperature))
     continuous = plan.block("continuous")
     if continuous is None:

@@ -57,7 +57,6 @@ class ChainSampler:
     the free continuous groups; `clamped` groups never move."""
 
     def __init__(self, model, clamped: Sequence[str], langevin: LangevinOptions = LangevinOptions()):
-        from ebmlang import structure
         from ebmlang.inference.gibbs import build_gibbs_kernel, gibbs_blocks
 
         graph = model.graph
@@ -70,8 +69,9 @@ class ChainSampler:
         self.gibbs = None
         if self.discrete:
             roles = with_roles(graph, clamped)
-            blocks = gibbs_blocks(roles, structure.colouring(roles).classes, set(self.discrete))
-            self.gibbs = self.backend.jit(build_gibbs_kernel(model.compiled, blocks, 1.0))
+            blocks = gibbs_blocks(roles, groups=set(self.discrete))
+            kernel = build_gibbs_kernel(model.compiled, blocks, 1.0)
+            self.gibbs = self.backend.jit_step(kernel.draw, kernel.move)
 
     def potential(self, state: Mapping, params):
         from ebmlang.inference.potential import ModelPotential

@@ -91,7 +91,6 @@ def ais_log_partition(model, *, chains: int = 256, steps: int = 1000, seed: int 
     `steps` + 1 evenly spaced values). The estimate of Z is unbiased; its log is biased low
     by about stderr^2 / 2.
     """
-    from ebmlang import structure
     from ebmlang.inference.gibbs import build_gibbs_kernel, gibbs_blocks
 
     graph = model.graph
@@ -107,7 +106,7 @@ def ais_log_partition(model, *, chains: int = 256, steps: int = 1000, seed: int 
         raise EbmError("an AIS schedule must increase strictly from 0 to 1",
                        hint="pass betas=np.linspace(0, 1, 1001), say")
     free_graph = with_roles(graph, ())
-    blocks = gibbs_blocks(free_graph, structure.colouring(free_graph).classes)
+    blocks = gibbs_blocks(free_graph)
     bk, compiled, params = model.backend, model.compiled, model.params
     rng = np.random.default_rng(seed)
     state = {g: bk.asarray(v.domain.values[rng.integers(0, v.domain.num_values, (chains,) + v.shape)])

@@ -186,6 +186,14 @@ def test_random_draws_have_the_right_distributions(name):
     assert counts[3] == 0
     expected = special.softmax([0.0, 1.0, 2.0]) * n
     assert stats.chisquare(counts[:3], expected).pvalue > 1e-6
+    # gumbel_argmax: the same law from uniforms drawn outside (what Gibbs sweeps use); one
+    # uniform per label, and uniforms of exactly 0 (tiny, not -inf noise) stay valid.
+    uniforms = chosen.uniform(chosen.split(keys[3], 2)[1], (n, 4))
+    labels = chosen.to_numpy(chosen.gumbel_argmax(uniforms, logits))
+    counts = np.bincount(labels, minlength=4)
+    assert counts[3] == 0 and stats.chisquare(counts[:3], expected).pvalue > 1e-6
+    zero = chosen.to_numpy(chosen.gumbel_argmax(chosen.asarray(np.zeros((1, 4))), logits[:1]))
+    assert zero.tolist() == [2]  # equal (huge) noise everywhere: the largest logit wins
 
 
 @pytest.mark.parametrize("name", NAMES)

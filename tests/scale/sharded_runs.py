@@ -49,6 +49,13 @@ def main(out: str) -> None:
         results["uneven_error"] = np.array("")
     except EbmError as error:
         results["uneven_error"] = np.array(str(error))
+    for name, run in (("annealing_error_sharded", lambda: sample_sharded(ising, chains=8, steps=2, method="annealed_gibbs")),
+                      ("annealing_error_single", lambda: ising.sample(chains=8, steps=2, method="annealed_gibbs"))):
+        try:
+            run()
+            results[name] = np.array("")
+        except EbmError as error:
+            results[name] = np.array(str(error))
     np.savez(out, **results)
 
 

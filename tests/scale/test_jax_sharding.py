@@ -59,3 +59,10 @@ def test_chains_must_split_evenly(runs):
     message = str(runs["uneven_error"])
     assert "6 chains do not split evenly over 4 devices" in message
     assert "e.g. 8" in message
+
+
+def test_sharded_sampling_refuses_an_argmin_method_as_model_sample_does(runs):
+    # The checks are the ones Model.sample makes (inference.run.check_sample_request).
+    message = str(runs["annealing_error_sharded"])
+    assert "method 'annealed_gibbs' does not apply to sample on this model" in message
+    assert message == str(runs["annealing_error_single"])

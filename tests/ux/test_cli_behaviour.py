@@ -67,6 +67,19 @@ def test_seed_makes_runs_repeatable(field_model, run_ebm, tmp_path):
     assert not np.array_equal(draws[0], draws[2])
 
 
+def test_compile_flag_samples_what_eager_torch_samples(field_model, run_ebm, tmp_path):
+    draws = []
+    for flags in ((), ("--compile",)):
+        out = tmp_path / f"draws{len(flags)}.npz"
+        status, _, err = run_ebm("sample", field_model, "--backend", "torch", "--dtype", "float64", "--chains", 2,
+                                 "--steps", 4, "--seed", 5, "--quiet", "--out", out, *flags)
+        assert status == 0, err
+        draws.append(read_arrays(out)["s"])
+    np.testing.assert_array_equal(draws[0], draws[1])
+    status, _, err = run_ebm("sample", field_model, "--backend", "numpy", "--compile", "--steps", 2)
+    assert_user_error(status, err, "--compile uses torch.compile, but the backend is numpy", "--backend torch")
+
+
 def test_burn_in_and_thin_choose_the_recorded_steps(field_model, run_ebm, tmp_path):
     out = tmp_path / "draws.safetensors"
     status, stdout, err = run_ebm("sample", field_model, "--backend", "numpy", "--chains", 3, "--steps", 10,
