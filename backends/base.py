@@ -242,6 +242,7 @@ class CompiledBlock:
     arrays: dict
     kernel: Callable
     backend: "Backend"
+    gap_kernel: Callable | None = None
 
     @property
     def group(self) -> str:
@@ -259,6 +260,13 @@ class CompiledBlock:
     def by_value(self, state: Mapping[str, Any], params: Mapping[str, Any], packed=None) -> Any:
         """The same energies value-major, [batch, K, n] (each value's row contiguous)."""
         return self.kernel(self.arrays, state, params, packed or {})
+
+    def energy_gap(self, state: Mapping[str, Any], params: Mapping[str, Any], packed=None) -> Any:
+        """Two-valued blocks: energy of the first value minus the second's, [batch, n]
+        (what a binary draw needs, without the [batch, 2, n] table)."""
+        if self.gap_kernel is None:
+            raise EbmError(f"energy_gap needs a block of two values; '{self.group}' has {len(self.plan.values)}")
+        return self.gap_kernel(self.arrays, state, params, packed or {})
 
     def current(self, values: Any) -> Any:
         """The block's entries of a group array [batch, *shape]: [batch, n]."""
@@ -459,17 +467,23 @@ class CompiledGraph(ABC):
                 arrays.update(self.backend.convert_arrays(plan.layout.arrays()))
             elif not np.array_equal(indices, np.arange(self.graph.variables[group].size)):
                 arrays.update(self.backend.convert_arrays({"indices": indices}))
+            gap = self._conditional_kernel(plan, gap=True) if len(plan.values) == 2 else None
             self._blocks[cache_key] = CompiledBlock(
-                plan, arrays, self.backend.jit(self._conditional_kernel(plan)), self.backend
+                plan, arrays, self.backend.jit(self._conditional_kernel(plan)), self.backend,
+                gap_kernel=None if gap is None else self.backend.jit(gap),
             )
         return self._blocks[cache_key]
 
-    def _conditional_kernel(self, plan: BlockPlan) -> Callable:
+    def _conditional_kernel(self, plan: BlockPlan, gap: bool = False) -> Callable:
         """[batch, K, n] energies of a block's values. Templates linear in the value
         (`linear_form`) are summed per variable first -- one local field per group of
-        equal scalar factors -- and spread over the values once at the end."""
+        equal scalar factors -- and spread over the values once at the end.
+
+        gap=True (two values): [batch, n] energy of the first value minus the second's;
+        the local field then needs one scaling by (v0 - v1), not a table to subtract."""
         ops, evaluator = self.ops, self.evaluator
         size, num_values = len(plan.flat_indices), len(plan.values)
+        value_step = float(plan.values[0] - plan.values[-1])
         forms = [linear_form(t) if target is None else None for t, target in zip(plan.templates, plan.targets)]
         scalar_groups: dict[tuple, list[int]] = {}
         for i, form in enumerate(forms):
@@ -484,29 +498,45 @@ class CompiledGraph(ABC):
             table = None
             field = None
             for members in scalar_groups.values():
-                summed = None
+                summed, ones = None, 0
                 for i in members:
                     coefficient = evaluator.linear_coefficient(plan.templates[i], forms[i], ctx)
-                    summed = coefficient if summed is None else summed + coefficient
+                    if coefficient is None:  # 1 on every row
+                        ones += 1
+                    else:
+                        summed = coefficient if summed is None else summed + coefficient
+                if ones:
+                    summed = float(ones) if summed is None else summed + float(ones)
                 first = forms[members[0]]
                 scale = evaluator.scalar_product(first.scalars, plan.templates[members[0]], ctx)
-                summed = summed if scale is None else summed * scale
-                summed = -summed if first.negate else summed
+                # The sign joins the (0-d) scale, not the per-variable sum.
+                if first.negate:
+                    scale = -1.0 if scale is None else -scale
+                if scale is not None:
+                    summed = scale if isinstance(summed, float) and summed == 1.0 else summed * scale
                 field = summed if field is None else field + summed
             if field is not None:
-                table = ops.reshape(arrays["values"], (num_values, 1)) * field
+                if gap:  # fields are [batch, 1, n] (a unit value axis) or scalars
+                    table = (field[:, 0] if getattr(field, "ndim", 0) == 3 else field) * value_step
+                else:
+                    table = ops.reshape(arrays["values"], (num_values, 1)) * field
             for i, (template, target) in enumerate(zip(plan.templates, plan.targets)):
                 if forms[i] is not None:
                     continue
                 rows = evaluator.template_value(template, ctx)
-                if target is None:
-                    table = rows if table is None else table + rows
-                else:
-                    table = ops.index_add(
-                        table if table is not None else ops.zeros(ctx.prefix + (size,)), arrays[f"target{i}"], rows
-                    )
-            table = table if table is not None else ops.zeros(ctx.prefix + (size,))
-            return ops.broadcast_to(table, ctx.prefix + (size,))
+                if target is not None:  # several rows per variable: scatter-add them
+                    full = ctx.prefix + (size,)
+                    into = ops.zeros(full) if table is None or gap else ops.broadcast_to(table, full)
+                    rows = ops.index_add(into, arrays[f"target{i}"], rows)
+                    if not gap:
+                        table = rows
+                        continue
+                if gap:
+                    rows = rows[:, 0] - rows[:, -1]
+                table = rows if table is None else table + rows
+            shape = ctx.prefix[:1] + (size,) if gap else ctx.prefix + (size,)
+            table = table if table is not None else ops.zeros(shape)
+            return ops.broadcast_to(table, shape)
         return conditional
 
     def _check_block(self, group: str, indices: np.ndarray) -> np.ndarray:

@@ -754,8 +754,11 @@ class Evaluator:
     def linear_coefficient(self, plan: TemplatePlan, form: LinearForm, ctx: EvalContext):
         """The product of a LinearForm template's `rest`, per row: [*ctx.prefix[:1], 1,
         num_rows] (no value axis), zero on rows the template does not have; neither its
-        scalars nor its sign applied."""
+        scalars nor its sign applied. None when that is 1 on every row (no `rest`, no
+        open boundary), so callers add a number instead of a materialised array of ones."""
         ops = self.ops
+        if not form.rest and plan.present is None:
+            return None
         value = None
         for factor in form.rest:
             read = self.evaluate(factor, plan, ctx)
