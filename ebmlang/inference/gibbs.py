@@ -129,16 +129,14 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
         packed = {g: list(classes) for g, classes in carry["packed"].items()}
         for uniform, handle, update, number in zip(uniforms, handles, updates, class_of):
             classes = {g: tuple(c) for g, c in packed.items()}
-            # Two values need only the energy gap; more need the [batch, K, n] table.
-            binary = handle.gap_kernel is not None
-            local = handle.energy_gap(dense, params, classes) if binary else handle.by_value(dense, params, classes)
+            table = handle.by_value(dense, params, classes)
             if number is None:
                 current = dense[handle.group]
-                dense[handle.group] = handle.replace(current, update(uniform, local, handle.current(current)))
+                dense[handle.group] = handle.replace(current, update(uniform, table, handle.current(current)))
             else:
                 current = packed[handle.group][number]
                 old = ops.reshape(current, (current.shape[0], -1))
-                packed[handle.group][number] = ops.reshape(update(uniform, local, old), tuple(current.shape))
+                packed[handle.group][number] = ops.reshape(update(uniform, table, old), tuple(current.shape))
         return {"dense": dense, "packed": {g: tuple(c) for g, c in packed.items()}}
 
     def finish(carry):
@@ -198,12 +196,13 @@ def _update(backend, values, temperature: float, may_be_infinite: bool):
 
 def _binary_update(backend, values, temperature: float, may_be_infinite: bool = True):
     """Two values: one uniform per variable against p(second value) = sigmoid((E0 - E1) / T),
-    instead of a Gumbel draw per value. gap: [batch, n], E0 - E1 (`CompiledBlock.energy_gap`)."""
+    instead of a Gumbel draw per value. table: [batch, 2, n] (value-major)."""
     ops = backend.ops
     low, high = (float(v) for v in values)
     inverse_temperature = 1.0 / float(temperature)
 
-    def update(u, gap, old):
+    def update(u, table, old):
+        gap = table[:, 0] - table[:, 1]
         p_high = ops.sigmoid(gap if inverse_temperature == 1.0 else gap * inverse_temperature)
         if not may_be_infinite:
             # Discrete domain values are small integers: low + (high - low) * 1 is exact.

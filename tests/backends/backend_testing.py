@@ -136,12 +136,3 @@ def check_block(compiled, energy, group, indices, state, params, dtype):
     finite_want = np.where(np.isfinite(want), want, 0.0)
     scale = np.abs(finite_want).max(axis=-1, keepdims=True) * np.ones_like(want)
     assert close(relative(got)[defined], relative(want)[defined], dtype, scale[defined])
-    if want.shape[-1] == 2:
-        # Binary draws read E(first value) - E(second) from the gap kernel, not the table.
-        block = compiled._block(group, np.asarray(indices))
-        checked_state, checked_params = compiled.inputs(state, params)
-        gap = compiled.backend.to_numpy(block.energy_gap(checked_state, checked_params))
-        both = defined & np.isfinite(want).all(axis=-1)
-        want_gap = (want[..., 0] - want[..., 1])[both]
-        assert close(gap[both], want_gap, dtype, scale[..., 0][both])
-
