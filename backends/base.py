@@ -313,6 +313,7 @@ class CompiledGraph(ABC):
         self.externs: dict[str, Callable] = {}
         self.evaluator = Evaluator(backend.ops, backend.name, graph, self._lookup_extern)
         self._kernels: dict[Any, Callable] = {}
+        self._memo: dict[Any, Any] = {}
         self._blocks: dict[tuple[str, bytes], CompiledBlock] = {}
 
     def __repr__(self) -> str:
@@ -327,6 +328,7 @@ class CompiledGraph(ABC):
         self.externs[name] = fn
         # Traced kernels captured the previous implementation.
         self._kernels.clear()
+        self._memo.clear()
         self._blocks.clear()
 
     def _lookup_extern(self, name: str) -> Callable | None:
@@ -422,6 +424,14 @@ class CompiledGraph(ABC):
     def template_pure(self, arrays, state, params):
         ctx = self.context(arrays, state, params)
         return {p.template.name: self.evaluator.template_value(p, ctx) for p in self.plans}
+
+    def memo(self, key: Any, build: Callable[[], Any]) -> Any:
+        """`build()` once per `key` for this graph, e.g. a jitted sampler step that later
+        runs reuse instead of retracing (JAX) or recompiling (torch.compile) a fresh
+        closure. Forgotten when an extern is registered, like the kernels."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
 
     def _kernel(self, name: Any, fn: Callable) -> Callable:
         if name not in self._kernels:

@@ -51,9 +51,11 @@ def dual_averaging_init(ops: Any, step_size: Array) -> DualAveragingState:
     update overwrites it anyway (t^-kappa = 1 at t = 1), and with no warm-up at all the
     frozen step is then the configured one instead of exp(0).
     """
+    # Distinct arrays per field: torch.compile guards on aliasing, and a state whose
+    # fields share one tensor would compile the step twice (shared, then not).
     log_step = ops.log(step_size)
-    zeros = ops.zeros_like(step_size)
-    return DualAveragingState(log_step, log_step, zeros, zeros, log_step + math.log(10.0))
+    return DualAveragingState(log_step, ops.log(step_size), ops.zeros_like(step_size),
+                              ops.zeros_like(step_size), log_step + math.log(10.0))
 
 
 def dual_averaging_update(

@@ -64,16 +64,19 @@ class ContinuousRunner:
         self.config = config
         self._build = build
         self._compile_step(config)
-        potential = self.potential
+        template = self.potential.with_inputs({}, {})
 
-        def refresh(kernel_state, context):
-            local = potential.with_context(context)
-            if "grad" in kernel_state._fields:
-                energy, grad = local.energy_and_grad(kernel_state.position)
-                return kernel_state._replace(energy=energy, grad=grad)
-            return kernel_state._replace(energy=local.energy(kernel_state.position))
+        def build_refresh():
+            def refresh(kernel_state, context, params):
+                local = template.with_inputs(params, context)
+                if "grad" in kernel_state._fields:
+                    energy, grad = local.energy_and_grad(kernel_state.position)
+                    return kernel_state._replace(energy=energy, grad=grad)
+                return kernel_state._replace(energy=local.energy(kernel_state.position))
 
-        self._refresh = bk.jit(refresh)
+            return bk.jit(refresh)
+
+        self._refresh = model.compiled.memo(("refresh",) + self._potential_key(), build_refresh)
         self.kernel_state = init(bk, self.potential.pack(state), self.potential, config)
         self._context_fixed = not any(
             k for k in context if not model.graph.variables[k].observed and k not in self.groups
@@ -82,17 +85,27 @@ class ContinuousRunner:
         self.halvings = 0
         self._recovering = False
 
-    def _compile_step(self, config) -> None:
-        """Build and jit the kernel step for `config`."""
-        kernel = self._build(self.backend, config)
+    def _potential_key(self) -> tuple:
         potential = self.potential
-        # The potential's context (observed data, discrete values) is an argument so one
-        # jitted step serves every sweep of a mixed model.
+        return (self.groups, potential.inverse_temperature, potential.transform_bounded)
 
-        def move(kernel_state, draws, context):
-            return kernel.move(kernel_state, draws, potential.with_context(context))
+    def _compile_step(self, config) -> None:
+        """The jitted kernel step for `config`, built once per model graph: later runs with
+        the same sampler settings reuse it (a new closure would retrace or recompile)."""
+        template = self.potential.with_inputs({}, {})
 
-        self._step = self.backend.jit_step(kernel.draw, move)
+        def build_step():
+            kernel = self._build(self.backend, config)
+
+            # The potential's context (observed data, discrete values) and the params are
+            # arguments, so one jitted step serves every sweep and every run.
+            def move(kernel_state, draws, context, params):
+                return kernel.move(kernel_state, draws, template.with_inputs(params, context))
+
+            return self.backend.jit_step(kernel.draw, move)
+
+        key = ("continuous step", self.method, repr(config)) + self._potential_key()
+        self._step = self.model.compiled.memo(key, build_step)
 
     def step_size(self) -> float:
         """The current step size (proposal scale for RWMH), averaged over chains."""
@@ -104,9 +117,9 @@ class ContinuousRunner:
     def step(self, key, state: dict):
         context = {k: v for k, v in state.items() if k not in self.groups}
         if not self._context_fixed:
-            self.kernel_state = self._refresh(self.kernel_state, context)
+            self.kernel_state = self._refresh(self.kernel_state, context, self.potential.params)
         before = self.kernel_state
-        self.kernel_state, info = self._step(key, before, context)
+        self.kernel_state, info = self._step(key, before, context, self.potential.params)
         divergent = getattr(info, "is_divergent", None)
         flags = np.zeros(0, dtype=bool) if divergent is None else self.backend.to_numpy(divergent).astype(bool)
         diverged = int(np.sum(flags))

@@ -58,8 +58,13 @@ class ModelPotential:
         self.dim = sum(g.size for g in self.layout)
 
     def with_context(self, context: dict) -> "ModelPotential":
+        return self.with_inputs(self.params, context)
+
+    def with_inputs(self, params, context: dict) -> "ModelPotential":
+        """The same potential at other params and context (a cheap copy, traceable)."""
         clone = object.__new__(ModelPotential)
         clone.__dict__.update(self.__dict__)
+        clone.params = params
         clone.context = dict(context)
         return clone
 

@@ -24,8 +24,13 @@ SweepBuilder = Callable[[object, list[GibbsBlock], dict, float], Stepper]
 def jitted_gibbs_sweep(model, blocks: list[GibbsBlock], state: dict, temperature: float) -> Stepper:
     """One chromatic Gibbs sweep over `blocks`, jitted by the model's backend. (`state` is
     unused: a sharded sweep reads its shardings from it.)"""
-    kernel = build_gibbs_kernel(model.compiled, blocks, temperature)
-    gibbs = model.backend.jit_step(kernel.draw, kernel.move)
+    def build():
+        kernel = build_gibbs_kernel(model.compiled, blocks, temperature)
+        return model.backend.jit_step(kernel.draw, kernel.move)
+
+    # Once per graph and blocks: later runs reuse the jitted sweep.
+    key = ("gibbs sweep", float(temperature)) + tuple((b.group, b.indices.tobytes()) for b in blocks)
+    gibbs = model.compiled.memo(key, build)
     params = model.params
 
     def discrete_step(key, state):
