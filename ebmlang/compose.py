@@ -170,13 +170,25 @@ def observe(
     graph: ir.FactorGraph, names: Sequence[str], *, span: Span | None = None, source: str | None = None
 ) -> ir.FactorGraph:
     """`C | y, z`: mark variables observed."""
+    return _set_observed(graph, names, True, span, source)
+
+
+def latent(graph: ir.FactorGraph, names: Sequence[str]) -> ir.FactorGraph:
+    """The inverse of `observe`: mark variables latent (e.g. an RBM's visible units, to
+    sample images instead of conditioning on them)."""
+    return _set_observed(graph, names, False, None, None)
+
+
+def _set_observed(graph: ir.FactorGraph, names: Sequence[str], observed: bool, span: Span | None,
+                  source: str | None) -> ir.FactorGraph:
+    verb = "observe" if observed else "make latent"
     variables = dict(graph.variables)
     for name in names:
         if name in graph.params:
-            raise EbmError(f"'{name}' is a param, not a variable; only variables can be observed", span,
+            raise EbmError(f"'{name}' is a param, not a variable; cannot {verb} it", span,
                            source=source, hint="params are learned, or set from Python")
         if name not in variables:
-            raise EbmError(f"cannot observe '{name}': {graph.name} has no variable of that name", span,
+            raise EbmError(f"cannot {verb} '{name}': {graph.name} has no variable of that name", span,
                            source=source, hint=did_you_mean(name, variables))
-        variables[name] = dataclasses.replace(variables[name], observed=True)
+        variables[name] = dataclasses.replace(variables[name], observed=observed)
     return dataclasses.replace(graph, variables=variables)

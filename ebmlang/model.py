@@ -239,9 +239,19 @@ class Model:
         return fresh
 
     def observe(self, *names: str) -> "Model":
+        """The same model and params with `names` observed (given at every query)."""
         from ebmlang.compose import observe
 
         fresh = Model(observe(self.graph, names), backend=self.backend)
+        fresh.params = dict(self.params)
+        return fresh
+
+    def latent(self, *names: str) -> "Model":
+        """The same model and params with `names` latent (sampled or minimised over): e.g.
+        an RBM trained with `observed v` made generative by `rbm.latent("v")`."""
+        from ebmlang.compose import latent
+
+        fresh = Model(latent(self.graph, names), backend=self.backend)
         fresh.params = dict(self.params)
         return fresh
 

@@ -128,18 +128,6 @@ def onsager_magnetisation(temperature: np.ndarray) -> np.ndarray:
     return m
 
 
-def with_latent(model, *names: str):
-    """The same model and params with `names` latent instead of observed (e.g. an RBM's
-    visible units, to sample images rather than condition on them)."""
-    from ebmlang.model import Model
-
-    graph = model.graph
-    variables = {n: dataclasses.replace(v, observed=v.observed and n not in names)
-                 for n, v in graph.variables.items()}
-    return Model(dataclasses.replace(graph, variables=variables), backend=model.backend_name,
-                 params=model.param_values())
-
-
 def _gradient_backend(backend: str) -> str:
     """Langevin and learning need gradients, which the numpy backend does not have."""
     return "torch" if backend in ("auto", "numpy") else backend
@@ -276,7 +264,7 @@ def rbm_section(out: Path, sizes: Sizes, backend: str, seed: int) -> SectionResu
                 xlabel="epoch", ylabel="mean log-likelihood (nats / image)",
                 title=f"RBM 64x{sizes.rbm_hidden} on {len(images)} binarised digits ({fitted.method.upper()})",
                 path=out / "rbm_training.png")
-    free = with_latent(model, "v")
+    free = model.latent("v")
     samples = free.sample(chains=sizes.rbm_sample_chains, steps=sizes.rbm_sample_steps, seed=seed, progress=False)
     drawn = samples["v"][:, -1]
     shown = list(images[:8]) + list(drawn)

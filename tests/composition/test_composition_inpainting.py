@@ -2,8 +2,6 @@
 bottom half of a digit whose top half the clamp expert pins to an observed image."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -42,8 +40,9 @@ def test_rbm_times_clamp_expert_inpaints_the_bottom_half():
 
     # rbm.ebm observes v (it is data when training); a product's variable is observed if any
     # expert observes it, so for inpainting we use the same RBM with v latent and its trained params.
-    latent_source = Path("examples/rbm.ebm").read_text().replace("observed v[V]", "latent v[V]")
-    generator = ebm.loads(latent_source, name="rbm_generator.ebm").set_params(**rbm.param_values())
+    generator = rbm.latent("v")
+    assert not generator.variables["v"].observed and rbm.variables["v"].observed
+    np.testing.assert_array_equal(generator.param_values()["W"], rbm.param_values()["W"])
     inpainter = generator * ebm.loads(CLAMP, name="clamp.ebm")
     assert not inpainter.variables["v"].observed and inpainter.variables["t"].observed
     assert inpainter.plan("sample", observed=["t"]).block("discrete").method == "gibbs"

@@ -8,7 +8,7 @@ from ir_testing import EXAMPLES, lower_source
 
 from ebmlang import ir
 from ebmlang.checker import check_source
-from ebmlang.compose import compose, observe, rename
+from ebmlang.compose import compose, latent, observe, rename
 from ebmlang.errors import EbmError
 from ebmlang.lower import lower_program
 from ebmlang.reference import reference_energy, reference_init_params, reference_term_energies
@@ -179,6 +179,19 @@ def test_observe_marks_variables_and_rejects_params():
         observe(g, ["w"])
     with pytest.raises(EbmError, match="cannot observe 'z'"):
         observe(g, ["z"])
+
+
+def test_latent_undoes_observe_and_rejects_params():
+    g = lower_source("latent x : real\nobserved y : real\nparam w = 1.0\nenergy e = w * x * y\n")
+    freed = latent(g, ["y"])
+    assert not freed.variables["y"].observed and not freed.variables["x"].observed
+    assert g.variables["y"].observed  # the input graph is unchanged
+    assert not latent(observe(freed, ["x"]), ["x"]).variables["x"].observed
+    with pytest.raises(EbmError, match="'w' is a param, not a variable; cannot make latent"):
+        latent(g, ["w"])
+    with pytest.raises(EbmError, match="cannot make latent 'yy'") as info:
+        latent(g, ["yy"])
+    assert info.value.hint == "did you mean 'y'?"
 
 
 def test_init_params_of_a_composite_cover_every_namespaced_param():
