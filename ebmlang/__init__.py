@@ -5,8 +5,9 @@
     print(m.plan("sample"))
     samples = m.sample(chains=8, steps=500)
 """
+from ebmlang.backends import get_backend
 from ebmlang.errors import EbmError
 from ebmlang.model import Model, load, loads
 
 __version__ = "0.1.0"
-__all__ = ["EbmError", "Model", "load", "loads", "__version__"]
+__all__ = ["EbmError", "Model", "get_backend", "load", "loads", "__version__"]

@@ -112,7 +112,7 @@ def test_compiled_sampling_of_a_mixed_model_repeats_eager_sampling():
     seed gives the same chains as eager torch. float64 and 30 steps, so the compiled
     graph's reordered arithmetic (1e-16 per op) cannot flip a discrete draw."""
     eager = sample_mixed(get_backend("torch", dtype="float64"))
-    compiled = sample_mixed(get_backend("torch", dtype="float64", compile=CAPTURE_ONLY))
+    compiled = sample_mixed(ebmlang.get_backend("torch", dtype="float64", compile=CAPTURE_ONLY))  # as README
     assert [b.method for b in eager.plan.blocks] == ["gibbs", "mala"]
     for name in ("z", "c"):
         np.testing.assert_array_equal(compiled.draws[name], eager.draws[name])
