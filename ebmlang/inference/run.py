@@ -13,6 +13,7 @@ import numpy as np
 from ebmlang.data import check_observed, check_values
 from ebmlang.errors import EbmError
 from ebmlang.inference.plan import SAMPLE_DISCRETE, plan_query
+from ebmlang.inference.steppers import CarriedStepper, plan_steppers
 from ebmlang.results import Samples
 
 # Refuse to keep more draws than this many float64 numbers in memory (8 GiB / 8 B / 8).
@@ -117,8 +118,6 @@ def check_sample_request(model, *, chains: int, steps: int, observed, method, te
 def sample_model(model, *, chains: int, steps: int, observed=None, method=None, temperature: float = 1.0,
                  burn_in: int | None = None, thin: int = 1, seed: int = 0, init=None, progress: bool = True,
                  step_size: float | None = None) -> Samples:
-    from ebmlang.inference.steppers import plan_steppers
-
     graph = model.graph
     bk = model.backend
     request = check_sample_request(model, chains=chains, steps=steps, observed=observed, method=method,
@@ -148,16 +147,27 @@ def record_chains(model, steppers, state: dict, latent_names, *, seed: int, step
     draws: dict[str, list] = {k: [] for k in latent_names}
     energies = []
     key = bk.key(seed)
+    # A lone stepper with a carry (a Gibbs sweep over a packed lattice) keeps it between
+    # steps and rebuilds the state only for the draws it records.
+    carried = steppers[0] if len(steppers) == 1 and isinstance(steppers[0], CarriedStepper) else None
+    carry = carried.init(state) if carried is not None else None
     with _progress(progress, steps, label) as bar:
         for t in range(steps):
             key, *subkeys = bk.split(key, 1 + len(steppers))
-            for sub, stepper in zip(subkeys, steppers):
-                state = stepper(sub, state)
+            if carried is not None:
+                carry = carried.step(subkeys[0], carry)
+            else:
+                for sub, stepper in zip(subkeys, steppers):
+                    state = stepper(sub, state)
             if t >= burn_in and (t - burn_in) % thin == 0:
+                if carried is not None:
+                    state = carried.finish(carry)
                 for k in latent_names:
                     draws[k].append(bk.to_numpy(state[k]))
                 energies.append(bk.to_numpy(model.compiled.energy(state, model.params)))
             bar(t)
+    if carried is not None:
+        state = carried.finish(carry)
     out = {}
     for k in latent_names:
         arr = np.stack(draws[k], axis=1)

@@ -14,30 +14,42 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ebmlang.inference.continuous_runner import ContinuousRunner
-from ebmlang.inference.gibbs import GibbsBlock, build_gibbs_kernel, gibbs_blocks
+from ebmlang.inference.gibbs import GibbsBlock, build_gibbs_sweep, gibbs_blocks
 
 Stepper = Callable[[object, dict], dict]
 # sweep(model, blocks, state, temperature) -> stepper; `state` is the chains' first state.
 SweepBuilder = Callable[[object, list[GibbsBlock], dict, float], Stepper]
 
 
-def jitted_gibbs_sweep(model, blocks: list[GibbsBlock], state: dict, temperature: float) -> Stepper:
+@dataclass(frozen=True)
+class CarriedStepper:
+    """A stepper with a carry of its own: `init(state) -> carry`, `step(key, carry) ->
+    carry`, `finish(carry) -> state`. Calling it is one step on a state; a run that needs
+    the state only now and then (a purely discrete plan between recorded draws) keeps the
+    carry instead, e.g. a lattice packed by colour (`build_gibbs_sweep`)."""
+
+    init: Callable[[dict], object]
+    step: Callable[[object, object], object]
+    finish: Callable[[object], dict]
+
+    def __call__(self, key, state: dict) -> dict:
+        return self.finish(self.step(key, self.init(state)))
+
+
+def jitted_gibbs_sweep(model, blocks: list[GibbsBlock], state: dict, temperature: float) -> CarriedStepper:
     """One chromatic Gibbs sweep over `blocks`, jitted by the model's backend. (`state` is
     unused: a sharded sweep reads its shardings from it.)"""
+    backend = model.backend
+
     def build():
-        kernel = build_gibbs_kernel(model.compiled, blocks, temperature)
-        return model.backend.jit_step(kernel.draw, kernel.move)
+        sweep = build_gibbs_sweep(model.compiled, blocks, temperature)
+        return backend.jit(sweep.init), backend.jit_step(sweep.draw, sweep.move), backend.jit(sweep.finish)
 
     # Once per graph and blocks: later runs reuse the jitted sweep.
     key = ("gibbs sweep", float(temperature)) + tuple((b.group, b.indices.tobytes()) for b in blocks)
-    gibbs = model.compiled.memo(key, build)
+    init, step, finish = model.compiled.memo(key, build)
     params = model.params
-
-    def discrete_step(key, state):
-        new, _ = gibbs(key, state, params)
-        return new
-
-    return discrete_step
+    return CarriedStepper(init, lambda key, carry: step(key, carry, params), finish)
 
 
 @dataclass

@@ -19,6 +19,8 @@ from ebmlang.backends import get_backend
 from ebmlang.inference import hmc, langevin, rwmh
 from ebmlang.inference.gibbs import build_gibbs_kernel, build_gibbs_sweep, gibbs_blocks
 from ebmlang.inference.potential import ModelPotential
+from ebmlang.inference.run import record_chains
+from ebmlang.inference.steppers import CarriedStepper, jitted_gibbs_sweep
 from ebmlang.showcase import EXAMPLES
 
 # dynamo's graph capture without inductor's C++ build: same graphs, fast tests.
@@ -174,3 +176,23 @@ def test_later_runs_reuse_the_jitted_steps_and_read_the_current_params(backend):
     assert all(model.compiled._memo[key] is step for key, step in kept.items())
     assert abs(first["x"].mean()) < 0.1
     assert abs(second["x"].mean() - 3.0) < 0.1
+
+
+def test_a_carried_sweep_records_what_stepping_the_state_records():
+    """record_chains keeps a lone Gibbs sweep's packed carry between recorded draws; the
+    draws and energies must be those of stepping the dense state each time (same keys)."""
+    model = ebmlang.load(EXAMPLES / "ising.ebm", backend="torch")
+    blocks = gibbs_blocks(model.graph)
+    sweep = jitted_gibbs_sweep(model, blocks, {}, 1.0)
+    assert isinstance(sweep, CarriedStepper)
+    start = {"s": model.backend.asarray(np.where(np.random.default_rng(2).random((3, 32, 32)) < 0.5, -1.0, 1.0))}
+    runs = [
+        record_chains(model, [stepper], dict(start), ["s"], seed=4, steps=13, burn_in=3, thin=4, progress=False,
+                      label="")
+        for stepper in (sweep, lambda key, state: sweep(key, state))
+    ]
+    (carried_state, carried, carried_energy), (dense_state, dense, dense_energy) = runs
+    assert carried["s"].shape == (3, 3, 32, 32)  # draws after steps 3, 7, 11; step 12 unrecorded
+    np.testing.assert_array_equal(carried["s"], dense["s"])
+    np.testing.assert_array_equal(carried_energy, dense_energy)
+    np.testing.assert_array_equal(carried_state["s"].numpy(), dense_state["s"].numpy())
