@@ -33,13 +33,14 @@ def _compile_source(text: str, file: str, model: str | None, allow_root=None, lo
         raise
 
 
-def load(path: str | Path, backend: str | Backend = "torch", *, model: str | None = None, device: str = "cpu",
-         dtype: str = "float32", seed: int = 0, allow_root: str | Path | None = None) -> "Model":
+def load(path: str | Path, backend: str | Backend = "torch", *, model: str | None = None, device: str | None = None,
+         dtype: str | None = None, seed: int = 0, allow_root: str | Path | None = None) -> "Model":
     """Load a `.ebm` model file (or a checkpoint saved with `Model.save`).
 
     model: which model of the file (default: the file's default model).
     backend: "torch" (default), "jax" or "numpy", or a configured Backend such as
-    `get_backend("torch", compile=True)` (then `device` and `dtype` are the backend's).
+    `get_backend("torch", compile=True)` (which fixes the device and dtype).
+    device: default "cpu"; dtype: default "float32".
     """
     path = Path(path)
     if path.suffix in (".safetensors", ".ckpt"):
@@ -54,27 +55,40 @@ def load(path: str | Path, backend: str | Backend = "torch", *, model: str | Non
 
 
 def loads(source: str, backend: str | Backend = "torch", *, model: str | None = None, name: str = "<string>",
-          device: str = "cpu", dtype: str = "float32", seed: int = 0) -> "Model":
+          device: str | None = None, dtype: str | None = None, seed: int = 0) -> "Model":
     """Compile a model from source text."""
     graph = _compile_source(source, name, model, None)
     return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed)
 
 
+def _check_fixed_by(backend: Backend, device: str | None, dtype: str | None) -> None:
+    """A Backend object fixes the device and dtype: asking for others is an error, not a
+    silent choice between the two."""
+    for what, asked, fixed in (("device", device, backend.device), ("dtype", dtype, backend.dtype)):
+        # "cpu" names JAX's "cpu:0" too: a device without an index means its first one.
+        same = asked is None or str(asked) in (str(fixed), str(fixed).split(":")[0])
+        if not same:
+            raise EbmError(f"{what}={asked!r} was asked for, but the Backend passed in uses {what}={fixed!r}",
+                           hint=f"create the backend with {what}={asked!r}, or leave {what} out")
+
+
 class Model:
     """A compiled energy-based model: energy, inference, learning and composition."""
 
-    def __init__(self, graph: FactorGraph, backend: str | Backend = "torch", *, device: str = "cpu",
-                 dtype: str = "float32", seed: int = 0, params: dict | None = None,
+    def __init__(self, graph: FactorGraph, backend: str | Backend = "torch", *, device: str | None = None,
+                 dtype: str | None = None, seed: int = 0, params: dict | None = None,
                  externs: dict | None = None):
-        """backend: a name ("torch", "jax", "numpy"), built with `device` and `dtype`, or a
-        configured Backend (e.g. `get_backend("torch", compile=True)`), which fixes both."""
+        """backend: a name ("torch", "jax", "numpy"), built with `device` (default "cpu")
+        and `dtype` (default "float32"), or a configured Backend (e.g.
+        `get_backend("torch", compile=True)`), which fixes both."""
         from ebmlang.compile import compile_graph
 
         self.graph = graph
         if isinstance(backend, Backend):
+            _check_fixed_by(backend, device, dtype)
             self.compiled = backend.compile(graph)
         else:
-            self.compiled = compile_graph(graph, backend=backend, device=device, dtype=dtype)
+            self.compiled = compile_graph(graph, backend=backend, device=device or "cpu", dtype=dtype or "float32")
         self.backend = self.compiled.backend
         self.backend_name = self.backend.name
         self.externs: dict = {}

@@ -217,7 +217,7 @@ def check_params(path, graph, arrays: Mapping[str, np.ndarray]) -> dict[str, np.
     return {k: np.asarray(stored[k]) for k in expected}
 
 
-def load_checkpoint(path: str | Path, backend: str | None = None, device: str = "cpu", dtype: str = "float32"):
+def load_checkpoint(path: str | Path, backend=None, device: str | None = None, dtype: str | None = None):
     """A `Model` rebuilt from a checkpoint: its stored source recompiled and its params
     loaded (backend: as saved unless given)."""
     from ebmlang.model import Model, _compile_source

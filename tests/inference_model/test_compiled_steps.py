@@ -196,3 +196,13 @@ def test_a_carried_sweep_records_what_stepping_the_state_records():
     np.testing.assert_array_equal(carried["s"], dense["s"])
     np.testing.assert_array_equal(carried_energy, dense_energy)
     np.testing.assert_array_equal(carried_state["s"].numpy(), dense_state["s"].numpy())
+
+
+def test_a_backend_object_fixes_device_and_dtype():
+    backend = ebmlang.get_backend("torch", dtype="float64")
+    assert ebmlang.loads(RING, backend=backend, dtype="float64", device="cpu").backend is backend
+    with pytest.raises(ebmlang.EbmError, match="dtype='float32' was asked for, but the Backend passed in uses "
+                                              "dtype='float64'"):
+        ebmlang.loads(RING, backend=backend, dtype="float32")
+    assert ebmlang.loads(RING, backend=ebmlang.get_backend("jax"), device="cpu").backend.device == "cpu:0"
+    assert ebmlang.loads(RING, dtype="float64").backend.dtype == "float64"  # by name, as before
