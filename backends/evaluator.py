@@ -809,7 +809,7 @@ class Evaluator:
             lead = tuple(classes[0].shape[: len(classes[0].shape) - len(plan.layout.grid)])
             return found.packed.read(self.ops, plan.layout, classes, lead, masks)
         flat = ctx.state[node.group]
-        value = self._read(flat, plan.access[id(node)], plan.keys.get(id(node)), plan, ctx)
+        value = self._read(flat, found, plan.keys.get(id(node)), plan, ctx)
         if id(node) in plan.free:
             is_free = ctx.arrays[plan.free[id(node)]]
             candidates = self.ops.reshape(ctx.free_values, (-1,) + (1,) * is_free.ndim)
@@ -864,19 +864,19 @@ class Evaluator:
     def eval_Reduce(self, node: Reduce, plan: TemplatePlan, ctx: EvalContext):
         ops = self.ops
         body = self.evaluate(node.body, plan, ctx)
-        masked = id(node) in plan.keys and id(node) not in plan.full_masks
-        if id(node) in plan.keys:
-            mask = ctx.arrays[plan.keys[id(node)]]
-            if masked:
-                body = ops.where(mask, body, _REDUCE_FILL[node.op])
-            elif tuple(body.shape) != np.broadcast_shapes(tuple(body.shape), tuple(mask.shape)):
-                body = ops.broadcast_to(body, np.broadcast_shapes(tuple(body.shape), tuple(mask.shape)))
+        mask = ctx.arrays[plan.keys[id(node)]] if id(node) in plan.keys else None
+        masked = mask is not None and id(node) not in plan.full_masks
+        if masked:
+            body = ops.where(mask, body, _REDUCE_FILL[node.op])
+        elif mask is not None:
+            full = np.broadcast_shapes(tuple(body.shape), tuple(mask.shape))
+            if tuple(body.shape) != full:
+                body = ops.broadcast_to(body, full)
         if node.op == "sum":
             return ops.sum(body, -1)
         if node.op == "mean":
             if not masked:
                 return ops.mean(body, -1)
-            mask = ctx.arrays[plan.keys[id(node)]]
             # A mask constant along the reduced axis counts every entry the body has there.
             count = ops.sum(ops.as_float(mask), -1) * (body.shape[-1] if mask.shape[-1] == 1 else 1)
             return ops.sum(body, -1) / count

@@ -6,8 +6,8 @@ Keys are uint64 integers (numpy SeedSequence splitting); each draw seeds a fresh
 from __future__ import annotations
 
 import warnings
-from functools import partial
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -319,9 +319,7 @@ class TorchBackend(Backend):
 
     def jit_step(self, draw: Callable, move: Callable) -> Callable:
         # A seeded torch.Generator breaks dynamo's graph: draw eagerly, compile the move.
-        if self.compile_options is None:
-            return lambda key, state, *args: move(state, draw(key, state), *args)
-        compiled_move = CompiledOrEager(move, self.compile_options)
+        compiled_move = self.jit(move)
         return lambda key, state, *args: compiled_move(state, draw(key, state), *args)
 
     def value_and_grad(self, fn: Callable) -> Callable:

@@ -323,6 +323,11 @@ class ExprChecker:
                 return symbol
         return None
 
+    def categorical_symbol(self, expr: ast.Expr) -> Symbol | None:
+        """The categorical variable an expression reads directly, if any."""
+        symbol = self.discrete_symbol(expr)
+        return symbol if symbol is not None and symbol.domain.kind == "categorical" else None
+
     # -- calls
     def check_Call(self, expr: ast.Call, ctx: ExprContext) -> ast.Expr:
         func = expr.func
@@ -454,19 +459,17 @@ class ExprChecker:
                     expected="discrete values (binary, spin, categorical, integer), params or constants",
                     hint="an indicator of a real variable has zero gradient almost everywhere; use a smooth "
                          "penalty (e.g. relu(a - b) or softplus) or a bounded domain `real in [lo, hi]`")
-            if op not in ("==", "!="):
-                symbol = self.discrete_symbol(side)
-                if symbol is not None and symbol.domain.kind == "categorical":
-                    raise EbmError(
-                        f"'{op}' orders categories, but categorical values are unordered labels", side.span,
-                        expected="'==' or '!=' for categorical values",
-                        hint="for ordered values declare the variable as `integer in a..b`")
+            if op not in ("==", "!=") and self.categorical_symbol(side) is not None:
+                raise EbmError(
+                    f"'{op}' orders categories, but categorical values are unordered labels", side.span,
+                    expected="'==' or '!=' for categorical values",
+                    hint="for ordered values declare the variable as `integer in a..b`")
         depends = left.ty.depends_on_variables or right.ty.depends_on_variables
         return dataclasses.replace(expr, left=left, right=right, ty=Type("bool", depends))
 
     def reject_categorical(self, expr: ast.Expr, what: str) -> None:
-        symbol = self.discrete_symbol(expr)
-        if symbol is not None and symbol.domain.kind == "categorical":
+        symbol = self.categorical_symbol(expr)
+        if symbol is not None:
             raise EbmError(
                 f"arithmetic with categorical variable '{symbol.name}' is meaningless ({what})", expr.span,
                 expected="a comparison such as [x[i] == y[i]], or a selection f(...)[x]",

@@ -256,16 +256,18 @@ class Model:
         """The same model and params with `names` observed (given at every query)."""
         from ebmlang.compose import observe
 
-        fresh = Model(observe(self.graph, names), backend=self.backend)
-        fresh.params = dict(self.params)
-        return fresh
+        return self._with_graph(observe(self.graph, names))
 
     def latent(self, *names: str) -> "Model":
         """The same model and params with `names` latent (sampled or minimised over): e.g.
         an RBM trained with `observed v` made generative by `rbm.latent("v")`."""
         from ebmlang.compose import latent
 
-        fresh = Model(latent(self.graph, names), backend=self.backend)
+        return self._with_graph(latent(self.graph, names))
+
+    def _with_graph(self, graph: FactorGraph) -> "Model":
+        """Another graph over the same params, on the same backend."""
+        fresh = Model(graph, backend=self.backend)
         fresh.params = dict(self.params)
         return fresh
 

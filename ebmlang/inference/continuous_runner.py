@@ -63,8 +63,10 @@ class ContinuousRunner:
         self._init = init
         self.config = config
         self._build = build
+        # What cached steps close over: the potential without this run's params and
+        # context, which the steps take as arguments.
+        self._template = template = self.potential.with_inputs({}, {})
         self._compile_step(config)
-        template = self.potential.with_inputs({}, {})
 
         def build_refresh():
             def refresh(kernel_state, context, params):
@@ -92,7 +94,7 @@ class ContinuousRunner:
     def _compile_step(self, config) -> None:
         """The jitted kernel step for `config`, built once per model graph: later runs with
         the same sampler settings reuse it (a new closure would retrace or recompile)."""
-        template = self.potential.with_inputs({}, {})
+        template = self._template
 
         def build_step():
             kernel = self._build(self.backend, config)
