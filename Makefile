@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 env: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m ebmlang.showcase --out showcase
+	$(PY) -m ebmlang.cli.showcase --out showcase
 
 test: $(STAMP)
 	$(PY) -m pytest -q

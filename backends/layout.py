@@ -11,7 +11,7 @@ A ground factor that reads the block variable's neighbour at a fixed (periodic) 
 reads, for the whole block at once, the grid rolled by that offset through the same
 layout -- a roll, slices and a select, all of which XLA fuses and torch runs as
 contiguous passes, where index arrays would cost a gather per neighbour and a scatter
-per update. `plan_block` (backends/evaluator.py) uses these reads where they apply and
+per update. `plan_block` (backends/evaluator/conditionals.py) uses these reads where they apply and
 keeps the general gathers elsewhere.
 """
 from __future__ import annotations

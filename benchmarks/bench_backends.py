@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from ebmlang.backends import get_backend
-from ebmlang.checker import check_program
-from ebmlang.lower import lower_program
-from ebmlang.parser import parse_source
-from ebmlang.structure import colouring
+from ebmlang.graph.lower import lower_program
+from ebmlang.graph.structure import colouring
+from ebmlang.language.checker import check_program
+from ebmlang.language.parser import parse_source
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.2

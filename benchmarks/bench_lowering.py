@@ -52,10 +52,10 @@ def run_one(side: int) -> dict:
     """All stages for one lattice side, in this process."""
     import resource
 
-    from ebmlang import structure
-    from ebmlang.checker import check_program
-    from ebmlang.lower import lower_program
-    from ebmlang.parser import parse_source
+    from ebmlang.graph import structure
+    from ebmlang.graph.lower import lower_program
+    from ebmlang.language.checker import check_program
+    from ebmlang.language.parser import parse_source
 
     source = ising_source(side)
     checked, check_s, check_peak = measure(lambda: check_program(parse_source(source, "ising.ebm")))

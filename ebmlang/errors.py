@@ -1,5 +1,8 @@
 """Located errors: every bad input becomes an `EbmError`, never a traceback.
 
+The foundation every stage imports: `Span` (where in a `.ebm` file something was
+written; every AST node and IR template carries one) and `EbmError`.
+
 An error prints as
 
     model.ebm:4:12: error: unknown name 'sigmaa'
@@ -12,8 +15,24 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from ebmlang.ast import Span
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open source region; lines and columns are 1-based."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+UNKNOWN_SPAN = Span("<unknown>", 1, 1, 1, 1)
 
 
 class EbmError(Exception):

@@ -100,8 +100,8 @@ def ebmlang_builder(backend: str) -> Callable[[CompileProblem], Callable[[int], 
     program)."""
 
     def prepare(problem: CompileProblem) -> Callable[[int], Any]:
+        from ebmlang.cli.showcase import load_example
         from ebmlang.inference.gibbs import build_gibbs_kernel, gibbs_blocks
-        from ebmlang.showcase import load_example
 
         model = load_example("ising.ebm", backend, L=problem.side)
         model.set_params(J=problem.beta)

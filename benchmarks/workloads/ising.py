@@ -131,14 +131,14 @@ def ebmlang_sampler(problem: IsingProblem, backend: Any):
     """(model, sweep, initial state) for examples/ising.ebm at L = side, J = beta.
 
     The library's own pieces: the model compiled from the example file with its `const L`
-    overridden, the colour classes from `ebmlang.structure.colouring`, and the chromatic
+    overridden, the colour classes from `ebmlang.graph.structure.colouring`, and the chromatic
     block-Gibbs sweep over them (`ebmlang.inference.gibbs.build_gibbs_sweep`: pure
     init / step / finish; the lattice travels packed by colour between init and finish).
     J carries beta (E = -J Σ s_i s_j, sampled at temperature 1), exactly the hand-written
     model.
     """
+    from ebmlang.cli.showcase import load_example
     from ebmlang.inference.gibbs import build_gibbs_sweep, gibbs_blocks
-    from ebmlang.showcase import load_example
 
     model = load_example("ising.ebm", backend, L=problem.side)
     model.set_params(J=problem.beta, h=0.0)

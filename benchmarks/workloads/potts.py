@@ -116,7 +116,7 @@ def prepare_ebmlang_argmin(problem: PottsProblem) -> Callable[[int], Any]:
     The file's energy is -eta [x = y] - beta [x_i = x_j], the benchmark's
     eta [x != y] + beta [x_i != x_j] less a constant, so both have the same minimisers.
     """
-    from ebmlang.showcase import load_example
+    from ebmlang.cli.showcase import load_example
 
     side = problem.noisy.shape[0]
     if problem.noisy.shape != (side, side):

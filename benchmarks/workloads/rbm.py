@@ -118,7 +118,7 @@ def ebmlang_trainer(backend: str) -> Callable[[RbmProblem], Callable[[int], Any]
     """
 
     def prepare(problem: RbmProblem) -> Callable[[int], Any]:
-        from ebmlang.showcase import load_example
+        from ebmlang.cli.showcase import load_example
 
         model = load_example("rbm.ebm", backend, H=problem.hidden)
         initial = model.param_values()

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from functools import partial
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -141,9 +141,9 @@ def ebmlang_potential(problem: RingProblem, backend: Any):
     is the hand-written x + eps ∇log p + sqrt(2 eps) ξ. MALA's step-size adaptation is
     off (num_warmup = 0): every contender runs the fixed `problem.step_size`.
     """
+    from ebmlang.cli.showcase import load_example
     from ebmlang.inference import langevin
     from ebmlang.inference.potential import ModelPotential
-    from ebmlang.showcase import load_example
 
     modes, radius = len(problem.means), float(np.hypot(*problem.means[0]))
     model = load_example("ring.ebm", backend, K=modes, R=radius)

@@ -101,9 +101,9 @@ def sample_sharded(model, chains: int = 4, steps: int = 1000, *, observed: dict 
 
     chains must be a multiple of the number of devices (each device runs chains / devices).
     """
+    from ebmlang.inference.results import Samples
     from ebmlang.inference.run import _check_finite, check_sample_request, initial_state, record_chains
     from ebmlang.inference.steppers import plan_steppers
-    from ebmlang.results import Samples
 
     mesh = chain_mesh(devices) if mesh is None else mesh
     num_devices = int(mesh.shape[CHAIN_AXIS]) if CHAIN_AXIS in mesh.shape else 0

@@ -132,8 +132,8 @@ def _update(model, objective, optim, names, key, batch, rate, weight_decay, grad
     """One optimizer step on the gradient of the whole minibatch `batch`, of which this rank
     computes its slice; returns the minibatch's statistics (loss, grad_norm, ...)."""
     from ebmlang.learning.fit import clamp_to_bounds, divergence_error
-    from ebmlang.learning.objectives import weighted_gradient
     from ebmlang.learning.optim import clip_by_global_norm
+    from ebmlang.learning.weighted import weighted_gradient
 
     rank, world = dist.get_rank(group), dist.get_world_size(group)
     size = len(next(iter(batch.values())))
@@ -271,7 +271,7 @@ def _launch(job: _Job, start_method: str) -> tuple[dict, list[dict]]:
     if start_method == "forkserver":
         # Takes effect when the server starts (the first launch); later launches reuse it.
         mp.get_context("forkserver").set_forkserver_preload(["torch", "torch.distributed", "torch._dynamo",
-                                                             "ebmlang.model", "ebmlang.learning.fit"])
+                                                             "ebmlang.api.model", "ebmlang.learning.fit"])
     with tempfile.TemporaryDirectory(prefix="ebm-ddp-") as scratch:
         job.scratch = scratch
         job.port = _free_port()
@@ -286,7 +286,7 @@ def _launch(job: _Job, start_method: str) -> tuple[dict, list[dict]]:
 
 
 def _worker(rank: int, job: _Job) -> None:
-    from ebmlang.model import Model
+    from ebmlang.api.model import Model
 
     scratch = Path(job.scratch)
     try:
@@ -315,7 +315,7 @@ def _worker(rank: int, job: _Job) -> None:
 
 
 def _rank_error(scratch: Path, failure: Exception) -> EbmError:
-    from ebmlang.ast import Span
+    from ebmlang.language.ast import Span
 
     reports = [(path.stem.split("-")[1], json.loads(path.read_text())) for path in sorted(scratch.glob("error-*.json"))]
     # Every rank raises when one diverges; the rank that can name the term says more.

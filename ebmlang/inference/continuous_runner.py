@@ -155,7 +155,7 @@ class ContinuousRunner:
         old = self.step_size()
         energy = self.backend.to_numpy(self.kernel_state.energy)
         if np.any(np.isnan(energy) | np.isneginf(energy)):
-            from ebmlang.diagnostics import locate_nonfinite
+            from ebmlang.inference.diagnostics import locate_nonfinite
 
             # A smaller step cannot help where the chains already are.
             raise locate_nonfinite(self.model, state)
@@ -181,7 +181,7 @@ class ContinuousRunner:
     def _divergence_error(self, step: float, state: dict) -> EbmError:
         energy = self.backend.to_numpy(self.kernel_state.energy)
         if not np.all(np.isfinite(energy)):
-            from ebmlang.diagnostics import locate_nonfinite
+            from ebmlang.inference.diagnostics import locate_nonfinite
 
             return locate_nonfinite(self.model, state)
         return EbmError(f"{self.method.upper()} kept diverging after {MAX_STEP_HALVINGS} halvings of the step "

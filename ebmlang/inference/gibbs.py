@@ -16,10 +16,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ebmlang import structure
 from ebmlang.backends.layout import find_layout, find_packing
+from ebmlang.graph import structure
+from ebmlang.graph.ir import FactorGraph
 from ebmlang.inference.random_kernel import RandomKernel
-from ebmlang.ir import FactorGraph
 
 
 class GibbsBlock(NamedTuple):

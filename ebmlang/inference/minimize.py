@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.data import check_observed
 from ebmlang.errors import EbmError
+from ebmlang.graph.values import check_observed
 from ebmlang.inference.plan import ENUMERATION_LIMIT, plan_query
-from ebmlang.results import ArgminResult, Conditional
+from ebmlang.inference.results import ArgminResult, Conditional
 
 
 def _context(model, observed: dict, extra: dict | None = None) -> dict:
@@ -73,7 +73,7 @@ def argmin_model(model, *, observed=None, method=None, seed: int = 0, starts: in
         out[k] = np.asarray(v).astype(np.int64) if dom.is_discrete else np.asarray(v)
     final_energy = _total_energy(model, state)
     if not np.isfinite(final_energy):
-        from ebmlang.diagnostics import locate_nonfinite
+        from ebmlang.inference.diagnostics import locate_nonfinite
 
         bk = model.backend
         batch = {k: bk.asarray(np.asarray(v, dtype=float)[None]) for k, v in state.items()}

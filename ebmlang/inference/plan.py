@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ebmlang.errors import EbmError
-from ebmlang.ir import FactorGraph
+from ebmlang.graph.ir import FactorGraph
 
 # Exact enumeration is used for argmin / conditionals when the latent discrete
 # state space has at most this many joint states (2^20: a few MB per chunk).
@@ -79,7 +79,7 @@ def split_latent(graph: FactorGraph, observed) -> tuple[list[str], list[str]]:
 
 def plan_query(graph: FactorGraph, query: str, observed=(), method: str | dict | None = None,
                temperature: float = 1.0) -> Plan:
-    from ebmlang import structure
+    from ebmlang.graph import structure
 
     if query not in ("sample", "argmin"):
         raise EbmError(f"unknown query '{query}'", expected="'sample' or 'argmin'")

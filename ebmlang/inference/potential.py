@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebmlang.ir import FactorGraph
+from ebmlang.graph.ir import FactorGraph
 
 
 @dataclass(frozen=True)

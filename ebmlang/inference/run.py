@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebmlang.data import check_observed, check_values
 from ebmlang.errors import EbmError
+from ebmlang.graph.values import check_observed, check_values
 from ebmlang.inference.plan import SAMPLE_DISCRETE, plan_query
+from ebmlang.inference.results import Samples
 from ebmlang.inference.steppers import CarriedStepper, plan_steppers
-from ebmlang.results import Samples
 
 # Refuse to keep more draws than this many float64 numbers in memory (8 GiB / 8 B / 8).
 MAX_RECORDED_VALUES = 2 ** 27
@@ -181,7 +181,7 @@ def _check_finite(model, observed_state: dict, draws: dict, energy: np.ndarray) 
     finite = np.isfinite(energy)
     if finite.all():
         return
-    from ebmlang.diagnostics import locate_nonfinite
+    from ebmlang.inference.diagnostics import locate_nonfinite
 
     bk = model.backend
     first_bad_draw = int(np.argwhere(~finite)[0][1])

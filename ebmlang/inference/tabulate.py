@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ebmlang.errors import EbmError
-from ebmlang.ir import FactorGraph, FactorTemplate, Node, Slot, VariableGroup, walk
+from ebmlang.graph.ir import FactorGraph, FactorTemplate, Node, Slot, VariableGroup, walk
 
 
 @dataclass(frozen=True)

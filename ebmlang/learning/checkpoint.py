@@ -16,7 +16,7 @@ Loading recompiles the stored source with its imports served from the checkpoint
 checksum the data) and that the params match the model's names and shapes; anything
 wrong is an `EbmError`. Training checkpoints written by `fit` are the same files with
 extra arrays under `__fit__/` (optimizer state, persistent chains) and a JSON `fit`
-entry in the metadata; `load_checkpoint` reads them as plain models.
+entry in the metadata; `read_model_checkpoint` reads them as plain models.
 """
 from __future__ import annotations
 
@@ -28,7 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ebmlang.backends.base import expected_param_shapes
 from ebmlang.errors import EbmError
+from ebmlang.graph.ir import FactorGraph
+from ebmlang.graph.lower import lower_source
+from ebmlang.language import ast, check_program, parse_source
+from ebmlang.language.loader import read_source
 
 FORMAT = "ebmlang-checkpoint"
 VERSION = "1"
@@ -76,11 +81,6 @@ def import_key(target: str, top_file: str) -> str:
 def imported_sources(source: str, file: str) -> dict[str, str]:
     """{import_key: text} of every file that `source` (the text of `file`) imports,
     directly or through other imports, read from disk as the checker resolves them."""
-    from ebmlang import ast
-    from ebmlang.checker import check_program
-    from ebmlang.loader import read_source
-    from ebmlang.parser import parse_source
-
     program = parse_source(source, file)
     if not any(isinstance(item, ast.ImportDecl) for item in program.items):
         return {}
@@ -196,8 +196,6 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, 
 
 def check_params(path, graph, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The param arrays of a checkpoint, checked against the model's names and shapes."""
-    from ebmlang.backends.base import expected_param_shapes
-
     expected = expected_param_shapes(graph)
     stored = {k: v for k, v in arrays.items() if not k.startswith(FIT_PREFIX)}
     missing = [k for k in expected if k not in stored]
@@ -217,21 +215,17 @@ def check_params(path, graph, arrays: Mapping[str, np.ndarray]) -> dict[str, np.
     return {k: np.asarray(stored[k]) for k in expected}
 
 
-def load_checkpoint(path: str | Path, backend=None, device: str | None = None, dtype: str | None = None):
-    """A `Model` rebuilt from a checkpoint: its stored source recompiled and its params
-    loaded (backend: as saved unless given)."""
-    from ebmlang.model import Model, _compile_source
-
+def read_model_checkpoint(path: str | Path) -> tuple[FactorGraph, dict[str, np.ndarray], dict[str, str]]:
+    """The factor graph, params and metadata of a checkpoint: its stored source recompiled
+    (imports served from the checkpoint alone) and its params checked against it."""
     arrays, metadata = read_checkpoint(path)
     file = metadata.get("file", "<checkpoint>")
     # Import roots guard the file system; here nothing comes from it (the loader serves the
     # checkpoint's own sources), so a stored key such as "../shared/prior.ebm" is allowed.
     anchor = Path(os.path.abspath(file if not file.startswith("<") else os.curdir)).anchor
-    graph = _compile_source(metadata["source"], file, metadata["model"], allow_root=anchor,
-                            loader=checkpoint_loader(path, metadata))
-    params = check_params(path, graph, arrays)
-    return Model(graph, backend=backend or metadata.get("backend", "torch"), device=device, dtype=dtype,
-                 params=params)
+    graph = lower_source(metadata["source"], file, metadata["model"], allow_root=anchor,
+                         loader=checkpoint_loader(path, metadata))
+    return graph, check_params(path, graph, arrays), metadata
 
 
 def load_params(model, path: str | Path) -> None:

@@ -15,7 +15,7 @@ from scipy.special import logsumexp, softmax
 from ebmlang.errors import EbmError
 from ebmlang.learning.chains import LangevinOptions, buffer_around, replay_langevin
 from ebmlang.learning.losses import energy_table, expand, get_loss, labelling_index, labellings_of, target_groups
-from ebmlang.learning.objectives import WeightedStates, concat_states, energies_of, numpy_state, phase_weights
+from ebmlang.learning.weighted import WeightedStates, concat_states, energies_of, numpy_state, phase_weights
 
 
 class Contrastive:

@@ -5,9 +5,9 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from ebmlang.data import check_values
 from ebmlang.errors import EbmError, did_you_mean
-from ebmlang.ir import FactorGraph
+from ebmlang.graph.ir import FactorGraph
+from ebmlang.graph.values import check_values
 
 
 def prepare_data(graph: FactorGraph, data, *, what: str = "training data") -> dict[str, np.ndarray]:

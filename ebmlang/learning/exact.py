@@ -27,7 +27,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ebmlang.errors import EbmError
-from ebmlang.ir import FactorGraph, VariableGroup
+from ebmlang.graph.ir import FactorGraph, VariableGroup
 
 # Enumerate at most this many joint states per example (2^22: a few seconds on a CPU).
 EXACT_STATE_LIMIT = 2 ** 22
@@ -102,7 +102,7 @@ def largest_independent_class(graph: FactorGraph, free: VariableSet) -> Variable
     joint labellings: the variables to sum analytically. Empty when nothing is free."""
     if free.size == 0:
         return VariableSet({})
-    from ebmlang import structure
+    from ebmlang.graph import structure
 
     clamped = [g for g in graph.variables if g not in free.members]
     classes = structure.colouring(with_roles(graph, clamped)).classes

@@ -23,8 +23,9 @@ import numpy as np
 from ebmlang.errors import EbmError, did_you_mean
 from ebmlang.learning.chains import LangevinOptions
 from ebmlang.learning.dataset import epoch_order, minibatches, num_examples, prepare_data, step_seed
-from ebmlang.learning.objectives import make_objective, weighted_gradient
+from ebmlang.learning.objectives import make_objective
 from ebmlang.learning.optim import SCHEDULES, clip_by_global_norm, make_optimizer, scheduled_lr
+from ebmlang.learning.weighted import weighted_gradient
 
 METHODS = ("auto", "ml", "cd", "pcd", "exact", "contrastive", "jem")
 # The step number whose derived key drives an epoch's evaluation (never a training step).
@@ -185,7 +186,7 @@ def divergence_error(model, weighted, *, loss: float, epoch: int, step: int) -> 
     `loss` is the loss that was checked (in data-parallel training the all-reduced one,
     while `weighted` holds only this process's states).
     """
-    from ebmlang.diagnostics import locate_nonfinite
+    from ebmlang.inference.diagnostics import locate_nonfinite
 
     states = weighted.states
     # States of an objective that sums hidden groups out lack those groups: the per-term

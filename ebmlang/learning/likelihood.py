@@ -32,7 +32,7 @@ from ebmlang.learning.exact import (
     with_roles,
 )
 from ebmlang.learning.losses import expand, labellings_of
-from ebmlang.learning.objectives import (
+from ebmlang.learning.weighted import (
     FreeEnergyRows,
     WeightedStates,
     backend_state,
@@ -98,7 +98,7 @@ class MaximumLikelihood:
         the model, so only the largest is summed. Otherwise the hidden units when they are
         independent, else nothing (plain sample energies)."""
         if all(v.domain.is_discrete for v in graph.variables.values()):
-            from ebmlang import structure
+            from ebmlang.graph import structure
 
             classes = structure.colouring(with_roles(graph, ())).classes
             sets = [VariableSet({g: np.sort(np.asarray(ix, dtype=np.int64)) for g, ix in c.items() if len(ix)})

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.special import logsumexp, softmax
 
 from ebmlang.errors import EbmError, did_you_mean
-from ebmlang.ir import FactorGraph
+from ebmlang.graph.ir import FactorGraph
 from ebmlang.learning.exact import Enumeration, enumerate_states, whole_groups
 
 # The joint target space enumerated per example (e.g. 10 classes; 2^12 labellings).

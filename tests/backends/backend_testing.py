@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-
 from ir_builders import HandModel, hand_models
 
 from ebmlang.backends import get_backend
@@ -54,9 +53,9 @@ def compiled_hand(model: str, name: str, dtype: str):
 
 @functools.lru_cache(maxsize=None)
 def example_graph(path: str):
-    from ebmlang.checker import check_program
-    from ebmlang.lower import lower_program
-    from ebmlang.parser import parse_source
+    from ebmlang.graph.lower import lower_program
+    from ebmlang.language.checker import check_program
+    from ebmlang.language.parser import parse_source
 
     with open(path) as handle:
         return lower_program(check_program(parse_source(handle.read(), path)))

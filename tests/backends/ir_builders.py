@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from ebmlang.ast import Span
-from ebmlang.ir import (
+from ebmlang.graph.ir import (
     BINARY,
     REAL,
     SPIN,
@@ -32,7 +31,8 @@ from ebmlang.ir import (
     VariableGroup,
     categorical,
 )
-from ebmlang.ir import Extern as ExternNode
+from ebmlang.graph.ir import Extern as ExternNode
+from ebmlang.language.ast import Span
 
 
 @dataclass

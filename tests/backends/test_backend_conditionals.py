@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from backend_testing import (
     CONFIGS,
-    check_block,
     EXAMPLES,
     backend,
+    check_block,
     close,
     compiled_example,
     compiled_hand,
@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ebmlang.errors import EbmError
-from ebmlang.reference import reference_energy, reference_init_params
-from ebmlang.structure import colouring
+from ebmlang.graph.reference import reference_energy, reference_init_params
+from ebmlang.graph.structure import colouring
 
 SEEDS = st.integers(0, 2**32 - 1)
 

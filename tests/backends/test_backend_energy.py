@@ -1,5 +1,5 @@
 """Energies, per-term and per-factor energies agree with hand-written numpy oracles and
-with ebmlang.reference on every example, on every backend and dtype."""
+with ebmlang.graph.reference on every example, on every backend and dtype."""
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ir_builders import hand_models
 
-from ebmlang.reference import (
+from ebmlang.graph.reference import (
     reference_energy,
     reference_init_params,
     reference_template_energies,
@@ -147,7 +147,17 @@ def test_params_only_terms_broadcast_over_the_batch():
     # A term with no variables still gives [batch, num_ground] energies.
     from ir_builders import span
 
-    from ebmlang.ir import FactorGraph, FactorTemplate, ParamGroup, ParamInit, ParamRef, VariableGroup, REAL, Apply, Slot
+    from ebmlang.graph.ir import (
+        REAL,
+        Apply,
+        FactorGraph,
+        FactorTemplate,
+        ParamGroup,
+        ParamInit,
+        ParamRef,
+        Slot,
+        VariableGroup,
+    )
 
     at = span("reg.ebm", 1)
     graph = FactorGraph(
@@ -171,7 +181,18 @@ def test_empty_templates_and_size_one_scalar_params(config):
     # [1, 1] index is still a scalar factor of the whole template.
     from ir_builders import span
 
-    from ebmlang.ir import REAL, Apply, FactorGraph, FactorTemplate, ParamGroup, ParamInit, ParamRef, Reduce, Slot, VariableGroup
+    from ebmlang.graph.ir import (
+        REAL,
+        Apply,
+        FactorGraph,
+        FactorTemplate,
+        ParamGroup,
+        ParamInit,
+        ParamRef,
+        Reduce,
+        Slot,
+        VariableGroup,
+    )
 
     name, dtype = config
     at = span("edge.ebm", 1)

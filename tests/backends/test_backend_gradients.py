@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ebmlang.errors import EbmError
-from ebmlang.reference import reference_energy, reference_init_params
+from ebmlang.graph.reference import reference_energy, reference_init_params
 
 AUTODIFF = ["torch", "jax"]
 SEEDS = st.integers(0, 2**32 - 1)
@@ -142,7 +142,7 @@ def test_torch_and_jax_gradients_agree_in_float32():
 def test_a_group_no_term_reads_has_zero_gradient(name):
     from ir_builders import span
 
-    from ebmlang.ir import REAL, Apply, FactorGraph, FactorTemplate, Slot, VariableGroup
+    from ebmlang.graph.ir import REAL, Apply, FactorGraph, FactorTemplate, Slot, VariableGroup
 
     at = span("unused.ebm", 1)
     graph = FactorGraph(

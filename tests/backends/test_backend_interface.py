@@ -11,8 +11,8 @@ from backend_testing import BUMP, backend, compiled_hand, hand_model
 from scipy import special, stats
 
 from ebmlang.backends import OPS_NAMES, available_backends, get_backend
+from ebmlang.backends.compile import compile_graph
 from ebmlang.backends.evaluator import classify_index, plan_graph
-from ebmlang.compile import compile_graph
 from ebmlang.errors import EbmError
 
 NAMES = ["numpy", "torch", "jax"]
@@ -217,7 +217,7 @@ def test_init_params_follow_each_initialiser(name):
 def test_mlp_init_is_pytorch_default_and_bounds_clip(name):
     from ir_builders import span
 
-    from ebmlang.ir import REAL, FactorGraph, ParamGroup, ParamInit, VariableGroup
+    from ebmlang.graph.ir import REAL, FactorGraph, ParamGroup, ParamInit, VariableGroup
 
     at = span("init.ebm", 1)
     graph = FactorGraph(
@@ -285,7 +285,7 @@ def test_batch_sizes_must_agree():
 def test_errors_from_planning_point_at_the_template():
     from ir_builders import span
 
-    from ebmlang.ir import REAL, FactorGraph, FactorTemplate, Slot, VariableGroup
+    from ebmlang.graph.ir import REAL, FactorGraph, FactorTemplate, Slot, VariableGroup
 
     at = span("bad.ebm", 2)
     graph = FactorGraph(
@@ -470,7 +470,7 @@ def test_invariant_factors_are_peeled_off_products():
     from ir_builders import span
 
     from ebmlang.backends.evaluator import scaled_sum
-    from ebmlang.ir import Apply, Constant, ParamRef, Slot
+    from ebmlang.graph.ir import Apply, Constant, ParamRef, Slot
 
     at = span("peel.ebm", 1)
     J, a, b = ParamRef(at, "J"), Slot(at, "s", np.arange(3)), Slot(at, "s", np.array([1, 2, 0]))
@@ -497,7 +497,17 @@ def test_templates_with_different_scalars_or_sizes_stay_apart():
     from ir_builders import span
 
     from ebmlang.backends.evaluator import group_totals
-    from ebmlang.ir import SPIN, Apply, FactorGraph, FactorTemplate, ParamGroup, ParamInit, ParamRef, Slot, VariableGroup
+    from ebmlang.graph.ir import (
+        SPIN,
+        Apply,
+        FactorGraph,
+        FactorTemplate,
+        ParamGroup,
+        ParamInit,
+        ParamRef,
+        Slot,
+        VariableGroup,
+    )
 
     at = span("apart.ebm", 1)
     shared = np.arange(4)
@@ -528,7 +538,18 @@ def test_templates_with_different_scalars_or_sizes_stay_apart():
 def test_a_template_without_variables_counts_once_per_ground_factor():
     from ir_builders import span
 
-    from ebmlang.ir import REAL, Apply, Constant, FactorGraph, FactorTemplate, ParamGroup, ParamInit, ParamRef, Slot, VariableGroup
+    from ebmlang.graph.ir import (
+        REAL,
+        Apply,
+        Constant,
+        FactorGraph,
+        FactorTemplate,
+        ParamGroup,
+        ParamInit,
+        ParamRef,
+        Slot,
+        VariableGroup,
+    )
 
     at = span("count.ebm", 1)
     graph = FactorGraph(

@@ -10,8 +10,8 @@ from backend_testing import backend, check_block
 import ebmlang as ebm
 from ebmlang.backends.evaluator import plan_block
 from ebmlang.backends.layout import find_layout
-from ebmlang.reference import reference_energy, reference_init_params
-from ebmlang.structure import colouring
+from ebmlang.graph.reference import reference_energy, reference_init_params
+from ebmlang.graph.structure import colouring
 
 
 def checkerboard(shape, colour):
@@ -192,7 +192,7 @@ def test_gibbs_through_layouts_matches_enumeration(backend_name):
     # coupling) are independent, so their means have plain standard errors; 5 of them
     # leaves a false alarm rate below 1e-6, while reading a wrong neighbour or a wrong
     # sign moves the bond correlation by several tenths.
-    from ebmlang.reference import exact_distribution
+    from ebmlang.graph.reference import exact_distribution
 
     model = ebm.loads(ISING_4X4, backend=backend_name, dtype="float64")
     chains = 4000

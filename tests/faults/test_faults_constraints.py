@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ebmlang as ebm
-from ebmlang.reference import exact_distribution
+from ebmlang.graph.reference import exact_distribution
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -18,11 +18,11 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from program_generator import Program, programs
 
-from ebmlang.checker import check_program
-from ebmlang.lower import lower_program
-from ebmlang.model import Model
-from ebmlang.parser import parse_source
-from ebmlang.reference import reference_term_energies
+from ebmlang.api.model import Model
+from ebmlang.graph.lower import lower_program
+from ebmlang.graph.reference import reference_term_energies
+from ebmlang.language.checker import check_program
+from ebmlang.language.parser import parse_source
 
 BASE = dict(deadline=None, database=None, print_blob=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])

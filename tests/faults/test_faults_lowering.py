@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import ebmlang as ebm
-from ebmlang.reference import reference_term_energies
+from ebmlang.graph.reference import reference_term_energies
 
 CASES = {
     "sum of a constant": ("energy t = sum(i in 0..3) 2", 6.0),

@@ -1,5 +1,5 @@
 """Non-finite energies and diverging samplers stop with an error that names the energy
-term and its source line (ebmlang.diagnostics.locate_nonfinite), never silently."""
+term and its source line (ebmlang.inference.diagnostics.locate_nonfinite), never silently."""
 from __future__ import annotations
 
 import warnings

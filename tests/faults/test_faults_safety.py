@@ -174,10 +174,10 @@ def test_a_crafted_checkpoint_cannot_read_files_outside_its_directory(saved, tmp
                                   file=str(secret_dir / "model.ebm"))
     saved.write_bytes(_join(header, body))
     read = []
-    import ebmlang.loader
+    import ebmlang.language.loader
 
-    original = ebmlang.loader.read_source
-    monkeypatch.setattr(ebmlang.loader, "read_source", lambda path: read.append(str(path)) or original(path))
+    original = ebmlang.language.loader.read_source
+    monkeypatch.setattr(ebmlang.language.loader, "read_source", lambda path: read.append(str(path)) or original(path))
     with pytest.raises(EbmError) as caught:
         ebm.load(saved)
     assert "TOPSECRET" not in str(caught.value)

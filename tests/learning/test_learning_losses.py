@@ -7,9 +7,9 @@ from scipy.special import logsumexp
 
 import ebmlang as ebm
 from ebmlang.errors import EbmError
-from ebmlang.learning.losses import LOSSES, get_loss
 from ebmlang.learning.contrastive import Contrastive
-from ebmlang.learning.objectives import weighted_gradient
+from ebmlang.learning.losses import LOSSES, get_loss
+from ebmlang.learning.weighted import weighted_gradient
 
 
 def numeric_slopes(loss, energies, target, margin, eps=1e-6):

@@ -7,7 +7,7 @@ import pytest
 @pytest.fixture
 def run_ebm(capsys):
     """Run `ebm ARGS...` in-process; returns (exit status, stdout, stderr)."""
-    from ebmlang.cli_commands import main
+    from ebmlang.cli.commands import main
 
     def run(*argv: str) -> tuple[int, str, str]:
         status = main([str(a) for a in argv])

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from ebmlang.cli_commands import COMMAND_HELP, build_parser
-from ebmlang.io import read_arrays, write_arrays
+from ebmlang.api.io import read_arrays, write_arrays
+from ebmlang.cli.commands import COMMAND_HELP, build_parser
 
 from .helpers import EXAMPLES_DIR, REPO
 
@@ -243,7 +243,7 @@ def test_unknown_model_name(run_ebm):
 
 
 def test_usage_errors_exit_with_status_2(capsys):
-    from ebmlang.cli_commands import main
+    from ebmlang.cli.commands import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["fit", str(ISING)])  # --data is required
@@ -252,7 +252,7 @@ def test_usage_errors_exit_with_status_2(capsys):
 
 
 def test_a_real_process_prints_the_located_error_without_a_traceback():
-    result = subprocess.run([sys.executable, "-m", "ebmlang.cli_commands", "sample", str(DENOISE),
+    result = subprocess.run([sys.executable, "-m", "ebmlang.cli.commands", "sample", str(DENOISE),
                              "--backend", "numpy"],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 1
@@ -261,13 +261,13 @@ def test_a_real_process_prints_the_located_error_without_a_traceback():
 
 
 def test_the_ebm_entry_point_has_these_commands():
-    """ebmlang/cli.py must call `register` (see ebmlang/cli_commands.py) in its build_parser."""
+    """ebmlang/cli/entry.py must call `register` (see ebmlang/cli/commands.py) in its build_parser."""
     from ebmlang.cli import build_parser as ebm_parser
 
     parser = ebm_parser()
     for command in COMMAND_HELP:
         args = parser.parse_args([command, str(ISING)] + (["--data", "x.npz"] if command == "fit" else []))
-        assert args.run.__module__ == "ebmlang.cli_commands", command
+        assert args.run.__module__ == "ebmlang.cli.commands", command
 
 
 def test_backends_agree_on_the_energy_of_a_state(run_ebm, tmp_path):

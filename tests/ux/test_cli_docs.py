@@ -5,7 +5,7 @@ import shlex
 
 import pytest
 
-from ebmlang.cli_commands import COMMAND_HELP, EXAMPLES, build_parser
+from ebmlang.cli.commands import COMMAND_HELP, EXAMPLES, build_parser
 
 from .helpers import REPO
 
@@ -19,7 +19,7 @@ def documented_commands(text: str, prefix: str) -> list[list[str]]:
         line = line.strip()
         if line.startswith(prefix):
             argv = shlex.split(line[len(prefix):], comments=True)
-            if argv and argv[0] != "check":  # `ebm check` belongs to ebmlang/cli.py
+            if argv and argv[0] != "check":  # `ebm check` belongs to ebmlang/cli/entry.py
                 lines.append(argv)
     return lines
 

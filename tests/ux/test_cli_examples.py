@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ebmlang as ebm
-from ebmlang.io import read_arrays, write_arrays
+from ebmlang.api.io import read_arrays, write_arrays
 
 from .helpers import EXAMPLES, backend_for, random_values
 

@@ -7,7 +7,7 @@ import pytest
 from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator, String
 
-from ebmlang.highlight import EbmLexer
+from ebmlang.language.highlight import EbmLexer
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.ebm"))
 

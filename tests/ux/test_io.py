@@ -1,11 +1,11 @@
-"""Round trips and error messages of ebmlang.io (.npy / .npz / .safetensors)."""
+"""Round trips and error messages of ebmlang.api.io (.npy / .npz / .safetensors)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from ebmlang.api.io import parse_assignment, read_array, read_arrays, read_assignments, split_spec, write_arrays
 from ebmlang.errors import EbmError
-from ebmlang.io import parse_assignment, read_array, read_arrays, read_assignments, split_spec, write_arrays
 
 ARRAYS = {
     "spins": np.array([[-1, 1], [1, -1]], dtype=np.int64),

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import ebmlang as ebm
+from ebmlang.api.plot import plot_curves, plot_factor_graph, plot_sample_grid, plot_scatter_contours, plot_trace
 from ebmlang.errors import EbmError
-from ebmlang.plot import plot_curves, plot_factor_graph, plot_sample_grid, plot_scatter_contours, plot_trace
-from ebmlang.results import Samples
+from ebmlang.inference.results import Samples
 
 matplotlib_image = pytest.importorskip("matplotlib.image")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from ebmlang.showcase import ISING_CRITICAL_T, load_example, main, onsager_magnetisation, synthetic_image
+from ebmlang.cli.showcase import ISING_CRITICAL_T, load_example, main, onsager_magnetisation, synthetic_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 FIGURES = ("ising_magnetisation.png", "ising_snapshots.png", "denoise.png", "ring.png", "rbm_training.png",
@@ -67,7 +67,7 @@ def test_quick_showcase_runs_every_section_and_writes_every_figure(tmp_path, cap
 
 
 def test_a_failing_section_is_reported_and_the_rest_still_run(tmp_path, monkeypatch, capsys):
-    import ebmlang.showcase as showcase
+    import ebmlang.cli.showcase as showcase
 
     def broken(*args):
         raise RuntimeError("no RBM today")

@@ -1,0 +1,113 @@
+"""Planning local conditionals: the templates touching one Gibbs block, and the
+templates linear in the block variable's value whose coefficients add up to a local field.
+
+`plan_block` cuts every template down to the (ground factor, block variable) pairs where
+the factor reads the variable, through the block's strided layout where it has one;
+`linear_form` recognises a block template that is `sign * scalars * v * rest`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ebmlang.graph.ir import FactorGraph, Node, Slot, walk
+
+from ..layout import PackedGroup, find_layout
+from .plans import BlockPlan, TemplatePlan
+from .template_plan import LayoutRows, NoLayoutRead, plan_template
+from .totals import _product_factors, is_invariant
+
+
+@dataclass(frozen=True, eq=False)
+class LinearForm:
+    """A block plan's template that is `sign * scalars * v * rest`, linear in the value v
+    of the row's variable (one free slot, as a factor of the product): its rows are
+    values ⊗ coefficient, so a conditional sums the coefficients of all such templates
+    per variable -- the local field -- and multiplies by the values once."""
+
+    scalars: tuple[Node, ...]
+    negate: bool
+    rest: tuple[Node, ...]
+
+
+def linear_form(plan: TemplatePlan) -> LinearForm | None:
+    """The LinearForm of a block plan's template, or None when it is not linear in v."""
+    factors, negate = _product_factors(plan.template.body)
+    free = [f for f in factors if isinstance(f, Slot) and id(f) in plan.free_everywhere and not f.vector]
+    if len(free) != 1 or plan.free:
+        return None
+    others = [f for f in factors if f is not free[0]]
+    if any(isinstance(n, Slot) and id(n) in plan.free_everywhere for f in others for n in walk(f)):
+        return None
+    scalars = tuple(f for f in others if is_invariant(f))
+    rest = tuple(f for f in others if not is_invariant(f))
+    return LinearForm(scalars, negate, rest)
+
+
+def plan_block(
+    graph: FactorGraph,
+    group: str,
+    flat_indices: np.ndarray,
+    packing: Mapping[str, PackedGroup] | None = None,
+) -> BlockPlan:
+    """Every template touching the block `group[flat_indices]`, cut to the
+    (ground factor, block variable) pairs where the factor reads the variable.
+
+    When the block has a strided layout (a checkerboard colour, backends/layout.py), the
+    rows of each template part that reads only fixed-offset neighbours are planned
+    through it: one row per block variable, no gathers and no scatter. Groups in
+    `packing` are read from their class arrays (PackedGroup) where that is possible;
+    `BlockPlan.dense_reads` names those that some row still reads from the dense state."""
+    variables = graph.variables[group]
+    size = len(flat_indices)
+    position = np.full(variables.size, -1, dtype=np.int64)
+    position[flat_indices] = np.arange(size)
+    layout = find_layout(variables.shape, flat_indices)
+    restricted, targets = [], []
+    for number, template in enumerate(graph.templates):
+        slots = [s for s in template.slots if s.group == group]
+        if not slots:
+            continue
+        ground = template.num_ground
+        reads = [
+            np.broadcast_to(s.index, (ground,) + np.shape(s.index)[1:]).reshape(ground, -1)
+            for s in slots
+        ]
+        codes = np.unique(np.concatenate([
+            np.nonzero(position[read] >= 0)[0] * size + position[read][position[read] >= 0]
+            for read in reads
+        ]))
+        if codes.size == 0:
+            continue
+        rows, target = codes // size, codes % size
+        owner = np.asarray(flat_indices)[target]
+        # How each slot reads the row's variable: 0 nowhere, 1 everywhere, 2 somewhere.
+        hits = [read[rows] == owner[:, None] for read in reads]  # per slot [R, its positions]
+        pattern = np.stack([np.where(h.all(-1), 1, np.where(h.any(-1), 2, 0)) for h in hits], axis=1)
+        # One base-3 code per row; parts in code order (a linear-time unique of small ints).
+        code = pattern @ (3 ** np.arange(pattern.shape[1], dtype=np.int64))
+        for kind in np.flatnonzero(np.bincount(code)):
+            chosen = np.flatnonzero(code == kind)
+            chosen = chosen[np.argsort(target[chosen], kind="stable")]
+            prefix = f"t{number}p{kind}"
+            owners = (group, owner[chosen])
+            positions = target[chosen]
+            if layout is not None and np.all(np.diff(positions) > 0):
+                try:
+                    restricted.append(plan_template(
+                        template, graph, prefix, rows[chosen], owners, LayoutRows(layout, positions, packing)
+                    ))
+                    targets.append(None)
+                    continue
+                except NoLayoutRead:
+                    pass
+            restricted.append(plan_template(template, graph, prefix, rows[chosen], owners))
+            # Rows covering every block variable once, in order, add without a scatter.
+            in_order = len(chosen) == size and np.array_equal(positions, np.arange(size))
+            targets.append(None if in_order else positions)
+    return BlockPlan(
+        group, np.asarray(flat_indices), variables.domain.values, tuple(restricted), tuple(targets),
+        layout,
+    )

@@ -1,0 +1,309 @@
+"""The user-facing `Model`: a factor graph bound to a backend and its parameters.
+
+    import ebmlang as ebm
+    m = ebm.load("examples/ising.ebm", backend="jax")
+    print(m.plan("sample"))
+    s = m.sample(chains=8, steps=500)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ebmlang.backends import Backend
+from ebmlang.errors import EbmError
+from ebmlang.graph.ir import FactorGraph
+from ebmlang.graph.lower import lower_source
+from ebmlang.learning.checkpoint import read_model_checkpoint
+
+
+def load(path: str | Path, backend: str | Backend = "torch", *, model: str | None = None, device: str | None = None,
+         dtype: str | None = None, seed: int = 0, allow_root: str | Path | None = None) -> "Model":
+    """Load a `.ebm` model file (or a checkpoint saved with `Model.save`).
+
+    model: which model of the file (default: the file's default model).
+    backend: "torch" (default), "jax" or "numpy", or a configured Backend such as
+    `get_backend("torch", compile=True)` (which fixes the device and dtype).
+    device: default "cpu"; dtype: default "float32".
+    """
+    path = Path(path)
+    if path.suffix in (".safetensors", ".ckpt"):
+        graph, params, metadata = read_model_checkpoint(path)
+        return Model(graph, backend=backend or metadata.get("backend", "torch"), device=device, dtype=dtype,
+                     params=params)
+    if not path.exists():
+        raise EbmError(f"no such model file: {path}")
+    text = path.read_text()
+    graph = lower_source(text, str(path), model, allow_root=allow_root)
+    return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed)
+
+
+def loads(source: str, backend: str | Backend = "torch", *, model: str | None = None, name: str = "<string>",
+          device: str | None = None, dtype: str | None = None, seed: int = 0) -> "Model":
+    """Compile a model from source text."""
+    graph = lower_source(source, name, model)
+    return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed)
+
+
+def _check_fixed_by(backend: Backend, device: str | None, dtype: str | None) -> None:
+    """A Backend object fixes the device and dtype: asking for others is an error, not a
+    silent choice between the two."""
+    for what, asked, fixed in (("device", device, backend.device), ("dtype", dtype, backend.dtype)):
+        # "cpu" names JAX's "cpu:0" too: a device without an index means its first one.
+        same = asked is None or str(asked) in (str(fixed), str(fixed).split(":")[0])
+        if not same:
+            raise EbmError(f"{what}={asked!r} was asked for, but the Backend passed in uses {what}={fixed!r}",
+                           hint=f"create the backend with {what}={asked!r}, or leave {what} out")
+
+
+class Model:
+    """A compiled energy-based model: energy, inference, learning and composition."""
+
+    def __init__(self, graph: FactorGraph, backend: str | Backend = "torch", *, device: str | None = None,
+                 dtype: str | None = None, seed: int = 0, params: dict | None = None,
+                 externs: dict | None = None):
+        """backend: a name ("torch", "jax", "numpy"), built with `device` (default "cpu")
+        and `dtype` (default "float32"), or a configured Backend (e.g.
+        `get_backend("torch", compile=True)`), which fixes both."""
+        from ebmlang.backends.compile import compile_graph
+
+        self.graph = graph
+        if isinstance(backend, Backend):
+            _check_fixed_by(backend, device, dtype)
+            self.compiled = backend.compile(graph)
+        else:
+            self.compiled = compile_graph(graph, backend=backend, device=device or "cpu", dtype=dtype or "float32")
+        self.backend = self.compiled.backend
+        self.backend_name = self.backend.name
+        self.externs: dict = {}
+        for name, fn in (externs or {}).items():
+            self.register_extern(name, fn)
+        if params is None:
+            params = self.compiled.init_params(self.backend.key(seed))
+        self.params = {k: self.backend.asarray(v) for k, v in params.items()}
+
+    # -- basics ------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def variables(self):
+        return self.graph.variables
+
+    @property
+    def experts(self):
+        return self.graph.experts
+
+    def register_extern(self, name: str, fn) -> None:
+        """Provide the function for an `extern name` declaration (backend array in, array out)."""
+        if name not in self.graph.externs:
+            raise EbmError(f"'{name}' is not declared extern in this model",
+                           hint=f"add `extern {name}` to the .ebm file")
+        self.externs[name] = fn
+        self.compiled.register_extern(name, fn)
+
+    def param_values(self) -> dict:
+        """Parameters as numpy arrays."""
+        return {k: self.backend.to_numpy(v) for k, v in self.params.items()}
+
+    def set_params(self, **values) -> "Model":
+        for k, v in values.items():
+            if k not in self.params:
+                from ebmlang.errors import did_you_mean
+                raise EbmError(f"no parameter '{k}'", hint=did_you_mean(k, self.params))
+            current = self.backend.to_numpy(self.params[k])
+            self.params[k] = self.backend.asarray(np.broadcast_to(np.asarray(v, float), current.shape).copy())
+        return self
+
+    def _state(self, values: dict, batched: bool | None = None) -> dict:
+        from ebmlang.graph.values import check_values
+
+        out, batch = {}, None
+        for name, value in values.items():
+            if name not in self.graph.variables:
+                from ebmlang.errors import did_you_mean
+                raise EbmError(f"'{name}' is not a variable of model {self.name}",
+                               hint=did_you_mean(name, self.graph.variables))
+            arr = check_values(self.graph.variables[name], value, source=self.graph.source, batched=batched)
+            out[name] = arr
+            batch = arr.shape[0] if batch is None else max(batch, arr.shape[0])
+        missing = [n for n in self.graph.variables if n not in out]
+        if missing:
+            raise EbmError(f"energy needs a value for every variable; missing: {', '.join(missing)}")
+        return {k: self.backend.asarray(np.broadcast_to(v, (batch,) + v.shape[1:]).copy()) for k, v in out.items()}
+
+    def energy(self, state: dict | None = None, **values) -> np.ndarray:
+        """Total energy of a state (or a batch of states) given as arrays per variable."""
+        state = {**(state or {}), **values}
+        e = self.compiled.energy(self._state(state), self.params)
+        return self.backend.to_numpy(e)
+
+    def term_energies(self, state: dict | None = None, **values) -> dict:
+        state = {**(state or {}), **values}
+        terms = self.compiled.term_energies(self._state(state), self.params)
+        return {k: self.backend.to_numpy(v) for k, v in terms.items()}
+
+    # -- inference ---------------------------------------------------------
+    def plan(self, query: str = "sample", observed=None, method=None):
+        """The inference method chosen per block of latent variables, with the reason."""
+        from ebmlang.inference.plan import plan_query
+
+        names = observed.keys() if isinstance(observed, dict) else (observed or ())
+        return plan_query(self.graph, query, tuple(names), method)
+
+    def sample(self, chains: int = 4, steps: int = 1000, *, observed: dict | None = None,
+               method=None, temperature: float = 1.0, burn_in: int | None = None, thin: int = 1,
+               seed: int = 0, init: dict | None = None, progress: bool = True, step_size: float | None = None):
+        """Draw samples from exp(-E / temperature) with the automatically chosen method."""
+        from ebmlang.inference.run import sample_model
+
+        return sample_model(self, chains=chains, steps=steps, observed=observed, method=method,
+                            temperature=temperature, burn_in=burn_in, thin=thin, seed=seed, init=init,
+                            progress=progress, step_size=step_size)
+
+    def argmin(self, *, observed: dict | None = None, method=None, seed: int = 0, **options):
+        """The minimum-energy state (MAP) with the automatically chosen method."""
+        from ebmlang.inference.minimize import argmin_model
+
+        return argmin_model(self, observed=observed, method=method, seed=seed, **options)
+
+    def conditional(self, observed: dict | None = None, beta: float = 1.0):
+        """The exact Gibbs distribution of the (small, discrete) latent variables given `observed`."""
+        from ebmlang.inference.minimize import exact_conditional
+
+        return exact_conditional(self, observed=observed, beta=beta)
+
+    def rank(self, observed: dict | None = None, k: int = 5):
+        """The k lowest-energy joint values of the latent variables, with their energies."""
+        from ebmlang.inference.minimize import rank_states
+
+        return rank_states(self, observed=observed, k=k)
+
+    # -- learning ----------------------------------------------------------
+    def fit(self, data, **options):
+        """Fit the parameters to data (see ebmlang.learning.fit for the options)."""
+        from ebmlang.learning import fit
+
+        return fit(self, data, **options)
+
+    def log_prob(self, data, **options) -> np.ndarray:
+        """Exact log-probability of data where it is computable (small discrete models, RBMs)."""
+        from ebmlang.learning import log_prob
+
+        return log_prob(self, data, **options)
+
+    def save(self, path: str | Path) -> None:
+        from ebmlang.learning.checkpoint import save_checkpoint
+
+        save_checkpoint(self, path)
+
+    # -- composition -------------------------------------------------------
+    def _compose(self, experts, name: str) -> "Model":
+        from ebmlang.graph.compose import compose
+
+        graph = compose([(n, m.graph, w) for n, m, w in experts], name)
+        params = {}
+        for expert_name, model, _ in experts:
+            prefix = f"{expert_name}." if expert_name else ""
+            for k, v in model.param_values().items():
+                params[prefix + k] = v
+        fresh = Model(graph, backend=self.backend)
+        for k in fresh.params:
+            if k in params:
+                fresh.params[k] = fresh.backend.asarray(params[k])
+        return fresh
+
+    def __mul__(self, other: "Model") -> "Model":
+        if not isinstance(other, (Model, _Weighted)):
+            return NotImplemented
+        left = self._as_experts()
+        right = other._as_experts()
+        return self._compose(_unique(left + right), f"{self.name}*{other_name(other)}")
+
+    def __pow__(self, weight) -> "_Weighted":
+        return _Weighted(self, weight)
+
+    def _as_experts(self):
+        return [(self.name, self, 1.0)]
+
+    def rename(self, **mapping) -> "Model":
+        """The same model with variables renamed: `m.rename(x="y")`."""
+        from ebmlang.graph.compose import rename
+
+        fresh = Model(rename(self.graph, mapping), backend=self.backend)
+        # Params may be renamed too (`m.rename(beta="gamma")`): carry values under their new names.
+        fresh.params = {mapping.get(k, k) if k in self.graph.params else k: v for k, v in self.params.items()}
+        return fresh
+
+    def observe(self, *names: str) -> "Model":
+        """The same model and params with `names` observed (given at every query)."""
+        from ebmlang.graph.compose import observe
+
+        return self._with_graph(observe(self.graph, names))
+
+    def latent(self, *names: str) -> "Model":
+        """The same model and params with `names` latent (sampled or minimised over): e.g.
+        an RBM trained with `observed v` made generative by `rbm.latent("v")`."""
+        from ebmlang.graph.compose import latent
+
+        return self._with_graph(latent(self.graph, names))
+
+    def _with_graph(self, graph: FactorGraph) -> "Model":
+        """Another graph over the same params, on the same backend."""
+        fresh = Model(graph, backend=self.backend)
+        fresh.params = dict(self.params)
+        return fresh
+
+    # -- display -----------------------------------------------------------
+    def __repr__(self) -> str:
+        g = self.graph
+        vars_ = ", ".join(f"{'observed ' if v.observed else ''}{v.name}{list(v.shape)}: {v.domain}"
+                          for v in g.variables.values())
+        params = ", ".join(f"{p.name}{list(p.shape) if p.shape else ''}" for p in g.params.values())
+        return (f"Model {g.name!r} ({self.backend_name}) from {g.file}\n  variables: {vars_}\n"
+                f"  params: {params or '-'}\n  terms: {', '.join(g.terms)}")
+
+    def _repr_html_(self) -> str:
+        g = self.graph
+        rows = "".join(f"<tr><td>{v.name}</td><td>{list(v.shape)}</td><td>{v.domain}</td>"
+                       f"<td>{'observed' if v.observed else 'latent'}</td></tr>" for v in g.variables.values())
+        return (f"<p><b>Model {g.name}</b> ({self.backend_name}) &mdash; terms: {', '.join(g.terms)}</p>"
+                f"<table><tr><th>variable</th><th>shape</th><th>domain</th><th>role</th></tr>{rows}</table>")
+
+
+class _Weighted:
+    """`model ** w`: an expert with a weight (inverse temperature), for use in a product."""
+
+    def __init__(self, model: Model, weight):
+        self.model = model
+        self.weight = weight
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def _as_experts(self):
+        return [(self.model.name, self.model, self.weight)]
+
+    def __mul__(self, other):
+        if not isinstance(other, (Model, _Weighted)):
+            return NotImplemented
+        return self.model._compose(_unique(self._as_experts() + other._as_experts()),
+                                   f"{self.name}*{other_name(other)}")
+
+
+def other_name(m) -> str:
+    return m.name
+
+
+def _unique(experts):
+    """Give repeated expert names a suffix so their params stay apart."""
+    seen: dict[str, int] = {}
+    out = []
+    for name, model, weight in experts:
+        n = seen.get(name, 0)
+        seen[name] = n + 1
+        out.append((name if n == 0 else f"{name}{n + 1}", model, weight))
+    return out

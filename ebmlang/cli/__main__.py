@@ -1,0 +1,6 @@
+"""`python -m ebmlang.cli ...` runs the `ebm` command line."""
+import sys
+
+from ebmlang.cli.entry import main
+
+sys.exit(main())

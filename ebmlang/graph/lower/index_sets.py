@@ -1,0 +1,121 @@
+"""Index sets as flat expansions: the ground rows of a term and the inner axes of a reduction.
+
+A mixin of `_ModelLowerer` (it uses `error`, `static_index` and `static_value`):
+a binding's range may depend on enclosing indices; rows are expanded with
+`np.repeat`, filtered by `where`, and, inside a reduction that stays in the
+factor, padded into an inner axis with a mask.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ebmlang.graph.lower.scope import _Scope, _walk_ast
+from ebmlang.language import ast
+
+
+def _free_index_names(exprs: Iterable[ast.Expr | None], bound: dict[str, np.ndarray], own: set[str]) -> list[str]:
+    names: list[str] = []
+    for expr in exprs:
+        for node in _walk_ast(expr):
+            if isinstance(node, ast.Name) and node.name in bound and node.name not in own and node.name not in names:
+                names.append(node.name)
+    return names
+
+
+class _IndexSetLowerer:
+    """Enumerates index sets: promoted to ground indices, or as a reduction's inner axis."""
+
+    def enumerate_index_set(
+        self, index_set: ast.IndexSet, context: dict[str, np.ndarray], num_contexts: int
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """All index tuples of `index_set` for each of `num_contexts` contexts.
+
+        context: enclosing index name -> 1-D array [num_contexts] of its value.
+        Returns (context id per tuple [R], binding name -> value per tuple [R]),
+        tuples ordered by context then lexicographically; ranges may depend on
+        enclosing and earlier indices, `where` filters.
+        """
+        rows = np.arange(num_contexts, dtype=np.int64)
+        # every env array holds one value per current row (1-D, length len(rows))
+        env = {n: np.broadcast_to(a, rows.shape) for n, a in context.items()}
+        own: dict[str, np.ndarray] = {}
+        for binding in index_set.bindings:
+            if binding.name in env:
+                raise self.error(f"index '{binding.name}' is already bound here", binding.span,
+                                 hint="give the inner index a different name")
+            scope = _Scope(0, env)
+            start = np.broadcast_to(self.static_index(binding.start, scope, "the start of a range"), rows.shape)
+            stop = np.broadcast_to(self.static_index(binding.stop, scope, "the end of a range"), rows.shape)
+            counts = np.clip(stop - start, 0, None)
+            total = int(counts.sum())
+            repeat = np.repeat(np.arange(len(rows)), counts)
+            offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+            env = {n: a[repeat] for n, a in env.items()}
+            own = {n: a[repeat] for n, a in own.items()}
+            value = start[repeat] + offsets
+            env[binding.name] = value
+            own[binding.name] = value
+            rows = rows[repeat]
+        if index_set.where is not None:
+            keep = self.static_value(index_set.where, _Scope(0, env), "a `where` filter")
+            keep = np.broadcast_to(keep != 0, rows.shape)
+            rows = rows[keep]
+            own = {n: a[keep] for n, a in own.items()}
+        return rows, own
+
+    def promote(self, index_set: ast.IndexSet, scope: _Scope, num_ground: int) -> tuple[_Scope, int]:
+        """Add the bindings of `index_set` as ground indices: every row of `scope`
+        is repeated once per index tuple (ranges may depend on the row's indices)."""
+        own = {b.name for b in index_set.bindings}
+        free = _free_index_names(
+            [e for b in index_set.bindings for e in (b.start, b.stop)] + [index_set.where], scope.indices, own)
+        if free:
+            context = {n: np.broadcast_to(scope.indices[n], (num_ground,)) for n in free}
+            parents, values = self.enumerate_index_set(index_set, context, num_ground)
+        else:
+            inner, values = self.enumerate_index_set(index_set, {}, 1)
+            count = len(inner)
+            parents = np.repeat(np.arange(num_ground, dtype=np.int64), count)
+            values = {n: (np.tile(v, num_ground) if num_ground > 1 else v) for n, v in values.items()}
+        total = len(parents)
+        indices = {
+            n: (a if a.shape[0] == 1 else a[parents]) for n, a in scope.indices.items()
+        }
+        indices.update(values)
+        return _Scope(0, indices), total
+
+    def inner_scope(self, index_set: ast.IndexSet, scope: _Scope) -> tuple[_Scope, np.ndarray | None]:
+        """A new inner axis for a reduction that stays inside the factor.
+
+        Returns the scope one level deeper and the reduction's mask (None when
+        every context has the same index tuples, so nothing is padded).
+        """
+        own = {b.name for b in index_set.bindings}
+        free = _free_index_names(
+            [e for b in index_set.bindings for e in (b.start, b.stop)] + [index_set.where], scope.indices, own)
+        context_shape = (np.broadcast_shapes(*(scope.indices[n].shape for n in free)) if free
+                         else scope.leaf_shape)
+        num_contexts = int(np.prod(context_shape))
+        context = {n: np.broadcast_to(scope.indices[n], context_shape).reshape(-1) for n in free}
+        rows, values = self.enumerate_index_set(index_set, context, num_contexts)
+        counts = np.bincount(rows, minlength=num_contexts)
+        length = max(int(counts.max(initial=0)), 1)
+        position = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]
+        indices = {n: a[..., None] for n, a in scope.indices.items()}
+        for name, value in values.items():
+            grid = np.zeros((num_contexts, length), dtype=np.int64)
+            grid[rows, position] = value
+            indices[name] = grid.reshape(context_shape + (length,))
+        # The mask always travels with the Reduce: it carries the reduced axis's length even
+        # when the body does not depend on the reduction index (`sum(i in 0..3) 2` is 6).
+        mask = np.ones((1,) * len(context_shape) + (length,), dtype=bool)
+        if not np.all(counts == length):
+            mask = np.zeros((num_contexts, length), dtype=bool)
+            mask[rows, position] = True
+            mask = mask.reshape(context_shape + (length,))
+        valid = scope.valid[..., None] if scope.valid is not None else None
+        if mask is not None:
+            valid = mask if valid is None else valid & mask
+        return _Scope(scope.depth + 1, indices, valid), mask

@@ -1,0 +1,77 @@
+"""Checking user data against variable declarations.
+
+Observed values, initial states and training data are checked for shape,
+dtype and domain here, and rejected with the variable's name and the line
+that declared it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ebmlang.errors import EbmError
+from ebmlang.graph.ir import FactorGraph, VariableGroup
+
+
+def check_values(var: VariableGroup, value, *, source: str | None = None, batched: bool | None = None,
+                 what: str = "value") -> np.ndarray:
+    """`value` as a float64 array [batch, *shape]; accepts [*shape] (batch of 1) or [batch, *shape]."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 -- anything numpy cannot read is the user's input
+        raise _error(var, f"{what} for '{var.name}' is not an array ({exc})", source) from None
+    if np.iscomplexobj(arr):
+        raise _error(var, f"{what} for '{var.name}' is complex; only real numbers are allowed", source)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise _error(var, f"{what} for '{var.name}' has dtype {arr.dtype}, not a number", source)
+    shape = tuple(var.shape)
+    if batched is None:
+        batched = arr.shape != shape
+    if not batched and arr.shape == shape:
+        arr = arr[None]
+    if arr.shape[1:] != shape:
+        raise _error(var, f"{what} for '{var.name}' has shape {tuple(arr.shape)}, but '{var.name}' is "
+                          f"declared with shape {list(shape)}", source,
+                     expected=f"an array of shape {list(shape)} or [batch, {', '.join(map(str, shape))}]"
+                     if shape else "a scalar or a 1-d batch")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise _error(var, f"{what} for '{var.name}' contains NaN or infinite entries", source)
+    dom = var.domain
+    if dom.is_discrete:
+        allowed = dom.values
+        bad = ~np.isin(arr, allowed)
+        if bad.any():
+            first = arr[bad].flat[0]
+            raise _error(var, f"{what} for '{var.name}' contains {first:g}, outside its domain {dom}", source,
+                         expected="values in {" + ", ".join(f"{v:g}" for v in allowed[:8])
+                         + (", ..." if len(allowed) > 8 else "") + "}")
+    elif dom.kind == "bounded":
+        if np.any(arr < dom.low) or np.any(arr > dom.high):
+            raise _error(var, f"{what} for '{var.name}' leaves its domain {dom}", source)
+    return arr
+
+
+def check_observed(graph: FactorGraph, observed: dict | None, *, source: str | None = None) -> dict:
+    """Validate a dict of observed values; unknown names get a did-you-mean hint."""
+    from ebmlang.errors import did_you_mean
+
+    out = {}
+    for name, value in (observed or {}).items():
+        if name not in graph.variables:
+            kind = "a parameter" if name in graph.params else "not a variable of this model"
+            raise EbmError(f"cannot observe '{name}': it is {kind}",
+                           hint=did_you_mean(name, graph.variables) or
+                           f"variables: {', '.join(graph.variables)}")
+        out[name] = check_values(graph.variables[name], value, source=source, what="observed value")
+    missing = [n for n, v in graph.variables.items() if v.observed and n not in out]
+    if missing:
+        var = graph.variables[missing[0]]
+        raise _error(var, f"'{missing[0]}' is declared observed but no value was given", source,
+                     hint=f"pass observed={{'{missing[0]}': array}} (or --observe {missing[0]}=file.npy)")
+    return out
+
+
+def _error(var: VariableGroup, message: str, source, expected: str | None = None, hint: str | None = None):
+    return EbmError(message, var.span, source=source, expected=expected,
+                    hint=hint or f"'{var.name}' is declared here as {var.domain} with shape "
+                                 f"{list(var.shape)}")
