@@ -14,8 +14,6 @@ import numpy as np
 from ebmlang.backends import Backend
 from ebmlang.errors import EbmError
 from ebmlang.graph.ir import FactorGraph
-from ebmlang.graph.lower import lower_source
-from ebmlang.learning.checkpoint import read_model_checkpoint
 
 
 def load(path: str | Path, backend: str | Backend = "torch", *, model: str | None = None, device: str | None = None,
@@ -29,11 +27,15 @@ def load(path: str | Path, backend: str | Backend = "torch", *, model: str | Non
     """
     path = Path(path)
     if path.suffix in (".safetensors", ".ckpt"):
+        from ebmlang.learning.checkpoint import read_model_checkpoint
+
         graph, params, metadata = read_model_checkpoint(path)
         return Model(graph, backend=backend or metadata.get("backend", "torch"), device=device, dtype=dtype,
                      params=params)
     if not path.exists():
         raise EbmError(f"no such model file: {path}")
+    from ebmlang.graph.lower import lower_source
+
     text = path.read_text()
     graph = lower_source(text, str(path), model, allow_root=allow_root)
     return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed)
@@ -42,6 +44,8 @@ def load(path: str | Path, backend: str | Backend = "torch", *, model: str | Non
 def loads(source: str, backend: str | Backend = "torch", *, model: str | None = None, name: str = "<string>",
           device: str | None = None, dtype: str | None = None, seed: int = 0) -> "Model":
     """Compile a model from source text."""
+    from ebmlang.graph.lower import lower_source
+
     graph = lower_source(source, name, model)
     return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed)
 

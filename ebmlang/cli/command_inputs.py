@@ -119,7 +119,7 @@ def _load_graph(args: argparse.Namespace):
     if path.suffix != ".ebm":
         return _load(args).graph
     from ebmlang.graph.lower import lower_program
-    from ebmlang.language import load_program
+    from ebmlang.language.checker import load_program
 
     try:
         return lower_program(load_program(path), args.model)

@@ -77,8 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one of these subcommands; an EbmError is printed and gives exit status 1."""
-    args = build_parser().parse_args(argv)
+    """Run one of these subcommands."""
+    return run_command(build_parser().parse_args(argv))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command's handler: an EbmError is printed (located, with the source
+    line) and gives exit status 1, an interrupt status 130 -- never a traceback."""
     try:
         return int(args.run(args) or 0)
     except EbmError as err:

@@ -16,9 +16,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ebmlang.cli.commands import register
+from ebmlang.cli.commands import register, run_command
 from ebmlang.errors import EbmError
-from ebmlang.language import ast, load_program
+from ebmlang.language import ast
+from ebmlang.language.checker import load_program
 
 __all__ = ["main", "build_parser", "subcommand", "argument", "SUBCOMMANDS", "describe_model",
            "format_model_expr"]
@@ -73,12 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ebm` script; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except EbmError as err:
-        print(err, file=sys.stderr)
-        return 1
+    return run_command(build_parser().parse_args(argv))
 
 
 # --------------------------------------------------------------------------

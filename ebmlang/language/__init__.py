@@ -9,7 +9,18 @@ modules it runs, consteval.py (compile-time constants and index sets),
 builtin_names.py, loader.py (files and imports) and highlight.py (a Pygments lexer).
 Imports nothing from a later stage.
 """
-from ebmlang.language.checker import EbmErrors, check_program, check_source, load_program
-from ebmlang.language.parser import parse_source
-
 __all__ = ["EbmErrors", "check_program", "check_source", "load_program", "parse_source"]
+
+
+def __getattr__(name: str):
+    # The entry points load on first use: the IR reads language.domains, and the backends
+    # that import it need neither lark nor the checker.
+    if name == "parse_source":
+        from ebmlang.language.parser import parse_source
+
+        return parse_source
+    if name in __all__:
+        from ebmlang.language import checker
+
+        return getattr(checker, name)
+    raise AttributeError(f"module 'ebmlang.language' has no attribute '{name}'")

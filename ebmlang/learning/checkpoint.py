@@ -32,8 +32,10 @@ from ebmlang.backends.base import expected_param_shapes
 from ebmlang.errors import EbmError
 from ebmlang.graph.ir import FactorGraph
 from ebmlang.graph.lower import lower_source
-from ebmlang.language import ast, check_program, parse_source
+from ebmlang.language import ast
+from ebmlang.language.checker import check_program
 from ebmlang.language.loader import read_source
+from ebmlang.language.parser import parse_source
 
 FORMAT = "ebmlang-checkpoint"
 VERSION = "1"

@@ -37,7 +37,9 @@ from ebmlang.graph.lower.composite import _ProgramLowerer
 from ebmlang.graph.lower.model import lower_model
 from ebmlang.graph.lower.split import MAX_ADDITIVE_PARTS
 from ebmlang.graph.lower.static import evaluate_constant
-from ebmlang.language import ast, check_program, parse_source
+from ebmlang.language import ast
+from ebmlang.language.checker import check_program
+from ebmlang.language.parser import parse_source
 
 __all__ = ["MAX_ADDITIVE_PARTS", "evaluate_constant", "lower_model", "lower_program", "lower_source"]
 
