@@ -187,6 +187,12 @@ class JaxBackend(Backend):
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
+    def fori_loop(self, count, body, carry):
+        return jax.lax.fori_loop(0, count, body, carry)
+
+    def write_column(self, array, index, values):
+        return array.at[:, index].set(values.astype(array.dtype))
+
     def set_flat(self, array, flat_indices, values):
         flat = array.reshape(array.shape[0], -1)
         index = jnp.asarray(np.asarray(flat_indices), jnp.int32)

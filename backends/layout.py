@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+# Layouts are checkerboards (2), stripes of 3 and the like; a larger stride is a sparse
+# block better read with a gather.
+MAX_STRIDE = 8
 # Keys of the layout's arrays among a block's backend arrays.
 MEMBER_KEY = "layout_member"
 
@@ -85,7 +88,9 @@ def find_layout(grid: tuple[int, ...], flat_indices: np.ndarray) -> BlockLayout 
     if not count or not size or size % count:
         return None
     stride = size // count
-    if stride < 2 or grid[-1] % stride:
+    # One unit of a dense group is not a strided layout: each of its stride - 1 choices
+    # would be an array and a select, unrolled by jit into thousands of tiny ops.
+    if stride < 2 or stride > MAX_STRIDE or count < 2 or grid[-1] % stride:
         return None
     if not np.array_equal(indices // stride, np.arange(count)):
         return None

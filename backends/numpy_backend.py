@@ -175,7 +175,10 @@ class NumpyOps:
         return np.vecdot(x, y)
 
     matmul = staticmethod(np.matmul)
-    einsum = staticmethod(np.einsum)
+    @staticmethod
+    def einsum(subscripts, *operands):
+        # numpy contracts left to right unless asked to optimise the order (opt_einsum's, as torch and JAX).
+        return np.einsum(subscripts, *operands, optimize=True)
 
     @staticmethod
     def linear(x, weight, bias):
@@ -204,6 +207,16 @@ class NumpyBackend(Backend):
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.array(x)
+
+    def fori_loop(self, count, body, carry):
+        carry = np.array(carry, copy=True)
+        for index in range(count):
+            carry = body(index, carry)
+        return carry
+
+    def write_column(self, array, index, values):
+        array[:, index] = values
+        return array
 
     def set_flat(self, array, flat_indices, values):
         flat = np.array(array, copy=True).reshape(np.shape(array)[0], -1)

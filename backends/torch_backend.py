@@ -271,6 +271,18 @@ class TorchBackend(Backend):
     def full(self, shape, value):
         return torch.full(tuple(shape), float(value), dtype=self.torch_dtype, device=self.torch_device)
 
+    @torch.compiler.disable  # a traced loop over units would unroll into thousands of ops
+    def fori_loop(self, count, body, carry):
+        with torch.no_grad():
+            carry = carry.detach().clone()
+            for index in range(count):
+                carry = body(index, carry)
+        return carry
+
+    def write_column(self, array, index, values):
+        array[:, index] = values
+        return array
+
     def set_flat(self, array, flat_indices, values):
         index = torch.as_tensor(np.array(flat_indices, dtype=np.int64), device=array.device)
         flat = array.reshape(array.shape[0], -1).clone()

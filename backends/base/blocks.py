@@ -90,23 +90,29 @@ class GibbsBlocks:
         if cache_key not in self._blocks:
             with located(self.graph):
                 indices = self._check_block(group, indices)
-                plan = plan_block(self.graph, group, indices, packing)
-            arrays = dict(self.backend.convert_arrays(
-                {k: v for t in plan.templates for k, v in t.arrays.items()}
-            ))
-            arrays.update(self.backend.convert_arrays(
-                {f"target{i}": target.astype(np.int64)
-                 for i, target in enumerate(plan.targets) if target is not None}
-            ))
-            arrays["values"] = self.backend.asarray(plan.values)
-            if plan.layout is not None:
-                arrays.update(self.backend.convert_arrays(plan.layout.arrays()))
-            elif not np.array_equal(indices, np.arange(self.graph.variables[group].size)):
-                arrays.update(self.backend.convert_arrays({"indices": indices}))
-            self._blocks[cache_key] = CompiledBlock(
-                plan, arrays, self.backend.jit(self._conditional_kernel(plan)), self.backend
-            )
+                plan = plan_block(self.graph, group, indices, packing, self.contractions)
+            self._blocks[cache_key] = self._compile_block(plan)
         return self._blocks[cache_key]
+
+    def _compile_block(self, plan: BlockPlan) -> CompiledBlock:
+        """A block plan's backend arrays and jitted conditional kernel."""
+        indices, group = plan.flat_indices, plan.group
+        arrays = dict(self.backend.convert_arrays(
+            {k: v for t in plan.templates for k, v in t.arrays.items()}
+        ))
+        arrays.update(self.backend.convert_arrays(
+            {f"target{i}": target.astype(np.int64)
+             for i, target in enumerate(plan.targets) if target is not None}
+        ))
+        arrays["values"] = self.backend.asarray(plan.values)
+        arrays.update(self.backend.convert_arrays({k: v for c in plan.fields for k, v in c.arrays.items()}))
+        if plan.fields and len(indices) < self.graph.variables[group].size:
+            arrays.update(self.backend.convert_arrays({"field_indices": indices}))
+        if plan.layout is not None:
+            arrays.update(self.backend.convert_arrays(plan.layout.arrays()))
+        elif not np.array_equal(indices, np.arange(self.graph.variables[group].size)):
+            arrays.update(self.backend.convert_arrays({"indices": indices}))
+        return CompiledBlock(plan, arrays, self.backend.jit(self._conditional_kernel(plan)), self.backend)
 
     def _conditional_kernel(self, plan: BlockPlan) -> Callable:
         """[batch, K, n] energies of a block's values. Templates linear in the value
@@ -126,6 +132,17 @@ class GibbsBlocks:
                 # Scalars without a comparable signature keep their template to itself.
                 key = (i,) if None in signatures else (form.negate,) + tuple(sorted(map(repr, signatures)))
                 scalar_groups.setdefault(key, []).append(i)
+
+        def contracted_field(arrays, state, params):
+            # Fields are linear in the block's values: no value axis, whole group, then the block.
+            ctx = self.context(arrays, state, params)
+            field = None
+            for contraction in plan.fields:
+                part = evaluator.contraction_field(contraction, plan.group, ctx)
+                field = part if field is None else field + part
+            if "field_indices" in arrays:
+                field = ops.take(field, arrays["field_indices"], -1)
+            return ops.reshape(field, (field.shape[0], 1, field.shape[-1]))
 
         def conditional(arrays, state, params, packed=None):
             ctx = self.context(arrays, state, params, (num_values,), arrays["values"], packed)
@@ -149,6 +166,9 @@ class GibbsBlocks:
                 if scale is not None:
                     summed = scale if isinstance(summed, float) and summed == 1.0 else summed * scale
                 field = summed if field is None else field + summed
+            if plan.fields:
+                contracted = contracted_field(arrays, state, params)
+                field = contracted if field is None else field + contracted
             if field is not None:
                 table = ops.reshape(arrays["values"], (num_values, 1)) * field
             for i, (template, target) in enumerate(zip(plan.templates, plan.targets)):

@@ -14,14 +14,15 @@ from typing import Any
 from ebmlang.errors import EbmError
 from ebmlang.graph.ir import FactorGraph
 
-from ..evaluator import EvalContext, Evaluator, group_totals, plan_graph
+from ..evaluator import EvalContext, Evaluator, group_totals, plan_contractions, plan_graph
 from .blocks import CompiledBlock, GibbsBlocks
 from .checks import InputChecks, located
 from .interface import Backend
 from .params import expected_param_shapes, init_params
+from .quadratic import QuadraticForms
 
 
-class CompiledGraph(GibbsBlocks, InputChecks, ABC):
+class CompiledGraph(GibbsBlocks, QuadraticForms, InputChecks, ABC):
     """A factor graph compiled to batched functions on one backend.
 
     Index arrays are converted to backend arrays once, here; each call walks the small
@@ -34,10 +35,15 @@ class CompiledGraph(GibbsBlocks, InputChecks, ABC):
         self.ops = backend.ops
         with located(graph):
             self.plans = plan_graph(graph)
-            self.totals = group_totals(self.plans)
+            # Per template: its contraction plan, or None (it is summed by the evaluator).
+            self.contractions = plan_contractions(graph)
+            self.contracted = tuple(c for c in self.contractions if c is not None and c.reduces)
+            self.totals = group_totals(tuple(
+                p for p, c in zip(self.plans, self.contractions) if c is None or not c.reduces
+            ))
             self.param_shapes = expected_param_shapes(graph)
         self.arrays = backend.convert_arrays(
-            {k: v for plan in self.plans for k, v in plan.arrays.items()}
+            {k: v for plan in self.plans + self.contracted for k, v in plan.arrays.items()}
         )
         self.read_groups = tuple(
             dict.fromkeys(g for t in graph.templates for g in t.groups)
@@ -150,6 +156,9 @@ class CompiledGraph(GibbsBlocks, InputChecks, ABC):
         total = None
         for group in self.totals:
             value = self.evaluator.group_total(group, ctx)
+            total = value if total is None else total + value
+        for contraction in self.contracted:
+            value = self.evaluator.contraction_total(contraction, ctx)
             total = value if total is None else total + value
         return total if total is not None else self.ops.zeros(ctx.prefix)
 

@@ -105,6 +105,20 @@ class Backend(ABC):
         """A copy of `array` [batch, *shape] whose entries at `flat_indices` (into the
         flattened shape) are `values` [batch, n]; the input is left unchanged."""
 
+    # -- loops over sites ----------------------------------------------------------
+
+    @abstractmethod
+    def fori_loop(self, count: int, body: Callable, carry: Any) -> Any:
+        """`carry = body(i, carry)` for i = 0 .. count-1 (carry: an array), the loop of a
+        sequential scan: `jax.lax.fori_loop` on JAX, a plain loop elsewhere. The loop owns
+        its carry -- numpy and torch copy it on entry, so `write_column` in the body may
+        update it in place -- and nothing is differentiated through it."""
+
+    @abstractmethod
+    def write_column(self, array: Any, index: Any, values: Any) -> Any:
+        """`array` [batch, n] with column `index` set to `values` [batch]; only inside a
+        `fori_loop` body, on its carry (in place where the backend allows)."""
+
     # -- randomness (explicit keys) --------------------------------------------
 
     @abstractmethod

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from .conditionals import LinearForm, linear_form, plan_block
 from .context import EvalContext
+from .contraction import ContractionFactor, ContractionPlan, plan_contraction, plan_contractions
 from .dispatch import Evaluator
 from .plans import Access, BlockPlan, ScaledSum, TemplatePlan
 from .template_plan import LayoutRows, NoLayoutRead, classify_index, plan_graph, plan_template
@@ -33,8 +34,8 @@ from .totals import TotalGroup, group_totals, is_invariant, scaled_sum, signatur
 from .vocabulary import ACTIVATIONS, REDUCE_OPS
 
 __all__ = [
-    "ACTIVATIONS", "REDUCE_OPS", "Access", "BlockPlan", "EvalContext", "Evaluator", "LayoutRows",
-    "LinearForm", "NoLayoutRead", "ScaledSum", "TemplatePlan", "TotalGroup", "classify_index",
-    "group_totals", "is_invariant", "linear_form", "plan_block", "plan_graph", "plan_template",
-    "scaled_sum", "signature",
+    "ACTIVATIONS", "REDUCE_OPS", "Access", "BlockPlan", "ContractionFactor", "ContractionPlan",
+    "EvalContext", "Evaluator", "LayoutRows", "LinearForm", "NoLayoutRead", "ScaledSum", "TemplatePlan",
+    "TotalGroup", "classify_index", "group_totals", "is_invariant", "linear_form", "plan_block",
+    "plan_contraction", "plan_contractions", "plan_graph", "plan_template", "scaled_sum", "signature",
 ]

@@ -7,14 +7,16 @@ the factor reads the variable, through the block's strided layout where it has o
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ebmlang.graph.ir import FactorGraph, Node, Slot, walk
+from ebmlang.graph.structure_ground import sorted_unique
 
 from ..layout import PackedGroup, find_layout
+from .contraction import ContractionPlan
 from .plans import BlockPlan, TemplatePlan
 from .template_plan import LayoutRows, NoLayoutRead, plan_template
 from .totals import _product_factors, is_invariant
@@ -51,6 +53,8 @@ def plan_block(
     group: str,
     flat_indices: np.ndarray,
     packing: Mapping[str, PackedGroup] | None = None,
+    contractions: Sequence[ContractionPlan | None] = (),
+    only: Collection[int] | None = None,
 ) -> BlockPlan:
     """Every template touching the block `group[flat_indices]`, cut to the
     (ground factor, block variable) pairs where the factor reads the variable.
@@ -59,23 +63,32 @@ def plan_block(
     rows of each template part that reads only fixed-offset neighbours are planned
     through it: one row per block variable, no gathers and no scatter. Groups in
     `packing` are read from their class arrays (PackedGroup) where that is possible;
-    `BlockPlan.dense_reads` names those that some row still reads from the dense state."""
+    `BlockPlan.dense_reads` names those that some row still reads from the dense state.
+
+    contractions: the graph's contraction plans (one per template, or None); a template
+    whose plan reduces work and is linear in every block value it reads goes to the
+    block's `fields` instead (its local field is one contraction, no per-row tensor).
+    only: plan just these templates (by number), e.g. the per-unit terms of a dense scan."""
     variables = graph.variables[group]
     size = len(flat_indices)
     position = np.full(variables.size, -1, dtype=np.int64)
     position[flat_indices] = np.arange(size)
     layout = find_layout(variables.shape, flat_indices)
-    restricted, targets = [], []
+    restricted, targets, fields = [], [], []
     for number, template in enumerate(graph.templates):
         slots = [s for s in template.slots if s.group == group]
-        if not slots:
+        if not slots or (only is not None and number not in only):
+            continue
+        contraction = contractions[number] if number < len(contractions) else None
+        if _is_linear_field(contraction, group, flat_indices):
+            fields.append(contraction)
             continue
         ground = template.num_ground
         reads = [
             np.broadcast_to(s.index, (ground,) + np.shape(s.index)[1:]).reshape(ground, -1)
             for s in slots
         ]
-        codes = np.unique(np.concatenate([
+        codes = sorted_unique(np.concatenate([
             np.nonzero(position[read] >= 0)[0] * size + position[read][position[read] >= 0]
             for read in reads
         ]))
@@ -109,5 +122,18 @@ def plan_block(
             targets.append(None if in_order else positions)
     return BlockPlan(
         group, np.asarray(flat_indices), variables.domain.values, tuple(restricted), tuple(targets),
-        layout,
+        layout, tuple(fields),
     )
+
+
+def _is_linear_field(contraction: ContractionPlan | None, group: str, block: np.ndarray) -> bool:
+    """Whether a template's part of the block's conditionals is its contracted local field:
+    its plan reduces work, reads the group only through bare slots, and no ground factor
+    reads a block variable twice (where it would be quadratic in that value)."""
+    if contraction is None or not contraction.reduces:
+        return False
+    slots = contraction.linear_slots(group)
+    if not slots:
+        return False
+    return len(slots) == 1 or not np.isin(contraction.repeated_reads(group), block).any()
+

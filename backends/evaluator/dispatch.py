@@ -16,13 +16,14 @@ from .arithmetic import ArithmeticHandlers
 from .calls import CallHandlers
 from .conditionals import LinearForm
 from .context import EvalContext
+from .contracted import ContractionHandlers
 from .leaves import LeafHandlers
 from .plans import Access, ScaledSum, TemplatePlan
 from .totals import TotalGroup
 from .vocabulary import ACTIVATIONS
 
 
-class Evaluator(LeafHandlers, ArithmeticHandlers, CallHandlers):
+class Evaluator(LeafHandlers, ArithmeticHandlers, CallHandlers, ContractionHandlers):
     """Evaluates IR node trees with one backend's `ops`; a method per node kind."""
 
     def __init__(

@@ -103,6 +103,8 @@ class BlockPlan:
     row's variable (so those slots need no mask).
     layout: the block's BlockLayout when it has one; templates whose `layout` is set read
     the state through it (no gathers) and need no target.
+    fields: templates linear in the block's values whose local field is a contraction
+    (ContractionPlan.linear_slots): computed for the whole group, then taken at the block.
     """
 
     def may_be_infinite(self) -> bool:
@@ -110,11 +112,11 @@ class BlockPlan:
         that overflows or has poles (log, division, pow, exp, sqrt), an mlp or an extern."""
         risky = {"violation", "log", "div", "pow", "exp", "expm1", "log1p", "sqrt", "mod"}
         return any(
-            plan.template.is_constraint
+            template.is_constraint
             or isinstance(node, (Neural, Extern))
             or (isinstance(node, Apply) and node.fn in risky)
-            for plan in self.templates
-            for node in walk(plan.template.body)
+            for template in tuple(p.template for p in self.templates) + tuple(f.template for f in self.fields)
+            for node in walk(template.body)
         )
 
     def dense_reads(self) -> set[str]:
@@ -125,7 +127,7 @@ class BlockPlan:
             for node in walk(plan.template.body)
             if isinstance(node, Slot) and id(node) not in plan.free_everywhere
             and plan.access[id(node)].kind != "packed"
-        }
+        } | {group for field in self.fields for group in field.template.groups}
 
     group: str
     flat_indices: np.ndarray
@@ -133,3 +135,4 @@ class BlockPlan:
     templates: tuple[TemplatePlan, ...]
     targets: tuple[np.ndarray | None, ...]  # None: row r is variable r (a plain add)
     layout: BlockLayout | None = None
+    fields: tuple = ()  # ContractionPlans

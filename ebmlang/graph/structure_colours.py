@@ -11,7 +11,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from ebmlang.graph.structure_ground import _sorted_unique
+from ebmlang.graph.structure_ground import sorted_unique
 
 
 def _adjacency(n: int, edges: np.ndarray) -> sparse.csr_matrix:
@@ -85,7 +85,7 @@ def _smallest_free_colour(vertices: np.ndarray, src: np.ndarray, dst: np.ndarray
     selected[vertices] = True
     arcs = selected[src] & (colours[dst] >= 0)
     base = int(colours.max()) + 2
-    pairs = _sorted_unique(src[arcs] * base + colours[dst[arcs]])
+    pairs = sorted_unique(src[arcs] * base + colours[dst[arcs]])
     owner, taken = pairs // base, pairs % base
     result = np.zeros(len(colours), dtype=np.int64)
     if len(pairs):

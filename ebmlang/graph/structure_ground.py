@@ -29,7 +29,7 @@ def _cached(cache: weakref.WeakKeyDictionary, owner, key, compute):
     return entries[key]
 
 
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
+def sorted_unique(values: np.ndarray) -> np.ndarray:
     """np.unique by sorting: for large int arrays numpy 2's hash-based unique is several times slower."""
     values = np.sort(values)
     if values.size == 0:
@@ -77,7 +77,7 @@ class GroundNumbering:
 
     def split(self, ids) -> dict[str, np.ndarray]:
         """Global ids -> {group: sorted unique flat indices} (groups with none are left out)."""
-        position, flat = self.to_local(_sorted_unique(np.asarray(ids, dtype=np.int64).reshape(-1)))
+        position, flat = self.to_local(sorted_unique(np.asarray(ids, dtype=np.int64).reshape(-1)))
         return {self.groups[k]: flat[position == k] for k in np.unique(position).tolist()}
 
 
@@ -168,7 +168,7 @@ def _pair_keys(columns: np.ndarray, total: int) -> list[np.ndarray]:
         a, b = a[keep], b[keep]
         chunk = np.minimum(a, b) * total + np.maximum(a, b)
         # wide factors repeat pairs a lot: compact them early to bound memory
-        keys.append(_sorted_unique(chunk) if len(first) > 1 else chunk)
+        keys.append(sorted_unique(chunk) if len(first) > 1 else chunk)
     return keys
 
 
@@ -181,7 +181,7 @@ def _edges(g: ir.FactorGraph, offsets: dict[str, int], total: int) -> np.ndarray
             columns = _template_columns(t, offsets)
             if columns is not None:
                 keys.extend(_pair_keys(columns, base))
-        keys = _sorted_unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
+        keys = sorted_unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
         return _frozen(np.stack([keys // base, keys % base], axis=1).astype(np.int64))
 
     return _cached(_graph_cache, g, ("edges", tuple(sorted(offsets.items())), total), compute)

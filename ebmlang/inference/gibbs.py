@@ -19,6 +19,7 @@ import numpy as np
 from ebmlang.backends.layout import find_layout, find_packing
 from ebmlang.graph import structure
 from ebmlang.graph.ir import FactorGraph
+from ebmlang.inference.dense_scan import ScanUpdate, build_scan_update, scan_plan
 from ebmlang.inference.random_kernel import RandomKernel
 
 
@@ -57,7 +58,9 @@ class GibbsSweep(NamedTuple):
     init(state) -> carry; step(key, carry, params) -> carry (one sweep);
     finish(carry) -> state. Groups whose colour classes are strided layouts covering them
     (a checkerboard, backends/layout.py) travel packed in the carry, one array per class,
-    so many sweeps between `init` and `finish` never touch the dense lattice.
+    so many sweeps between `init` and `finish` never touch the dense lattice. Groups
+    whose colouring is many one-unit blocks and whose energy is a quadratic form are
+    scanned unit by unit instead (`scanned_groups`, inference/dense_scan.py).
 
     `step` is `move(carry, draw(key, carry), params)`: `draw` makes the sweep's uniforms
     (one array per block) and `move` is deterministic, so `Backend.jit_step(draw, move)`
@@ -69,6 +72,7 @@ class GibbsSweep(NamedTuple):
     move: Callable[[dict, tuple, dict], dict]
     finish: Callable[[dict], dict]
     packed_groups: tuple[str, ...]
+    scanned_groups: tuple[str, ...] = ()
 
     def step(self, key: Any, carry: dict, params: dict) -> dict:
         return self.move(carry, self.draw(key, carry), params)
@@ -80,11 +84,21 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
     The compiled blocks are built here, eagerly, so that `step` can be traced by
     `jax.jit` (a block first built inside a trace would cache tracers)."""
     backend, graph, ops = compiled.backend, compiled.graph, compiled.backend.ops
+    scans = _scans(compiled, blocks, temperature)
+    # Each scanned group's blocks become one scan, where its first block was.
+    order = []
+    for block in blocks:
+        if block.group not in scans:
+            order.append(("block", block))
+        elif ("scan", block.group) not in order:
+            order.append(("scan", block.group))
+    blocks = [what for kind, what in order if kind == "block"]
     packing = _packing(compiled, blocks) if pack else {}
+    scan_reads = set().union(*(scan.reads for scan in scans.values()))
     while True:
         handles = [compiled.gibbs_block(b.group, b.indices, packing) for b in blocks]
-        # A group some block still reads through the dense state cannot travel packed.
-        dense = set().union(*(h.plan.dense_reads() for h in handles)) & set(packing)
+        # A group some block or scan still reads through the dense state cannot travel packed.
+        dense = set().union(scan_reads, *(h.plan.dense_reads() for h in handles)) & set(packing)
         if not dense:
             break
         packing = {g: p for g, p in packing.items() if g not in dense}
@@ -105,12 +119,13 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
     ]
     # Per block, the trailing shape of its uniforms: one per variable, or one per variable
     # and value for a Gumbel draw over more than two values.
-    uniform_shapes = [
+    block_shapes = iter([
         (len(b.indices),) + ((len(values),) if len(values) > 2 else ())
         for b in blocks
         for values in [graph.variables[b.group].domain.values]
-    ]
-    keys_needed = max(len(blocks), 1)
+    ])
+    uniform_shapes = [scans[what].uniform_shape if kind == "scan" else next(block_shapes) for kind, what in order]
+    keys_needed = max(len(order), 1)
 
     def init(state):
         carry = {g: v for g, v in state.items() if g not in packing}
@@ -124,10 +139,17 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
             for block_key, shape in zip(backend.split(key, keys_needed), uniform_shapes)
         )
 
+    block_steps = list(zip(handles, updates, class_of))
+    steps = [scans[what] if kind == "scan" else block_steps.pop(0) for kind, what in order]
+
     def move(carry, uniforms, params):
         dense = dict(carry["dense"])
         packed = {g: list(classes) for g, classes in carry["packed"].items()}
-        for uniform, handle, update, number in zip(uniforms, handles, updates, class_of):
+        for uniform, step in zip(uniforms, steps):
+            if isinstance(step, ScanUpdate):
+                dense = step.move(dense, uniform, params)
+                continue
+            handle, update, number = step
             classes = {g: tuple(c) for g, c in packed.items()}
             table = handle.by_value(dense, params, classes)
             if number is None:
@@ -145,7 +167,7 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
             state[g] = packing[g].unpack(ops, owner_masks[g], tuple(classes))
         return state
 
-    return GibbsSweep(init, draw, move, finish, tuple(packing))
+    return GibbsSweep(init, draw, move, finish, tuple(packing), tuple(scans))
 
 
 def build_gibbs_kernel(compiled, blocks: list[GibbsBlock], temperature: float = 1.0) -> RandomKernel:
@@ -158,6 +180,20 @@ def build_gibbs_kernel(compiled, blocks: list[GibbsBlock], temperature: float = 
         return sweep.finish(sweep.move(sweep.init(dict(state)), uniforms, params)), GibbsInfo(len(blocks))
 
     return RandomKernel(sweep.draw, move)
+
+
+def _scans(compiled, blocks: list[GibbsBlock], temperature: float) -> dict:
+    """{group: ScanUpdate} for the groups a sequential scan sweeps better than their blocks."""
+    counts: dict[str, int] = {}
+    for block in blocks:
+        counts[block.group] = counts.get(block.group, 0) + 1
+    scans = {}
+    for group, count in counts.items():
+        if scan_plan(compiled.graph, group, count) is not None:
+            update = build_scan_update(compiled, group, temperature)
+            if update is not None:
+                scans[group] = update
+    return scans
 
 
 def _packing(compiled, blocks: list[GibbsBlock]) -> dict:

@@ -36,6 +36,7 @@ class Plan:
     blocks: tuple[BlockChoice, ...]
     observed: tuple[str, ...]
     schedule: str = ""
+    evaluation: tuple[str, ...] = ()
 
     def method_of(self, kind: str) -> str | None:
         for b in self.blocks:
@@ -57,6 +58,9 @@ class Plan:
             lines.append(f"  {', '.join(b.groups)}: {b.method} -- {b.reason}")
         if self.schedule:
             lines.append(f"  schedule: {self.schedule}")
+        if self.evaluation:
+            lines.append("energy terms:")
+            lines.extend(f"  {line}" for line in self.evaluation)
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -103,7 +107,22 @@ def plan_query(graph: FactorGraph, query: str, observed=(), method: str | dict |
                     if query == "sample" else
                     "alternate: exact/approximate discrete minimisation given the continuous values, "
                     "then gradient minimisation of the continuous values, until no change")
-    return Plan(query, tuple(blocks), observed, schedule)
+    return Plan(query, tuple(blocks), observed, schedule, evaluation_paths(graph))
+
+
+def evaluation_paths(graph: FactorGraph) -> tuple[str, ...]:
+    """How each template's energy is computed: a tensor contraction, or the evaluator's one
+    product per ground factor."""
+    from ebmlang.backends.evaluator import plan_contractions
+
+    lines = []
+    for template, contraction in zip(graph.templates, plan_contractions(graph)):
+        what = f"{template.name}: {template.num_ground} ground factor{'s' if template.num_ground != 1 else ''}"
+        if contraction is not None and contraction.reduces:
+            lines.append(f"{what} -> one contraction, einsum '{contraction.describe()}'")
+        else:
+            lines.append(f"{what} -> batched over its ground factors (nothing to contract)")
+    return tuple(lines)
 
 
 def _overrides(method, has_discrete, has_continuous, query) -> dict:
@@ -130,6 +149,10 @@ def _discrete_choice(graph, query, groups, observed, override, structure) -> Blo
         reason = (f"all latent variables in {', '.join(groups)} are discrete; the interaction graph has "
                   f"{n_colours} colour{'s' if n_colours != 1 else ''} -> chromatic block Gibbs "
                   f"({n_colours} batched block update{'s' if n_colours != 1 else ''} per sweep)")
+        scanned = _scanned(graph, groups, colours)
+        if scanned:
+            reason += (f"; {', '.join(scanned)} dense (one unit per colour) with a quadratic energy -> "
+                       "sequential scan instead, one row of the couplings times the state per unit")
         if override:
             reason = f"requested by the caller ({reason})"
         return BlockChoice(tuple(groups), "discrete", method, reason)
@@ -147,6 +170,14 @@ def _discrete_choice(graph, query, groups, observed, override, structure) -> Blo
                            f"{status.why_not} -> simulated annealing with block Gibbs")
     return BlockChoice(tuple(groups), "discrete", "auto-tabular",
                        "pairwise tabular factors -> method chosen from the factor tables at run time")
+
+
+def _scanned(graph: FactorGraph, groups, colours) -> list[str]:
+    """The groups a Gibbs sweep scans unit by unit (inference/dense_scan.py)."""
+    from ebmlang.inference.dense_scan import scan_plan
+
+    counts = {g: sum(1 for members in colours.classes if len(members.get(g, ()))) for g in groups}
+    return [g for g in groups if scan_plan(graph, g, counts[g]) is not None]
 
 
 def _continuous_choice(graph, query, groups, override, structure) -> BlockChoice:
