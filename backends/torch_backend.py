@@ -271,13 +271,12 @@ class TorchBackend(Backend):
     def full(self, shape, value):
         return torch.full(tuple(shape), float(value), dtype=self.torch_dtype, device=self.torch_device)
 
-    @torch.compiler.disable  # a traced loop over units would unroll into thousands of ops
     def fori_loop(self, count, body, carry):
-        with torch.no_grad():
-            carry = carry.detach().clone()
-            for index in range(count):
-                carry = body(index, carry)
-        return carry
+        if self.compile_options is None:
+            return _site_loop(count, body, carry)
+        # Traced, a loop over units would unroll into thousands of ops: dynamo skips it
+        # (disable() imports dynamo, which compiling has loaded anyway).
+        return torch.compiler.disable(_site_loop)(count, body, carry)
 
     def write_column(self, array, index, values):
         array[:, index] = values
@@ -478,3 +477,11 @@ class EnergyModule(torch.nn.Module):
 
 
 TorchBackend.compiled_class = TorchCompiledGraph
+
+
+def _site_loop(count, body, carry):
+    with torch.no_grad():
+        carry = carry.detach().clone()
+        for index in range(count):
+            carry = body(index, carry)
+    return carry

@@ -64,6 +64,8 @@ class QuadraticForms:
         arrays = self.backend.convert_arrays(
             {**plan.arrays, **{k: v for part in plan.pairs for k, v in part.contraction.arrays.items()}}
         )
+        if any(part.block is not None and part.diagonal for part in plan.pairs):
+            arrays["quadratic_eye"] = self.backend.asarray(np.eye(plan.size))
         values = self.graph.variables[plan.group].domain.values
         return CompiledQuadratic(plan, values, unary, arrays, self.backend.jit(self._couplings_kernel(plan)))
 
@@ -73,11 +75,32 @@ class QuadraticForms:
         def couplings(arrays, params):
             ctx = self.context(arrays, {}, params)
             coupling, diagonal = ops.zeros((size * size,)), ops.zeros((size,))
+            placed = None  # the parts that are blocks of A, summed as an [N, N] array
+            diagonal_placed = any(part.block is not None and part.diagonal for part in plan.pairs)
             for part in plan.pairs:
                 values = evaluator.contraction_pairs(part.contraction, part.slots, part.keep, ctx)
+                if part.block is not None:
+                    block = _placed(ops, values, part.block, size)
+                    placed = block if placed is None else placed + block
+                    continue
                 coupling = ops.index_add(coupling, arrays[f"{part.key}_off"],
                                          ops.take(values, arrays[f"{part.key}_offtake"], -1))
                 diagonal = ops.index_add(diagonal, arrays[f"{part.key}_diag"],
                                          ops.take(values, arrays[f"{part.key}_diagtake"], -1))
-            return ops.reshape(coupling, (size, size)), diagonal
+            coupling = ops.reshape(coupling, (size, size))
+            if placed is not None and diagonal_placed:
+                eye = arrays["quadratic_eye"]
+                coupling = coupling + (placed + ops.swapaxes(placed, 0, 1)) * (1.0 - eye)
+                diagonal = diagonal + ops.sum(placed * eye, -1)
+            elif placed is not None:
+                coupling = coupling + placed + ops.swapaxes(placed, 0, 1)
+            return coupling, diagonal
         return couplings
+
+
+def _placed(ops, values, block: tuple[int, int, int, int], size: int):
+    """The block [rows, columns] (flattened in `values`) at its offsets in an [N, N] zero array."""
+    top, rows, left, columns = block
+    value = ops.reshape(values, (rows, columns))
+    value = ops.concatenate([ops.zeros((top, columns)), value, ops.zeros((size - top - rows, columns))], 0)
+    return ops.concatenate([ops.zeros((size, left)), value, ops.zeros((size, size - left - columns))], 1)

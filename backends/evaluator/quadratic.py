@@ -34,12 +34,18 @@ class PairPart:
     left out and the indices `keep` kept gives A's entries at the box points of `keep`.
     Arrays (under their keys in QuadraticPlan.arrays): `{key}_off` the positions of J's
     off-diagonal entries each point adds to (u * N + w, then w * N + u), `{key}_offtake` the
-    point each comes from; `{key}_diag` / `{key}_diagtake` the same for u == w."""
+    point each comes from; `{key}_diag` / `{key}_diagtake` the same for u == w.
+    block: (row offset, rows, column offset, columns) when the slots read two contiguous
+    ranges of the group along two different indices (`s[i] * s[j]`): the contraction is
+    then a block of A, placed without any scatter. diagonal: False when no ground factor
+    of a block part reads one unit twice (`i < j`), so A's diagonal needs no pass."""
 
     contraction: ContractionPlan
     slots: tuple[int, int]
     keep: tuple[int, ...]
     key: str
+    block: tuple[int, int, int, int] | None = None
+    diagonal: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,8 +71,11 @@ def quadratic_form(graph: FactorGraph, group: str, contractions: Sequence[Contra
         positions = contraction.linear_slots(group) if contraction is not None else None
         if positions is not None and len(positions) == 2 and _state_free_besides(contraction, positions):
             part = PairPart(contraction, positions, _union(contraction, positions), f"q{number}")
-            arrays.update(_pair_arrays(part, size))
-            pairs.append(part)
+            block = _contiguous_block(part)
+            if block is None:
+                arrays.update(_pair_arrays(part, size))
+            diagonal = block is None or _touches_diagonal(contraction, part.keep, block)
+            pairs.append(PairPart(part.contraction, part.slots, part.keep, part.key, block, diagonal))
         elif _one_variable_per_factor(template.num_ground, slots):
             unary.append(number)
         else:
@@ -102,6 +111,33 @@ def _pair_arrays(part: PairPart, size: int) -> dict:
         f"{part.key}_diag": first[~off],
         f"{part.key}_diagtake": points[~off],
     }
+
+
+def _contiguous_block(part: PairPart) -> tuple[int, int, int, int] | None:
+    """(row offset, rows, column offset, columns) of A the part fills, when each slot has
+    one index of its own and reads a contiguous range of the group along it."""
+    first, second = (part.contraction.factors[n] for n in part.slots)
+    if len(first.dims) != 1 or len(second.dims) != 1 or first.dims == second.dims:
+        return None
+    found = []
+    for factor in (first, second):
+        extent = part.contraction.sizes[factor.dims[0]]
+        start = 0 if factor.flat is None else int(factor.flat[0])
+        if factor.flat is not None and not np.array_equal(factor.flat, np.arange(start, start + extent)):
+            return None
+        found += [start, extent]
+    if part.keep != tuple(sorted((first.dims[0], second.dims[0]))) or first.dims[0] > second.dims[0]:
+        return None  # kept in (first, second) order only
+    return tuple(found)
+
+
+def _touches_diagonal(contraction: ContractionPlan, keep: tuple[int, ...], block) -> bool:
+    """Whether some ground factor of a block part reads the same unit through both slots."""
+    top, rows, left, columns = block
+    counts = np.ones(contraction.sizes) if contraction.counts_key is None else contraction.arrays[contraction.counts_key]
+    summed = counts.sum(axis=tuple(d for d in range(counts.ndim) if d not in keep))
+    row, column = np.nonzero(summed)
+    return bool(np.any(top + row == left + column))
 
 
 def _flat_at(contraction: ContractionPlan, factor, keep: tuple[int, ...], coords: np.ndarray) -> np.ndarray:

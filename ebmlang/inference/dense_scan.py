@@ -8,11 +8,12 @@ hundreds of one-variable blocks. The group's energy is then a quadratic form
     field_i = J[i] . s + (per-unit terms),   s_i ~ p(s_i | field_i),
 
 one row of the couplings times the state, inside `backend.fori_loop` (`jax.lax.fori_loop`,
-a plain loop on torch). J, the diagonal and the per-unit tables are computed once per
-sweep: they do not depend on the group's own values.
+a plain loop on torch). The per-unit tables are computed once per sweep, J and the
+diagonal once per parameter value (`ScanUpdate.couplings`): neither depends on the
+group's own values.
 
-Pure update: `ScanUpdate.move(state, uniforms, params) -> state` on dense states, with its
-uniforms drawn outside (`uniform_shape` per chain), like a chromatic block's.
+Pure update: `ScanUpdate.move(state, uniforms, params, couplings) -> state` on dense
+states, with its uniforms drawn outside (`uniform_shape` per chain), like a chromatic block's.
 """
 from __future__ import annotations
 
@@ -31,12 +32,15 @@ SCAN_MAX_UNITS = 4096
 
 
 class ScanUpdate(NamedTuple):
-    """group: the scanned group; reads: every group its terms read (from dense states)."""
+    """group: the scanned group; reads: every group its terms read (from dense states).
+    couplings(params) -> (J, diagonal), computed once per parameter value (a sampling run
+    does it once); move(state, uniforms, params, couplings) -> state."""
 
     group: str
     uniform_shape: tuple[int, ...]
     move: Callable
     reads: frozenset[str]
+    couplings: Callable
 
 
 def scan_plan(graph: FactorGraph, group: str, num_blocks: int) -> QuadraticPlan | None:
@@ -66,8 +70,8 @@ def build_scan_update(compiled, group: str, temperature: float = 1.0) -> ScanUpd
     if len(values) == 2:
         low, high = values
 
-        def move(state, uniform, params):
-            couplings, diagonal = quadratic.couplings(params)
+        def move(state, uniform, params, prepared):
+            couplings, diagonal = prepared
             unary = quadratic.unary_table(state, params)
             start = state[group]
             batch = start.shape[0]
@@ -89,13 +93,13 @@ def build_scan_update(compiled, group: str, temperature: float = 1.0) -> ScanUpd
             flat = backend.fori_loop(size, unit, ops.reshape(start, (batch, size)))
             return {**state, group: ops.reshape(flat, (batch,) + tuple(shape))}
 
-        return ScanUpdate(group, (size,), move, reads)
+        return ScanUpdate(group, (size,), move, reads, quadratic.couplings)
 
     label_values = backend.asarray(values)
     squares = backend.asarray([v * v for v in values])
 
-    def move(state, uniform, params):
-        couplings, diagonal = quadratic.couplings(params)
+    def move(state, uniform, params, prepared):
+        couplings, diagonal = prepared
         unary = quadratic.unary_table(state, params)
         start = state[group]
         batch = start.shape[0]
@@ -113,4 +117,4 @@ def build_scan_update(compiled, group: str, temperature: float = 1.0) -> ScanUpd
         flat = backend.fori_loop(size, unit, ops.reshape(start, (batch, size)))
         return {**state, group: ops.reshape(flat, (batch,) + tuple(shape))}
 
-    return ScanUpdate(group, (size, len(values)), move, reads)
+    return ScanUpdate(group, (size, len(values)), move, reads, quadratic.couplings)

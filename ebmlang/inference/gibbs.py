@@ -64,7 +64,10 @@ class GibbsSweep(NamedTuple):
 
     `step` is `move(carry, draw(key, carry), params)`: `draw` makes the sweep's uniforms
     (one array per block) and `move` is deterministic, so `Backend.jit_step(draw, move)`
-    compiles the move on torch, whose seeded generators cannot be traced.
+    compiles the move on torch, whose seeded generators cannot be traced. `prepare(params)`
+    gives what depends only on the parameters (a scanned group's couplings): a run with
+    fixed parameters passes it to every `move` (`move(carry, uniforms, params, prepared)`);
+    without it, `move` prepares its own.
     """
 
     init: Callable[[dict], dict]
@@ -73,9 +76,10 @@ class GibbsSweep(NamedTuple):
     finish: Callable[[dict], dict]
     packed_groups: tuple[str, ...]
     scanned_groups: tuple[str, ...] = ()
+    prepare: Callable[[dict], dict] = dict
 
-    def step(self, key: Any, carry: dict, params: dict) -> dict:
-        return self.move(carry, self.draw(key, carry), params)
+    def step(self, key: Any, carry: dict, params: dict, prepared: dict | None = None) -> dict:
+        return self.move(carry, self.draw(key, carry), params, prepared)
 
 
 def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1.0, pack: bool = True) -> GibbsSweep:
@@ -142,12 +146,16 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
     block_steps = list(zip(handles, updates, class_of))
     steps = [scans[what] if kind == "scan" else block_steps.pop(0) for kind, what in order]
 
-    def move(carry, uniforms, params):
+    def prepare(params):
+        return {group: scan.couplings(params) for group, scan in scans.items()}
+
+    def move(carry, uniforms, params, prepared=None):
         dense = dict(carry["dense"])
         packed = {g: list(classes) for g, classes in carry["packed"].items()}
+        prepared = prepare(params) if prepared is None else prepared
         for uniform, step in zip(uniforms, steps):
             if isinstance(step, ScanUpdate):
-                dense = step.move(dense, uniform, params)
+                dense = step.move(dense, uniform, params, prepared[step.group])
                 continue
             handle, update, number = step
             classes = {g: tuple(c) for g, c in packed.items()}
@@ -167,7 +175,7 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
             state[g] = packing[g].unpack(ops, owner_masks[g], tuple(classes))
         return state
 
-    return GibbsSweep(init, draw, move, finish, tuple(packing), tuple(scans))
+    return GibbsSweep(init, draw, move, finish, tuple(packing), tuple(scans), prepare)
 
 
 def build_gibbs_kernel(compiled, blocks: list[GibbsBlock], temperature: float = 1.0) -> RandomKernel:

@@ -43,13 +43,15 @@ def jitted_gibbs_sweep(model, blocks: list[GibbsBlock], state: dict, temperature
 
     def build():
         sweep = build_gibbs_sweep(model.compiled, blocks, temperature)
-        return backend.jit(sweep.init), backend.jit_step(sweep.draw, sweep.move), backend.jit(sweep.finish)
+        return (backend.jit(sweep.init), backend.jit_step(sweep.draw, sweep.move), backend.jit(sweep.finish),
+                backend.jit(sweep.prepare))
 
     # Once per graph and blocks: later runs reuse the jitted sweep.
     key = ("gibbs sweep", float(temperature)) + tuple((b.group, b.indices.tobytes()) for b in blocks)
-    init, step, finish = model.compiled.memo(key, build)
+    init, step, finish, prepare = model.compiled.memo(key, build)
     params = model.params
-    return CarriedStepper(init, lambda key, carry: step(key, carry, params), finish)
+    prepared = prepare(params)  # the parameters are fixed for the run
+    return CarriedStepper(init, lambda key, carry: step(key, carry, params, prepared), finish)
 
 
 @dataclass
