@@ -229,6 +229,15 @@ class JaxBackend(Backend):
     def value_and_grad(self, fn: Callable) -> Callable:
         return jax.jit(jax.value_and_grad(fn))
 
+    def value_aux_and_grad(self, fn: Callable) -> Callable:
+        differentiated = jax.jit(jax.value_and_grad(fn, has_aux=True))
+
+        def value_aux_and_grad(x, *args):
+            (value, aux), grads = differentiated(x, *args)
+            return value, aux, grads
+
+        return value_aux_and_grad
+
 
 def _find_device(device: str | None):
     if device is None:

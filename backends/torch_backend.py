@@ -348,6 +348,26 @@ class TorchBackend(Backend):
 
         return value_and_grad
 
+    def value_aux_and_grad(self, fn: Callable) -> Callable:
+        def value_aux_and_grad(x, *args):
+            leaves = {k: v.detach().requires_grad_(True) for k, v in x.items()}
+            inputs = list(leaves.values())
+            with torch.enable_grad():
+                value, aux = fn(leaves, *args)
+                grads = _grad(value, inputs)
+            grads = {k: torch.zeros_like(i) if g is None else g for (k, i), g in zip(leaves.items(), grads)}
+            return value.detach(), _detached(aux), grads
+
+        return value_aux_and_grad
+
+
+def _detached(tree):
+    if isinstance(tree, Mapping):
+        return {k: _detached(v) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_detached(v) for v in tree)
+    return tree.detach() if isinstance(tree, torch.Tensor) else tree
+
 
 class CompiledOrEager:
     """`torch.compile(fn)`, falling back to `fn` (with one warning) if compiling fails."""

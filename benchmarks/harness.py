@@ -36,6 +36,9 @@ Problem = TypeVar("Problem")
 # Timed runs: best of up to three, but a run that is already long is not repeated; one
 # multi-second run is a stable figure on an otherwise idle machine.
 MAX_REPEATS = 3
+# Where the workloads that take a device put their arrays ("cpu", "cuda", "cuda:1", ...);
+# set by run_all.py --device. Workloads that ignore it say so in their description.
+DEVICE = "cpu"
 REPEAT_BUDGET_S = 3.0
 
 OK = "ok"

@@ -26,6 +26,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make `benchmarks` importa
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks import workloads  # noqa: E402
+from benchmarks import harness  # noqa: E402
 from benchmarks.harness import Row, describe_error  # noqa: E402
 from benchmarks.machine import library_versions, machine_info  # noqa: E402
 from benchmarks.report import WorkloadResult, markdown_report, print_console  # noqa: E402
@@ -65,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--write", metavar="PATH", help="write the markdown report here")
     parser.add_argument("--json", metavar="PATH", help="write machine info and every row as JSON here")
     parser.add_argument("--only", metavar="WORKLOAD", action="append", help="run just this workload (repeatable)")
+    parser.add_argument("--device", default="cpu",
+                        help="device for the workloads that take one (dense_boltzmann, rbm_large): cpu, cuda, ...")
     parser.add_argument(
         "--torch-threads", metavar="N", type=int,
         help="torch intra-op threads (default: torch's own choice); recorded in the report",
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.torch_threads)
+    harness.DEVICE = args.device
     machine, versions = machine_info(), library_versions()
     results = []
     for name in chosen:

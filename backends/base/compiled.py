@@ -12,9 +12,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ebmlang.errors import EbmError
-from ebmlang.graph.ir import FactorGraph
+from ebmlang.graph.ir import FactorGraph, Node, Slot
 
 from ..evaluator import EvalContext, Evaluator, group_totals, plan_contractions, plan_graph
+from ..evaluator.totals import _product_factors
 from .blocks import CompiledBlock, GibbsBlocks
 from .checks import InputChecks, located
 from .interface import Backend
@@ -151,13 +152,20 @@ class CompiledGraph(GibbsBlocks, QuadraticForms, InputChecks, ABC):
         # Groups with a batch of 1 broadcast against the others.
         return max([v.shape[0] for v in state.values()] or [1])
 
-    def energy_pure(self, arrays, state, params):
+    def energy_pure(self, arrays, state, params, zero_groups: frozenset = frozenset()):
+        """Total energy [batch]. zero_groups: groups whose values are all zero in `state`;
+        templates that are products with one of their values as a factor vanish there and
+        are skipped (the free energy of a summed-out binary group needs only the rest)."""
         ctx = self.context(arrays, state, params)
         total = None
         for group in self.totals:
+            if zero_groups and all(_vanishes(plan.template.body, zero_groups) for plan in group.plans):
+                continue
             value = self.evaluator.group_total(group, ctx)
             total = value if total is None else total + value
         for contraction in self.contracted:
+            if zero_groups and any(f.slot is not None and f.slot.group in zero_groups for f in contraction.factors):
+                continue
             value = self.evaluator.contraction_total(contraction, ctx)
             total = value if total is None else total + value
         return total if total is not None else self.ops.zeros(ctx.prefix)
@@ -165,6 +173,11 @@ class CompiledGraph(GibbsBlocks, QuadraticForms, InputChecks, ABC):
     def template_pure(self, arrays, state, params):
         ctx = self.context(arrays, state, params)
         return {p.template.name: self.evaluator.template_value(p, ctx) for p in self.plans}
+
+    def energy_kernel(self, zero_groups: frozenset = frozenset()) -> Callable:
+        """`energy_pure` with `zero_groups` fixed, jitted once: (arrays, state, params) -> [batch]."""
+        return self._kernel(("energy", frozenset(zero_groups)),
+                            lambda arrays, state, params: self.energy_pure(arrays, state, params, frozenset(zero_groups)))
 
     def memo(self, key: Any, build: Callable[[], Any]) -> Any:
         """`build()` once per `key` for this graph, e.g. a jitted sampler step that later
@@ -178,3 +191,9 @@ class CompiledGraph(GibbsBlocks, QuadraticForms, InputChecks, ABC):
         if name not in self._kernels:
             self._kernels[name] = self.backend.jit(fn)
         return self._kernels[name]
+
+
+def _vanishes(body: Node, zero_groups: frozenset) -> bool:
+    """Whether a template body is a product with a bare value of a zeroed group as a factor."""
+    factors, _ = _product_factors(body)
+    return any(isinstance(f, Slot) and not f.vector and f.group in zero_groups for f in factors)

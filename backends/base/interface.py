@@ -170,6 +170,14 @@ class Backend(ABC):
             hint="use get_backend('torch') or get_backend('jax') for gradients",
         )
 
+    def value_aux_and_grad(self, fn: Callable) -> Callable:
+        """`fn(x, *args) -> (scalar, aux)` turned into `(x, *args) -> (value, aux, grad wrt x)`;
+        aux (arrays) is returned as computed, outside the differentiation."""
+        raise EbmError(
+            f"the {self.name} backend cannot differentiate",
+            hint="use get_backend('torch') or get_backend('jax') for gradients",
+        )
+
     # -- externs and compilation ---------------------------------------------------
 
     def register_extern(self, name: str, fn: Callable) -> None:

@@ -70,8 +70,14 @@ class ChainSampler:
         if self.discrete:
             roles = with_roles(graph, clamped)
             blocks = gibbs_blocks(roles, groups=set(self.discrete))
-            kernel = build_gibbs_kernel(model.compiled, blocks, 1.0)
-            self.gibbs = self.backend.jit_step(kernel.draw, kernel.move)
+
+            def build():
+                kernel = build_gibbs_kernel(model.compiled, blocks, 1.0)
+                return self.backend.jit_step(kernel.draw, kernel.move)
+
+            # Once per graph and blocks: a later fit reuses the jitted sweep (no retracing).
+            key = ("learning sweep",) + tuple((b.group, b.indices.tobytes()) for b in blocks)
+            self.gibbs = model.compiled.memo(key, build)
 
     def potential(self, state: Mapping, params):
         from ebmlang.inference.potential import ModelPotential

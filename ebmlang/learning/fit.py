@@ -65,7 +65,8 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
         train: Sequence[str] | str | None = None, weight_decay: float = 0.0, grad_clip: float | None = None,
         energy_reg: float = 0.0, langevin=None, seed: int = 0, progress: bool = True, eval_every: int = 1,
         eval_data=None, eval_size: int = 500, checkpoint_dir=None, checkpoint_every: int = 1,
-        resume: bool = True, callback: Callable | None = None, ema: float | None = None) -> FitResult:
+        resume: bool = True, callback: Callable | None = None, ema: float | None = None,
+        rao_blackwell: str = "classes") -> FitResult:
     """Fit `model.params` to `data` ({group: array [N, *shape]}); updates the model in place.
 
     method: "auto" (a contrastive loss when `loss` is given, else maximum likelihood),
@@ -85,6 +86,10 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
       examples): exact log-likelihood where cheap, reconstruction error, accuracy.
     checkpoint_dir: save params + optimizer + chain state every `checkpoint_every` epochs and,
       with `resume`, continue from the newest checkpoint there (same options required).
+    rao_blackwell: what maximum likelihood sums out of the chains exactly in the negative
+      phase: "classes" (each colour class in turn, the estimators averaged: lowest variance),
+      "hidden" (the hidden units only, as the data phase does: the textbook CD / PCD
+      gradient, one estimator) or "none" (the chains' plain energies).
     ema: keep an exponential moving average of the trained params (decay per step, e.g.
       0.99) and end with the averaged params (Polyak averaging: it removes most of the
       step-to-step noise of stochastic gradients, which lowers the likelihood at the end).
@@ -103,14 +108,14 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
     optim = make_optimizer(model.backend, optimizer, {name: model.params[name] for name in names}, lr, momentum)
     objective = make_objective(model, data, method=method, loss=loss, margin=margin, k=k, persistent=persistent,
                                chains=chains, langevin=langevin, energy_reg=energy_reg, gen_weight=gen_weight,
-                               seed=seed)
+                               seed=seed, rao_blackwell=rao_blackwell)
     average = ParameterAverage(ema) if ema is not None else None
     evaluation = _evaluation_data(graph, data, eval_data, eval_size, seed)
     fingerprint = _fingerprint(model, data, names, objective.name, dict(
         method=method, loss=loss, margin=margin, gen_weight=gen_weight, seed=seed, batch_size=batch_size,
         optimizer=optimizer, lr=lr, momentum=momentum, lr_schedule=_schedule_name(lr_schedule),
         epochs=epochs if lr_schedule is not None else None, k=k, persistent=persistent, chains=chains,
-        weight_decay=weight_decay, grad_clip=grad_clip, energy_reg=energy_reg, ema=ema,
+        weight_decay=weight_decay, grad_clip=grad_clip, energy_reg=energy_reg, ema=ema, rao_blackwell=rao_blackwell,
         langevin=dataclasses.asdict(langevin)))
     history: list[dict] = []
     start_epoch = 0

@@ -31,6 +31,7 @@ from ebmlang.learning.exact import (
     whole_groups,
     with_roles,
 )
+from ebmlang.learning.free_energy import FreeEnergyObjective
 from ebmlang.learning.losses import expand, labellings_of
 from ebmlang.learning.weighted import (
     FreeEnergyRows,
@@ -42,6 +43,7 @@ from ebmlang.learning.weighted import (
     phase_weights,
 )
 
+RAO_BLACKWELL = ("classes", "hidden", "none")
 # Average one Rao-Blackwellised negative-phase estimator per colour class when there are
 # at most this many classes (else use the largest class alone).
 MAX_NEGATIVE_ESTIMATORS = 4
@@ -56,7 +58,7 @@ class MaximumLikelihood:
     """CD-k (chains start at the data) or PCD (persistent chains) maximum likelihood."""
 
     def __init__(self, model, data: Mapping[str, np.ndarray], *, k: int, persistent: bool, chains: int,
-                 langevin: LangevinOptions, energy_reg: float, seed: int):
+                 langevin: LangevinOptions, energy_reg: float, seed: int, rao_blackwell: str = "classes"):
         graph = model.graph
         self.model = model
         self.k = int(k)
@@ -66,10 +68,16 @@ class MaximumLikelihood:
         self.energy_reg = float(energy_reg)
         self.data_groups = tuple(data)
         self.hidden = tuple(g for g in graph.variables if g not in data)
+        if rao_blackwell not in RAO_BLACKWELL:
+            raise EbmError(f"unknown rao_blackwell='{rao_blackwell}'", expected=", ".join(RAO_BLACKWELL))
         self.units = self._exact_units(graph)
-        self.negative_sets = self._negative_sets(graph)
+        self.negative_sets = self._negative_sets(graph, rao_blackwell)
         self.free_energy = {_set_key(u): FreeEnergyGradient(model.compiled, u)
                             for u in [self.units, *self.negative_sets] if u is not None}
+        # One backend pass per estimator where no summed table can be +inf.
+        objectives = {_set_key(u): FreeEnergyObjective(model.compiled, u)
+                      for u in [self.units, *self.negative_sets] if u is not None}
+        self.free_objective = {k: o for k, o in objectives.items() if o.usable}
         self.hidden_sampler = ChainSampler(model, self.data_groups, langevin) if self.hidden else None
         self.negative_sampler = ChainSampler(model, (), langevin)
         self.all_continuous = not any(v.domain.is_discrete for v in graph.variables.values())
@@ -78,8 +86,8 @@ class MaximumLikelihood:
         self.buffer = None
         if self.use_buffer:
             self.buffer = self._new_buffer(data, seed)
-        elif self.persistent:
-            self.chain_state = self._initial_chains(data, seed)
+        elif self.persistent:  # kept as backend arrays between steps (numpy in checkpoints)
+            self.chain_state = backend_state(model.backend, self._initial_chains(data, seed))
         self._reconstructor: ChainSampler | None = None
         self.name = self._describe()
 
@@ -90,13 +98,16 @@ class MaximumLikelihood:
         units = whole_groups(graph, self.hidden)
         return units if is_independent_set(graph, units) else None
 
-    def _negative_sets(self, graph) -> list:
-        """What each negative-phase estimator sums out of the chains. In an all-discrete
+    def _negative_sets(self, graph, rao_blackwell: str) -> list:
+        """What each negative-phase estimator sums out of the chains ("hidden": what the
+        data phase sums; "none": nothing). By default ("classes"), in an all-discrete
         model, each colour class in turn: each gives an unbiased estimate of E_model[dE],
         and their average has lower variance than one (for an RBM: sum out h given v, and
         v given h). With more than MAX_NEGATIVE_ESTIMATORS classes each is a small part of
         the model, so only the largest is summed. Otherwise the hidden units when they are
         independent, else nothing (plain sample energies)."""
+        if rao_blackwell != "classes":
+            return [self.units if rao_blackwell == "hidden" else None]
         if all(v.domain.is_discrete for v in graph.variables.values()):
             from ebmlang.graph import structure
 
@@ -167,6 +178,8 @@ class MaximumLikelihood:
             levels.append(level)
             if isinstance(part, FreeEnergyRows):
                 weighted.free.append(part)
+            elif isinstance(part, dict):
+                weighted.grads.append(part)
             else:
                 states.append(part[0])
                 weights.append(part[1])
@@ -179,8 +192,14 @@ class MaximumLikelihood:
     def _estimate(self, key, rows, summed_set, share, params):
         """One phase estimator, weighted by `share` (+1 positive, -1/n negative): the per-row
         energy (or free energy, with `summed_set` summed out) and its gradient part --
-        FreeEnergyRows, or (states, weights) for plain energies. energy_reg adds
-        alpha * level^2 per row, scaled by |share|."""
+        FreeEnergyRows or a gradient dict, or (states, weights) for plain energies.
+        energy_reg adds alpha * level^2 per row, scaled by |share|."""
+        bk = self.model.backend
+        objective = self.free_objective.get(_set_key(summed_set)) if summed_set is not None else None
+        if objective is not None:
+            return objective(params, backend_state(bk, rows), share, self.energy_reg)
+        rows = {g: v if isinstance(v, np.ndarray) else np.asarray(bk.to_numpy(v), dtype=np.float64)
+                for g, v in rows.items()}
         if summed_set is not None:
             summed = sum_out(self.model.compiled, params, rows, summed_set)
             if summed.finite_tables:
@@ -211,12 +230,14 @@ class MaximumLikelihood:
         bk = self.model.backend
         start_key, run_key = bk.split(key, 2)
         size = len(next(iter(batch.values())))
+        if self.units is not None:  # summed exactly: the hidden values are never read
+            graph = self.model.graph
+            return {**batch, **{g: np.zeros((size,) + graph.variables[g].shape) for g in self.hidden}}
         state = {**batch, **random_values(bk, start_key, self.model.graph, self.hidden, size)}
-        if self.units is not None:
-            return state
         return numpy_state(bk, self.hidden_sampler.run(run_key, backend_state(bk, state), params, self.k))
 
     def _negatives(self, key, positive: Mapping[str, np.ndarray], params) -> dict:
+        """The chains after this step's sweeps: backend arrays (numpy from the replay buffer)."""
         bk = self.model.backend
         start_key, run_key = bk.split(key, 2)
         if self.use_buffer:
@@ -224,13 +245,13 @@ class MaximumLikelihood:
             position, self.buffer = replay_langevin(bk, key, self.buffer, potential, self.langevin, self.chains)
             return numpy_state(bk, potential.unpack(position))
         if self.persistent:
-            start = backend_state(bk, self.chain_state)
+            start = self.chain_state
         else:
             start = backend_state(bk, positive)
             if self.units is not None:
                 # CD starts from (data, h ~ p(h | data)): one sweep samples independent units exactly.
                 start = self.hidden_sampler.sweep(start_key, start, params)
-        moved = numpy_state(bk, self.negative_sampler.run(run_key, start, params, self.k))
+        moved = self.negative_sampler.run(run_key, start, params, self.k)
         if self.persistent:
             self.chain_state = moved
         return moved
@@ -264,7 +285,7 @@ class MaximumLikelihood:
         if self.buffer is not None:
             return {"buffer": np.asarray(self.model.backend.to_numpy(self.buffer.data))}
         if self.chain_state is not None:
-            return {f"chain/{g}": v for g, v in self.chain_state.items()}
+            return {f"chain/{g}": v for g, v in numpy_state(self.model.backend, self.chain_state).items()}
         return {}
 
     def load_state_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
@@ -273,7 +294,8 @@ class MaximumLikelihood:
         if self.buffer is not None:
             self.buffer = replace(self.buffer, data=self.model.backend.asarray(arrays["buffer"]))
         elif self.chain_state is not None:
-            self.chain_state = {g: np.asarray(arrays[f"chain/{g}"], dtype=np.float64) for g in self.chain_state}
+            self.chain_state = backend_state(self.model.backend, {
+                g: np.asarray(arrays[f"chain/{g}"], dtype=np.float64) for g in self.chain_state})
 
 
 # --------------------------------------------------------------------------

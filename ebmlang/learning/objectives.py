@@ -27,7 +27,7 @@ from ebmlang.learning.likelihood import ExactLikelihood, MaximumLikelihood
 
 
 def make_objective(model, data, *, method, loss, margin, k, persistent, chains, langevin, energy_reg,
-                   gen_weight, seed):
+                   gen_weight, seed, rao_blackwell="classes"):
     """The objective `method` names (see `fit`), with `.kind` set to the method."""
     if method == "auto":
         method = "contrastive" if loss is not None else "ml"
@@ -45,6 +45,7 @@ def make_objective(model, data, *, method, loss, margin, k, persistent, chains, 
         objective = ExactLikelihood(model, data, energy_reg=energy_reg)
     else:
         objective = MaximumLikelihood(model, data, k=k, persistent=persistent if method == "ml" else method == "pcd",
-                                      chains=chains, langevin=langevin, energy_reg=energy_reg, seed=seed)
+                                      chains=chains, langevin=langevin, energy_reg=energy_reg, seed=seed,
+                                      rao_blackwell=rao_blackwell)
     objective.kind = method
     return objective

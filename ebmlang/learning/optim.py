@@ -156,9 +156,13 @@ def scheduled_lr(lr: float, schedule, epoch: int, epochs: int, step_fraction: fl
 
 
 def global_norm(backend, grads: Mapping[str, object]) -> float:
+    """The joint L2 norm, read back once (squares as dot products: no temporaries)."""
     ops = backend.ops
-    total = sum(float(backend.to_numpy(ops.sum(ops.square(g)))) for g in grads.values())
-    return math.sqrt(total)
+    if not grads:
+        return 0.0
+    flat = [ops.reshape(g, (-1,)) for g in grads.values()]
+    total = ops.sum(ops.stack([ops.vecdot(g, g) for g in flat]))
+    return math.sqrt(float(backend.to_numpy(total)))
 
 
 def clip_by_global_norm(backend, grads: dict, max_norm: float | None) -> tuple[dict, float]:

@@ -32,7 +32,8 @@ class FreeEnergyRows:
 @dataclass
 class WeightedStates:
     """states: numpy {group: [M, *shape]}; weights [M]: the gradient is
-    sum_m weights[m] * dE(state_m)/dtheta, plus that of each `free` part;
+    sum_m weights[m] * dE(state_m)/dtheta, plus that of each `free` part, plus each of
+    `grads` (gradients an estimator computed itself, e.g. FreeEnergyObjective's);
     loss: the objective's value on the batch."""
 
     states: dict
@@ -40,6 +41,7 @@ class WeightedStates:
     loss: float
     stats: dict = field(default_factory=dict)
     free: list[FreeEnergyRows] = field(default_factory=list)
+    grads: list[dict] = field(default_factory=list)
 
 
 def weighted_gradient(model, weighted: WeightedStates) -> dict:
@@ -52,6 +54,8 @@ def weighted_gradient(model, weighted: WeightedStates) -> dict:
     for rows in weighted.free:
         free = rows.gradient(model.params, rows.summed, rows.weights)
         grads = free if grads is None else {name: grads[name] + free[name] for name in grads}
+    for part in weighted.grads:
+        grads = part if grads is None else {name: grads[name] + part[name] for name in grads}
     return grads
 
 
