@@ -11,8 +11,9 @@ S whole groups, every product term with a value of S as a factor vanishes at the
 reference and is not evaluated: an RBM's free energy given v is its visible biases minus
 sum_k softplus(v @ W + c)_k, one contraction and its gradient.
 
-`FreeEnergyObjective(params, state, share, reg)` returns the per-row free energies and the
-gradient of sum_b (share F_b + reg |share| F_b^2) / B -- one phase of maximum likelihood.
+`FreeEnergyObjective(params, state, weights, regs)` returns the per-row free energies and
+the gradient of sum_b (weights_b F_b + regs_b F_b^2): the phases of maximum likelihood that
+sum the same set, stacked into one batch (data rows +1/B, chain rows -1/C).
 """
 from __future__ import annotations
 
@@ -63,14 +64,13 @@ class FreeEnergyObjective:
             free = free - ops.sum(per_unit, axis=-1)
         return free
 
-    def _objective(self, params, state, share, reg):
+    def _objective(self, params, state, weights, regs):
         free = self.rows(params, state)
-        batch = free.shape[0]
-        total = self.compiled.backend.ops.sum(share * free + reg * abs(share) * free * free) / batch
-        return total, free
+        return self.compiled.backend.ops.sum(weights * free + regs * free * free), free
 
-    def __call__(self, params, state, share: float, reg: float) -> tuple[np.ndarray, dict]:
-        """(F per row as numpy float64, gradient dict) for backend `state` arrays."""
+    def __call__(self, params, state, weights: np.ndarray, regs: np.ndarray) -> tuple[np.ndarray, dict]:
+        """(F per row as numpy float64, gradient of sum_b weights_b F_b + regs_b F_b^2) for
+        backend `state` arrays: the phases of one step that sum the same set, stacked."""
         backend = self.compiled.backend
-        _, free, grads = self.value_aux_and_grad(dict(params), state, float(share), float(reg))
+        _, free, grads = self.value_aux_and_grad(dict(params), state, backend.asarray(weights), backend.asarray(regs))
         return np.asarray(backend.to_numpy(free), dtype=np.float64), grads

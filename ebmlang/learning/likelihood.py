@@ -172,14 +172,15 @@ class MaximumLikelihood:
         estimators = [(positive, self.units, 1.0)] + [(negative, s, -1.0 / len(self.negative_sets))
                                                       for s in self.negative_sets]
         weighted = WeightedStates({}, np.zeros(0), 0.0)
-        states, weights, levels = [], [], []
-        for (rows, summed_set, share), part_key in zip(estimators, bk.split(fallback_key, len(estimators))):
-            level, part = self._estimate(part_key, rows, summed_set, share, params)
-            levels.append(level)
+        levels = self._stacked_estimates(estimators, params, weighted)
+        states, weights = [], []
+        for n, ((rows, summed_set, share), part_key) in enumerate(
+                zip(estimators, bk.split(fallback_key, len(estimators)))):
+            if levels[n] is not None:
+                continue
+            levels[n], part = self._estimate(part_key, rows, summed_set, share, params)
             if isinstance(part, FreeEnergyRows):
                 weighted.free.append(part)
-            elif isinstance(part, dict):
-                weighted.grads.append(part)
             else:
                 states.append(part[0])
                 weights.append(part[1])
@@ -189,15 +190,37 @@ class MaximumLikelihood:
         same = [i for i, s in enumerate(self.negative_sets) if _set_key(s) == _set_key(self.units)]
         return self._result(levels[0], levels[1 + (same[0] if same else 0)], weighted)
 
+    def _stacked_estimates(self, estimators, params, weighted: WeightedStates) -> list:
+        """The estimators whose set has a FreeEnergyObjective, one backend pass per set with
+        their rows stacked; their gradients go to `weighted.grads`. Returns the per-row
+        levels by estimator (None for those left to `_estimate`)."""
+        bk = self.model.backend
+        levels: list = [None] * len(estimators)
+        by_set: dict = {}
+        for n, (_, summed_set, _) in enumerate(estimators):
+            key = _set_key(summed_set) if summed_set is not None else None
+            if key in self.free_objective:
+                by_set.setdefault(key, []).append(n)
+        for key, members in by_set.items():
+            parts = [backend_state(bk, estimators[n][0]) for n in members]
+            sizes = [_rows_in(part) for part in parts]
+            rows = parts[0] if len(parts) == 1 else {
+                g: bk.ops.concatenate([bk.ops.broadcast_to(p[g], (size,) + tuple(p[g].shape[1:]))
+                                       for p, size in zip(parts, sizes)], 0)
+                for g in parts[0]}
+            shares = np.concatenate([np.full(size, estimators[n][2] / size) for n, size in zip(members, sizes)])
+            free, grads = self.free_objective[key](params, rows, shares, self.energy_reg * np.abs(shares))
+            weighted.grads.append(grads)
+            for n, piece in zip(members, np.split(free, np.cumsum(sizes)[:-1])):
+                levels[n] = piece
+        return levels
+
     def _estimate(self, key, rows, summed_set, share, params):
         """One phase estimator, weighted by `share` (+1 positive, -1/n negative): the per-row
         energy (or free energy, with `summed_set` summed out) and its gradient part --
         FreeEnergyRows or a gradient dict, or (states, weights) for plain energies.
         energy_reg adds alpha * level^2 per row, scaled by |share|."""
         bk = self.model.backend
-        objective = self.free_objective.get(_set_key(summed_set)) if summed_set is not None else None
-        if objective is not None:
-            return objective(params, backend_state(bk, rows), share, self.energy_reg)
         rows = {g: v if isinstance(v, np.ndarray) else np.asarray(bk.to_numpy(v), dtype=np.float64)
                 for g, v in rows.items()}
         if summed_set is not None:
@@ -353,6 +376,10 @@ class ExactLikelihood:
 
     def load_state_arrays(self, arrays) -> None:
         return None
+
+
+def _rows_in(state: Mapping) -> int:
+    return max(v.shape[0] for v in state.values())
 
 
 def _set_key(variables: VariableSet | None):
