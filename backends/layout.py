@@ -66,14 +66,15 @@ class BlockLayout:
         index = np.asarray(index)
         if tuple(grid) != self.grid or index.ndim != 1 or len(index) != len(positions) or not len(index):
             return None
-        sites = np.stack(np.unravel_index(self.flat_indices[positions], self.grid))
-        reads = np.stack(np.unravel_index(index, self.grid))
-        extent = np.asarray(self.grid)[:, None]
-        offsets = (reads - sites) % extent
-        first = offsets[:, :1]
-        if not np.array_equal(offsets, np.broadcast_to(first, offsets.shape)):
-            return None
-        return tuple(int(d) for d in first[:, 0])
+        sites = np.unravel_index(self.flat_indices[positions], self.grid)
+        reads = np.unravel_index(index, self.grid)
+        offset = []
+        for site, read, extent in zip(sites, reads, self.grid):  # axis by axis: no stacked copies
+            moved = (read - site) % extent
+            if np.any(moved != moved[0]):
+                return None
+            offset.append(int(moved[0]))
+        return tuple(offset)
 
 
 def find_layout(grid: tuple[int, ...], flat_indices: np.ndarray) -> BlockLayout | None:

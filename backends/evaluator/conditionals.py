@@ -88,13 +88,9 @@ def plan_block(
             np.broadcast_to(s.index, (ground,) + np.shape(s.index)[1:]).reshape(ground, -1)
             for s in slots
         ]
-        codes = sorted_unique(np.concatenate([
-            np.nonzero(position[read] >= 0)[0] * size + position[read][position[read] >= 0]
-            for read in reads
-        ]))
-        if codes.size == 0:
+        rows, target = _row_targets(reads, position, size)
+        if rows.size == 0:
             continue
-        rows, target = codes // size, codes % size
         owner = np.asarray(flat_indices)[target]
         # How each slot reads the row's variable: 0 nowhere, 1 everywhere, 2 somewhere.
         hits = [read[rows] == owner[:, None] for read in reads]  # per slot [R, its positions]
@@ -137,3 +133,20 @@ def _is_linear_field(contraction: ContractionPlan | None, group: str, block: np.
         return False
     return len(slots) == 1 or not np.isin(contraction.repeated_reads(group), block).any()
 
+
+def _row_targets(reads: list[np.ndarray], position: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (ground factor, block position) pairs where a slot reads a block
+    variable, by ascending ground factor. Scalar slots (one read per factor) drop repeats
+    by comparing the few slots of a row; others sort the pair codes."""
+    if all(read.shape[1] == 1 for read in reads):
+        columns = np.stack([position[read[:, 0]] for read in reads], axis=1)  # [ground, slots]
+        keep = columns >= 0
+        for slot in range(1, columns.shape[1]):
+            keep[:, slot] &= np.all(columns[:, :slot] != columns[:, slot:slot + 1], axis=1)
+        rows, slots = np.nonzero(keep)
+        return rows, columns[rows, slots]
+    codes = sorted_unique(np.concatenate([
+        np.nonzero(position[read] >= 0)[0] * size + position[read][position[read] >= 0]
+        for read in reads
+    ]))
+    return codes // size, codes % size
