@@ -25,8 +25,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks import workloads  # noqa: E402
-from benchmarks import harness  # noqa: E402
+from benchmarks import (
+    harness,  # noqa: E402
+    workloads,  # noqa: E402
+)
 from benchmarks.harness import Row, describe_error  # noqa: E402
 from benchmarks.machine import library_versions, machine_info  # noqa: E402
 from benchmarks.report import WorkloadResult, markdown_report, print_console  # noqa: E402

@@ -176,8 +176,9 @@ class CompiledGraph(GibbsBlocks, QuadraticForms, InputChecks, ABC):
 
     def energy_kernel(self, zero_groups: frozenset = frozenset()) -> Callable:
         """`energy_pure` with `zero_groups` fixed, jitted once: (arrays, state, params) -> [batch]."""
-        return self._kernel(("energy", frozenset(zero_groups)),
-                            lambda arrays, state, params: self.energy_pure(arrays, state, params, frozenset(zero_groups)))
+        zero_groups = frozenset(zero_groups)
+        return self._kernel(("energy", zero_groups),
+                            lambda arrays, state, params: self.energy_pure(arrays, state, params, zero_groups))
 
     def memo(self, key: Any, build: Callable[[], Any]) -> Any:
         """`build()` once per `key` for this graph, e.g. a jitted sampler step that later

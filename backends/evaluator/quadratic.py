@@ -59,7 +59,8 @@ class QuadraticPlan:
     arrays: dict
 
 
-def quadratic_form(graph: FactorGraph, group: str, contractions: Sequence[ContractionPlan | None]) -> QuadraticPlan | str:
+def quadratic_form(graph: FactorGraph, group: str,
+                   contractions: Sequence[ContractionPlan | None]) -> QuadraticPlan | str:
     """The group's QuadraticPlan, or why its energy is not one (a sentence)."""
     size = graph.variables[group].size
     pairs, unary, arrays = [], [], {}
@@ -134,7 +135,8 @@ def _contiguous_block(part: PairPart) -> tuple[int, int, int, int] | None:
 def _touches_diagonal(contraction: ContractionPlan, keep: tuple[int, ...], block) -> bool:
     """Whether some ground factor of a block part reads the same unit through both slots."""
     top, rows, left, columns = block
-    counts = np.ones(contraction.sizes) if contraction.counts_key is None else contraction.arrays[contraction.counts_key]
+    counts = (np.ones(contraction.sizes) if contraction.counts_key is None
+              else contraction.arrays[contraction.counts_key])
     summed = counts.sum(axis=tuple(d for d in range(counts.ndim) if d not in keep))
     row, column = np.nonzero(summed)
     return bool(np.any(top + row == left + column))

@@ -23,6 +23,7 @@ import numpy as np
 from ebmlang.errors import EbmError, did_you_mean
 from ebmlang.learning.chains import LangevinOptions
 from ebmlang.learning.dataset import epoch_order, minibatches, num_examples, prepare_data, step_seed
+from ebmlang.learning.fused import fused_epochs
 from ebmlang.learning.objectives import make_objective
 from ebmlang.learning.optim import SCHEDULES, clip_by_global_norm, make_optimizer, scheduled_lr
 from ebmlang.learning.weighted import weighted_gradient
@@ -30,6 +31,9 @@ from ebmlang.learning.weighted import weighted_gradient
 METHODS = ("auto", "ml", "cd", "pcd", "exact", "contrastive", "jem")
 # The step number whose derived key drives an epoch's evaluation (never a training step).
 EVALUATION_STEP = 2 ** 31 - 1
+# Run an epoch as one compiled scan where possible (learning/fused.py); tests switch it
+# off to compare with the step-by-step path.
+FUSE_EPOCHS = True
 
 
 @dataclass
@@ -124,11 +128,24 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
     result = FitResult({}, history, objective.kind, objective.name, start_epoch or None)
     steps_per_epoch = math.ceil(n / batch_size)
     bk = model.backend
+    # JAX: an epoch's full minibatches as one compiled scan where every piece allows it.
+    fused = fused_epochs(model, objective, optim, names, weight_decay=weight_decay, grad_clip=grad_clip,
+                         average=average) if FUSE_EPOCHS else None
     with _Progress(progress, (epochs - start_epoch) * steps_per_epoch, f"fit {graph.name}") as bar:
         for epoch in range(start_epoch, epochs):
             epoch_started = time.perf_counter()
             sums: dict[str, float] = {}
-            for step, batch in enumerate(minibatches(data, epoch_order(seed, epoch, n), batch_size)):
+            order = epoch_order(seed, epoch, n)
+            fused_stats = fused.run(data, order, batch_size, seed, epoch, epochs, lr, lr_schedule,
+                                    steps_per_epoch) if fused is not None else None
+            done = len(fused_stats or ())
+            for stats in fused_stats or ():
+                for name, value in stats.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                bar.advance(f"epoch {epoch + 1}/{epochs} loss {stats['loss']:.4g}")
+            for step, batch in enumerate(minibatches(data, order, batch_size)):
+                if step < done:
+                    continue
                 key = bk.key(step_seed(seed, epoch, step))
                 rate = scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
                 stats = _update(model, objective, optim, names, key, batch, rate, weight_decay, grad_clip,

@@ -94,6 +94,7 @@ class OptaxOptimizer:
         except ImportError:  # pragma: no cover - optax is a core dependency
             raise EbmError("training on the jax backend needs optax", hint="pip install optax") from None
         self.optax = optax
+        self.kind = (name, float(momentum))  # what the transform is, for caches of compiled steps
         self.names = list(params)
         self.current = {n: params[n] for n in self.names}
         if name == "adam":

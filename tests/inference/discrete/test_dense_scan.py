@@ -158,7 +158,8 @@ def test_a_scanned_group_coupled_to_a_block_group_matches_enumeration():
 
 
 def test_a_three_way_term_is_not_a_quadratic_form_and_keeps_its_blocks():
-    source = SPINS + "energy triple = -0.1 * sum(i in 0..N, j in 0..N, k in 0..N where i < j and j < k) s[i] * s[j] * s[k]\n"
+    source = SPINS + ("energy triple = -0.1 * sum(i in 0..N, j in 0..N, k in 0..N where i < j and j < k) "
+                      "s[i] * s[j] * s[k]\n")
     model = ebmlang.loads(source, backend="torch", seed=3)
     assert scanned(model) == ()
     assert "sequential scan" not in str(model.plan("sample"))

@@ -1,0 +1,168 @@
+"""A maximum-likelihood epoch as one compiled program on JAX.
+
+Step by step, a small model's update is dominated by dispatch: a minibatch of ten 8 x 8
+digits costs microseconds of arithmetic and milliseconds of Python, host transfers and
+one XLA call per piece (the sweep, the free-energy pass, the optimiser, the norm). When
+every piece of a step is a pure backend function -- persistent chains over discrete
+groups moved by a Gibbs sweep, every phase a one-pass free energy
+(`FreeEnergyObjective`), an optax optimiser, no bounded params -- `FusedEpochs` runs the
+epoch's full minibatches as one `jax.lax.scan` of exactly those steps: the same keys
+(`step_seed`), the same example order, the same gradients and updates, so the result is
+the step-by-step run's up to float rounding. A last, smaller minibatch runs step by step
+after it. A step whose loss or gradient is not finite sends the whole epoch back to the
+step-by-step path from its start, which raises the located error at that step.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from ebmlang.learning.dataset import step_seed
+from ebmlang.learning.likelihood import MaximumLikelihood, _set_key
+from ebmlang.learning.optim import OptaxOptimizer, scheduled_lr
+
+STAT_NAMES = ("loss", "grad_norm", "energy_gap", "energy_pos", "energy_neg")
+
+
+def fused_epochs(model, objective, optim, names, *, weight_decay: float, grad_clip: float | None,
+                 average) -> "FusedEpochs | None":
+    """A FusedEpochs for this fit, or None when some piece of its step is not a pure JAX
+    function (see the module docstring)."""
+    graph = model.graph
+    if model.backend.name != "jax" or not isinstance(objective, MaximumLikelihood):
+        return None
+    if not isinstance(optim, OptaxOptimizer) or objective.chain_state is None:
+        return None
+    if any(graph.params[n].bounds is not None for n in names if n in graph.params):
+        return None
+    if not all(v.domain.is_discrete for v in graph.variables.values()) or objective.units is None:
+        return None
+    sets = [objective.units, *objective.negative_sets]
+    if any(s is None or _set_key(s) not in objective.free_objective for s in sets):
+        return None
+    return FusedEpochs(model, objective, optim, tuple(names), float(weight_decay), grad_clip, average)
+
+
+class FusedEpochs:
+    """`run(epoch, ...)`: one epoch's full minibatches as one scan (see the module docstring)."""
+
+    def __init__(self, model, objective: MaximumLikelihood, optim: OptaxOptimizer, names, weight_decay, grad_clip,
+                 average):
+        self.model, self.objective, self.optim = model, objective, optim
+        self.names, self.weight_decay, self.grad_clip, self.average = names, weight_decay, grad_clip, average
+        key = ("fused ml epoch", objective.k, objective.energy_reg, tuple(objective.hidden),
+               tuple(_set_key(s) for s in objective.negative_sets), names, weight_decay, grad_clip,
+               average.decay if average is not None else None, optim.kind)
+        self.scan = model.compiled.memo(key, self._build)
+
+    def _build(self) -> Callable:
+        import jax
+        import jax.numpy as jnp
+
+        objective, optim, backend = self.objective, self.optim, self.model.backend
+        graph, names = self.model.graph, self.names
+        decay = self.average.decay if self.average is not None else None
+        sets = [objective.units, *objective.negative_sets]
+        shares = [1.0] + [-1.0 / len(objective.negative_sets)] * len(objective.negative_sets)
+
+        def step(carry, inputs):
+            params, opt_state, chains, averaged = carry
+            batch, key, rate = inputs
+            _, negative_key, _ = backend.split(key, 3)
+            size = next(iter(batch.values())).shape[0]
+            positive = {**batch, **{g: jnp.zeros((size,) + graph.variables[g].shape) for g in objective.hidden}}
+            _, run_key = backend.split(negative_key, 2)
+            chains = objective.negative_sampler.run(run_key, chains, params, objective.k)
+            levels, grads = _stacked(objective, [positive] + [chains] * (len(sets) - 1), sets, shares, params)
+            positive_level = levels[0]
+            same = [i for i, s in enumerate(objective.negative_sets) if _set_key(s) == _set_key(objective.units)]
+            negative_level = levels[1 + (same[0] if same else 0)]
+            gap = jnp.mean(positive_level) - jnp.mean(negative_level)
+            loss = gap + objective.energy_reg * (jnp.mean(positive_level ** 2) + jnp.mean(negative_level ** 2))
+            grads = {n: grads[n] for n in names}
+            if self.weight_decay:
+                grads = {n: g + self.weight_decay * params[n] for n, g in grads.items()}
+            norm = jnp.sqrt(sum(jnp.vdot(g, g) for g in grads.values()))
+            if self.grad_clip is not None:
+                scale = jnp.where(jnp.isfinite(norm) & (norm > self.grad_clip), self.grad_clip / norm, 1.0)
+                grads = {n: g * scale for n, g in grads.items()}
+            opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": rate})
+            trained = {n: params[n] for n in names}
+            updates, opt_state = optim.transform.update(grads, opt_state, trained)
+            trained = optim.optax.apply_updates(trained, updates)
+            params = {**params, **trained}
+            if decay is not None:
+                averaged = {n: decay * averaged[n] + (1.0 - decay) * trained[n] for n in names}
+            stats = (loss, norm, gap, jnp.mean(positive_level), jnp.mean(negative_level))
+            return (params, opt_state, chains, averaged), stats
+
+        @jax.jit
+        def scan(params, opt_state, chains, averaged, batches, keys, rates):
+            return jax.lax.scan(step, (params, opt_state, chains, averaged), (batches, keys, rates))
+
+        return scan
+
+    def run(self, data: Mapping[str, np.ndarray], order: np.ndarray, batch_size: int, seed: int, epoch: int,
+            epochs: int, lr: float, lr_schedule, steps_per_epoch: int) -> list[dict] | None:
+        """Train on the epoch's full minibatches; the per-step stats, or None (nothing
+        changed) when some step's loss or gradient is not finite."""
+        import jax
+        import jax.numpy as jnp
+
+        bk, model, optim, objective = self.model.backend, self.model, self.optim, self.objective
+        count = len(order) // batch_size
+        if count == 0:
+            return []
+        rows = order[:count * batch_size].reshape(count, batch_size)
+        batches = {g: bk.asarray(v[rows]) for g, v in data.items()}
+        keys = jnp.stack([bk.key(step_seed(seed, epoch, step)) for step in range(count)])
+        rates = jnp.asarray([scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
+                             for step in range(count)], dtype=jnp.float32)
+        averaged = {}
+        if self.average is not None:
+            averaged = {n: bk.asarray(self.average.values.get(n, np.zeros(np.shape(model.params[n]))))
+                        for n in self.names}
+        # The carry's input types must not change between epochs (a weakly typed learning
+        # rate from optax's init would retrace the scan once): set them as the scan returns them.
+        opt_state = optim.state._replace(hyperparams={**optim.state.hyperparams, "learning_rate": rates[0]})
+        params = {n: jnp.asarray(v) for n, v in model.params.items()}
+        # Committed to the backend's device, all of them: an uncommitted input (fresh from
+        # optax's init) would compile the scan again once its outputs come back committed.
+        inputs = jax.device_put((params, opt_state, objective.chain_state, averaged, batches, keys, rates),
+                                bk.jax_device)
+        (params, opt_state, chains, averaged), stats = self.scan(*inputs)
+        stats = np.stack([np.asarray(s, dtype=np.float64) for s in stats], axis=1)  # [count, 5]
+        if not np.all(np.isfinite(stats[:, :2])):
+            return None
+        model.params.update(params)
+        optim.state, optim.current = opt_state, {n: params[n] for n in optim.names}
+        objective.chain_state = chains
+        if self.average is not None:
+            self.average.values = {n: np.asarray(v, dtype=np.float64) for n, v in averaged.items()}
+            self.average.steps += count
+        return [dict(zip(STAT_NAMES, row)) for row in stats.tolist()]
+
+
+def _stacked(objective: MaximumLikelihood, rows: list[dict], sets: list, shares: list[float], params):
+    """Per-estimator levels and the summed gradient, the phases summing one set stacked
+    into one pass (as MaximumLikelihood._stacked_estimates, on traced arrays)."""
+    import jax.numpy as jnp
+
+    by_set: dict = {}
+    for n, summed in enumerate(sets):
+        by_set.setdefault(_set_key(summed), []).append(n)
+    levels: list = [None] * len(sets)
+    total = None
+    for key, members in by_set.items():
+        parts = [rows[n] for n in members]
+        sizes = [next(iter(p.values())).shape[0] for p in parts]
+        stacked = {g: jnp.concatenate([p[g] for p in parts], 0) for g in parts[0]}
+        weights = jnp.concatenate([jnp.full((size,), shares[n] / size) for n, size in zip(members, sizes)])
+        regs = objective.energy_reg * jnp.abs(weights)
+        _, free, grads = objective.free_objective[key].value_aux_and_grad(dict(params), stacked, weights, regs)
+        total = grads if total is None else {n: total[n] + grads[n] for n in total}
+        offsets = np.cumsum([0] + sizes)
+        for n, start, stop in zip(members, offsets[:-1], offsets[1:]):
+            levels[n] = free[start:stop]
+    return levels, total
