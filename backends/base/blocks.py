@@ -106,11 +106,11 @@ class GibbsBlocks:
         ))
         arrays["values"] = self.backend.asarray(plan.values)
         arrays.update(self.backend.convert_arrays({k: v for c in plan.fields for k, v in c.arrays.items()}))
-        if plan.fields and len(indices) < self.graph.variables[group].size:
-            arrays.update(self.backend.convert_arrays({"field_indices": indices}))
         if plan.layout is not None:
             arrays.update(self.backend.convert_arrays(plan.layout.arrays()))
-        elif not np.array_equal(indices, np.arange(self.graph.variables[group].size)):
+        whole = np.array_equal(indices, np.arange(self.graph.variables[group].size))
+        # A layout block reads its values through the layout: indices only for contracted fields.
+        if not whole and (plan.layout is None or plan.fields):
             arrays.update(self.backend.convert_arrays({"indices": indices}))
         return CompiledBlock(plan, arrays, self.backend.jit(self._conditional_kernel(plan)), self.backend)
 
@@ -140,8 +140,8 @@ class GibbsBlocks:
             for contraction in plan.fields:
                 part = evaluator.contraction_field(contraction, plan.group, ctx)
                 field = part if field is None else field + part
-            if "field_indices" in arrays:
-                field = ops.take(field, arrays["field_indices"], -1)
+            if "indices" in arrays:
+                field = ops.take(field, arrays["indices"], -1)
             return ops.reshape(field, (field.shape[0], 1, field.shape[-1]))
 
         def conditional(arrays, state, params, packed=None):

@@ -74,3 +74,38 @@ class FreeEnergyObjective:
         backend = self.compiled.backend
         _, free, grads = self.value_aux_and_grad(dict(params), state, backend.asarray(weights), backend.asarray(regs))
         return np.asarray(backend.to_numpy(free), dtype=np.float64), grads
+
+
+def stacked_phases(objectives, estimators, params, energy_reg: float):
+    """Free energies and gradients of the phase estimators `estimators` -- (rows, set key,
+    share) each -- that have an objective in `objectives` (set key -> FreeEnergyObjective),
+    the rows of those summing one set stacked into one pass with weights share / rows.
+
+    Returns (levels, gradients): per estimator its F per row as a backend array (None for
+    one without an objective), and one gradient dict per pass. Pure backend code: the
+    step-by-step path and the fused scan (fused.py) both call it.
+    """
+    levels: list = [None] * len(estimators)
+    by_set: dict = {}
+    for number, (_, key, _) in enumerate(estimators):
+        if key in objectives:
+            by_set.setdefault(key, []).append(number)
+    gradients = []
+    for key, members in by_set.items():
+        objective = objectives[key]
+        ops = objective.compiled.backend.ops
+        parts = [estimators[n][0] for n in members]
+        sizes = [max(v.shape[0] for v in part.values()) for part in parts]
+        rows = parts[0] if len(parts) == 1 else {
+            g: ops.concatenate([ops.broadcast_to(p[g], (size,) + tuple(p[g].shape[1:]))
+                                for p, size in zip(parts, sizes)], 0)
+            for g in parts[0]}
+        shares = np.concatenate([np.full(size, estimators[n][2] / size) for n, size in zip(members, sizes)])
+        backend = objective.compiled.backend
+        _, free, grads = objective.value_aux_and_grad(dict(params), rows, backend.asarray(shares),
+                                                      backend.asarray(energy_reg * np.abs(shares)))
+        gradients.append(grads)
+        offsets = np.cumsum([0] + sizes)
+        for number, start, stop in zip(members, offsets[:-1], offsets[1:]):
+            levels[number] = free[start:stop]
+    return levels, gradients

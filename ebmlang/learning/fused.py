@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from ebmlang.learning.dataset import step_seed
+from ebmlang.learning.free_energy import stacked_phases
 from ebmlang.learning.likelihood import MaximumLikelihood, _set_key
 from ebmlang.learning.optim import OptaxOptimizer, scheduled_lr
 
@@ -74,7 +75,12 @@ class FusedEpochs:
             positive = {**batch, **{g: jnp.zeros((size,) + graph.variables[g].shape) for g in objective.hidden}}
             _, run_key = backend.split(negative_key, 2)
             chains = objective.negative_sampler.run(run_key, chains, params, objective.k)
-            levels, grads = _stacked(objective, [positive] + [chains] * (len(sets) - 1), sets, shares, params)
+            estimators = [(rows, _set_key(summed), share)
+                          for rows, summed, share in zip([positive] + [chains] * (len(sets) - 1), sets, shares)]
+            levels, gradients = stacked_phases(objective.free_objective, estimators, params, objective.energy_reg)
+            grads = gradients[0]
+            for part in gradients[1:]:
+                grads = {n: grads[n] + part[n] for n in grads}
             positive_level = levels[0]
             same = [i for i, s in enumerate(objective.negative_sets) if _set_key(s) == _set_key(objective.units)]
             negative_level = levels[1 + (same[0] if same else 0)]
@@ -143,26 +149,3 @@ class FusedEpochs:
             self.average.steps += count
         return [dict(zip(STAT_NAMES, row)) for row in stats.tolist()]
 
-
-def _stacked(objective: MaximumLikelihood, rows: list[dict], sets: list, shares: list[float], params):
-    """Per-estimator levels and the summed gradient, the phases summing one set stacked
-    into one pass (as MaximumLikelihood._stacked_estimates, on traced arrays)."""
-    import jax.numpy as jnp
-
-    by_set: dict = {}
-    for n, summed in enumerate(sets):
-        by_set.setdefault(_set_key(summed), []).append(n)
-    levels: list = [None] * len(sets)
-    total = None
-    for key, members in by_set.items():
-        parts = [rows[n] for n in members]
-        sizes = [next(iter(p.values())).shape[0] for p in parts]
-        stacked = {g: jnp.concatenate([p[g] for p in parts], 0) for g in parts[0]}
-        weights = jnp.concatenate([jnp.full((size,), shares[n] / size) for n, size in zip(members, sizes)])
-        regs = objective.energy_reg * jnp.abs(weights)
-        _, free, grads = objective.free_objective[key].value_aux_and_grad(dict(params), stacked, weights, regs)
-        total = grads if total is None else {n: total[n] + grads[n] for n in total}
-        offsets = np.cumsum([0] + sizes)
-        for n, start, stop in zip(members, offsets[:-1], offsets[1:]):
-            levels[n] = free[start:stop]
-    return levels, total

@@ -31,7 +31,7 @@ from ebmlang.learning.exact import (
     whole_groups,
     with_roles,
 )
-from ebmlang.learning.free_energy import FreeEnergyObjective
+from ebmlang.learning.free_energy import FreeEnergyObjective, stacked_phases
 from ebmlang.learning.losses import expand, labellings_of
 from ebmlang.learning.weighted import (
     FreeEnergyRows,
@@ -192,28 +192,14 @@ class MaximumLikelihood:
 
     def _stacked_estimates(self, estimators, params, weighted: WeightedStates) -> list:
         """The estimators whose set has a FreeEnergyObjective, one backend pass per set with
-        their rows stacked; their gradients go to `weighted.grads`. Returns the per-row
-        levels by estimator (None for those left to `_estimate`)."""
+        their rows stacked (`stacked_phases`); their gradients go to `weighted.grads`.
+        Returns the per-row levels by estimator (None for those left to `_estimate`)."""
         bk = self.model.backend
-        levels: list = [None] * len(estimators)
-        by_set: dict = {}
-        for n, (_, summed_set, _) in enumerate(estimators):
-            key = _set_key(summed_set) if summed_set is not None else None
-            if key in self.free_objective:
-                by_set.setdefault(key, []).append(n)
-        for key, members in by_set.items():
-            parts = [backend_state(bk, estimators[n][0]) for n in members]
-            sizes = [_rows_in(part) for part in parts]
-            rows = parts[0] if len(parts) == 1 else {
-                g: bk.ops.concatenate([bk.ops.broadcast_to(p[g], (size,) + tuple(p[g].shape[1:]))
-                                       for p, size in zip(parts, sizes)], 0)
-                for g in parts[0]}
-            shares = np.concatenate([np.full(size, estimators[n][2] / size) for n, size in zip(members, sizes)])
-            free, grads = self.free_objective[key](params, rows, shares, self.energy_reg * np.abs(shares))
-            weighted.grads.append(grads)
-            for n, piece in zip(members, np.split(free, np.cumsum(sizes)[:-1])):
-                levels[n] = piece
-        return levels
+        keyed = [(backend_state(bk, rows), _set_key(summed) if summed is not None else None, share)
+                 for rows, summed, share in estimators]
+        levels, gradients = stacked_phases(self.free_objective, keyed, params, self.energy_reg)
+        weighted.grads.extend(gradients)
+        return [None if level is None else np.asarray(bk.to_numpy(level), dtype=np.float64) for level in levels]
 
     def _estimate(self, key, rows, summed_set, share, params):
         """One phase estimator, weighted by `share` (+1 positive, -1/n negative): the per-row
@@ -376,10 +362,6 @@ class ExactLikelihood:
 
     def load_state_arrays(self, arrays) -> None:
         return None
-
-
-def _rows_in(state: Mapping) -> int:
-    return max(v.shape[0] for v in state.values())
 
 
 def _set_key(variables: VariableSet | None):
