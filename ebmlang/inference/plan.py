@@ -51,6 +51,11 @@ class Plan:
         return None
 
     def __str__(self) -> str:
+        return self.describe()
+
+    def describe(self, terms: bool = True) -> str:
+        """The plan in words; `terms=False` leaves out how each energy term is evaluated
+        (sample summaries print the methods only)."""
         lines = [f"plan for {self.query}:"]
         if self.observed:
             lines.append(f"  observed (clamped): {', '.join(self.observed)}")
@@ -58,7 +63,7 @@ class Plan:
             lines.append(f"  {', '.join(b.groups)}: {b.method} -- {b.reason}")
         if self.schedule:
             lines.append(f"  schedule: {self.schedule}")
-        if self.evaluation:
+        if terms and self.evaluation:
             lines.append("energy terms:")
             lines.extend(f"  {line}" for line in self.evaluation)
         return "\n".join(lines)
@@ -120,8 +125,10 @@ def evaluation_paths(graph: FactorGraph) -> tuple[str, ...]:
         what = f"{template.name}: {template.num_ground} ground factor{'s' if template.num_ground != 1 else ''}"
         if contraction is not None and contraction.reduces:
             lines.append(f"{what} -> one contraction, einsum '{contraction.describe()}'")
+        elif template.num_ground > 1:
+            lines.append(f"{what} -> one batched pass over them (nothing to contract)")
         else:
-            lines.append(f"{what} -> batched over its ground factors (nothing to contract)")
+            lines.append(f"{what} -> evaluated as written")
     return tuple(lines)
 
 

@@ -56,7 +56,7 @@ class Samples:
         for k, v in self.acceptance.items():
             lines.append(f"  acceptance[{k}]: {v:.3f}")
         if self.plan is not None:
-            lines.append("  " + str(self.plan).replace("\n", "\n  "))
+            lines.append("  " + self.plan.describe(terms=False).replace("\n", "\n  "))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
