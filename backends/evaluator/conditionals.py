@@ -71,7 +71,8 @@ def plan_block(
     only: plan just these templates (by number), e.g. the per-unit terms of a dense scan."""
     variables = graph.variables[group]
     size = len(flat_indices)
-    position = np.full(variables.size, -1, dtype=np.int64)
+    # int32 positions where they fit: the gathers below are as long as the templates.
+    position = np.full(variables.size, -1, dtype=np.int32 if variables.size < 2 ** 31 else np.int64)
     position[flat_indices] = np.arange(size)
     layout = find_layout(variables.shape, flat_indices)
     restricted, targets, fields = [], [], []

@@ -164,18 +164,24 @@ def plan_contraction(template: FactorTemplate, graph: FactorGraph, prefix: str) 
         return None
     factors, negate = _product_factors(template.body)
     low = index_values.min(axis=0)
-    coords = index_values - low
     sizes = tuple(int(s) for s in index_values.max(axis=0) - low + 1)
     box = int(np.prod(sizes, dtype=np.float64))
     if box > MAX_BOX_PER_GROUND * ground + BOX_SLACK:
         return None
+    varying = {number: _varying_arrays(node, ground) for number, node in enumerate(factors) if not is_invariant(node)}
+    # Repeats are harmless in the sample; a large template none of whose factors can drop
+    # an index there is left before any full-size array is made (a 4096 x 4096 lattice).
+    sample = np.random.default_rng(0).integers(0, ground, size=min(SAMPLE_ROWS, ground))
+    sampled = index_values[sample] - low
+    if ground > MAX_PLAIN_GROUND and not any(
+        _is_function_of(columns, sampled, sizes, [d for d in range(len(sizes)) if d != dim], sample)
+        for columns in varying.values() for dim in range(len(sizes))
+    ):
+        return None
+    coords = index_values - low
     points = np.ravel_multi_index(coords.T, sizes)
     counts = np.bincount(points, minlength=box)
-    sample = np.random.default_rng(0).choice(ground, size=min(SAMPLE_ROWS, ground), replace=False)
-    dims_of = {
-        number: _dims_of(_varying_arrays(node, ground), coords, sizes, sample)
-        for number, node in enumerate(factors) if not is_invariant(node)
-    }
+    dims_of = {number: _dims_of(columns, coords, sizes, sample) for number, columns in varying.items()}
     reduces = any(len(dims) < len(sizes) for dims in dims_of.values())
     if not dims_of or (not reduces and ground > MAX_PLAIN_GROUND):
         return None

@@ -27,6 +27,7 @@ from ebmlang.graph.structure_classify import TABULAR_LIMIT, FactorInfo, classify
 from ebmlang.graph.structure_colours import (  # noqa: F401 -- re-exported
     _adjacency,
     bipartite_colours,
+    checkerboard_colours,
     greedy_colours,
     jones_plassmann_colours,
 )
@@ -60,7 +61,8 @@ class Colouring:
     No two variables of one class share a ground factor, so a class can be
     resampled at once by block Gibbs. classes[c] maps group -> sorted flat
     indices; colour_of maps group -> colour per flat index.
-    method: "bipartite" (BFS parity), "greedy" (networkx largest_first),
+    method: "checkerboard" (coordinate parity of one group's grid, verified factor by
+    factor), "bipartite" (BFS parity), "greedy" (networkx largest_first),
     "jones-plassmann" (vectorised), or "trivial" (no interactions).
     """
 
@@ -86,9 +88,13 @@ def _colour(g: ir.FactorGraph) -> Colouring:
     groups = latent_discrete_groups(g)
     numbering = ground_numbering(g, groups)
     n = numbering.total
-    edges = _edges(g, _offsets(numbering), n)
     if n == 0:
         return Colouring((), {}, "trivial")
+    # A lattice is usually a checkerboard: verified factor by factor, with no edge list.
+    checker = checkerboard_colours(g, groups[0]) if len(groups) == 1 else None
+    if checker is not None:
+        return _colouring_from_array(numbering, checker, "checkerboard")
+    edges = _edges(g, _offsets(numbering), n)
     if len(edges) == 0:
         colours, method = np.zeros(n, dtype=np.int64), "trivial"
     else:

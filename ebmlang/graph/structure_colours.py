@@ -96,3 +96,35 @@ def _smallest_free_colour(vertices: np.ndarray, src: np.ndarray, dst: np.ndarray
         gap = np.where(taken != rank, rank, np.repeat(counts, counts))
         result[owner[starts]] = np.minimum.reduceat(gap, starts)
     return result[vertices]
+
+
+def checkerboard_colours(g, group: str) -> np.ndarray | None:
+    """The coordinate-parity colouring of one group's grid (sum of coordinates mod 2),
+    when it is proper for every ground factor and some factor holds two of its variables;
+    None otherwise. Checked factor by factor with one gather per slot, no edge list: a
+    16-million-site lattice colours in a second instead of sorting 33 million edges.
+    Factors whose slots read several positions each (inner sums, vectors) give None."""
+    variables = g.variables[group]
+    parity = np.zeros((), dtype=np.int8)
+    for axis, extent in enumerate(variables.shape):
+        shape = [1] * len(variables.shape)
+        shape[axis] = extent
+        parity = (parity + (np.arange(extent, dtype=np.int64) % 2).astype(np.int8).reshape(shape)) % 2
+    parity = np.broadcast_to(parity, variables.shape).reshape(-1)
+    coupled = False
+    for template in g.templates:
+        slots = [s for s in template.slots if s.group == group]
+        if len(slots) < 2:
+            continue
+        if any(s.vector or np.ndim(s.index) > 1 for s in slots):
+            return None
+        reads = [np.asarray(s.index).reshape(-1) for s in slots]
+        for a in range(len(reads)):
+            for b in range(a + 1, len(reads)):
+                distinct = reads[a] != reads[b]
+                if np.any(distinct & (parity[reads[a]] == parity[reads[b]])):
+                    return None
+                coupled = coupled or bool(distinct.any())
+    # Colour 0 for odd sites: the classes in the order BFS parity gives a connected lattice
+    # (its virtual root sits above site 0), so sweeps visit them as before.
+    return (1 - parity).astype(np.int64) if coupled else None

@@ -16,7 +16,7 @@ def test_summary_lists_groups_params_templates_and_colours():
     assert "s  [8, 8]  spin  latent  64 ground" in text
     assert re.search(r"coupling#0\s+term coupling\s+64 ground\s+pairwise\s+reads s\s+params J", text)
     assert re.search(r"field\s+term field\s+64 ground\s+unary", text)
-    assert "colouring: 2 colour classes (bipartite) over 64 latent discrete variables, sizes 32, 32" in text
+    assert "colouring: 2 colour classes (checkerboard) over 64 latent discrete variables, sizes 32, 32" in text
     composite = summary(lower_example("posterior", "Sharper"))
     assert "experts: Prior ^ 2.0, Likelihood" in composite
     assert "Prior.beta" in composite and "Likelihood.data" in composite
@@ -58,4 +58,4 @@ def test_lowering_benchmark_runs_at_a_small_size():
         sys.path.remove(str(ROOT))
     row = run_one(8)
     assert row["spins"] == 64 and row["ground_factors"] == 3 * 64
-    assert row["colours"] == 2 and row["method"] == "bipartite"
+    assert row["colours"] == 2 and row["method"] == "checkerboard"

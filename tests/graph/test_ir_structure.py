@@ -57,10 +57,25 @@ energy triple[i in 0..N-2] = x[i] * x[i+1] * x[i+2]
 def test_periodic_even_lattice_gets_the_checkerboard(L):
     g = lower_example("ising", L=L)
     colouring = structure.colouring(g)
-    assert colouring.method == "bipartite" and colouring.num_colours == 2
+    # The coordinate parity, verified factor by factor without an edge list.
+    assert colouring.method == "checkerboard" and colouring.num_colours == 2
     i, j = np.indices((L, L))
     board = colouring.colour_of["s"].reshape(L, L)
     assert np.array_equal(board, (i + j) % 2) or np.array_equal(board, 1 - (i + j) % 2)
+    assert_proper(colouring, structure.interaction_edges(g), {"s": L * L}, {"s": 0})
+
+
+def test_a_bipartite_graph_that_is_not_a_checkerboard_falls_back_to_bfs_parity():
+    # Pairs at distance 2 along a chain: two interleaved paths, bipartite, but i and i + 2
+    # have the same coordinate parity.
+    g = lower_source("""
+const N = 10
+latent s[N] : spin
+energy skip = -sum(i in 0..N-2) s[i] * s[i + 2]
+""")
+    colouring = structure.colouring(g)
+    assert colouring.method == "bipartite" and colouring.num_colours == 2
+    assert_proper(colouring, np.array([(i, i + 2) for i in range(8)]), {"s": 10}, {"s": 0})
 
 
 @pytest.mark.parametrize("L", [3, 5, 9])
@@ -88,7 +103,7 @@ def test_interaction_edges_of_the_lattice_and_of_observed_data():
 
 def test_bipartite_grid_with_observed_data_uses_two_colours():
     colouring = structure.colouring(lower_example("denoise", N=16))
-    assert colouring.method == "bipartite" and colouring.num_colours == 2
+    assert colouring.method == "checkerboard" and colouring.num_colours == 2
     assert set(colouring.classes[0]) == {"x"}  # observed y is never coloured
 
 
