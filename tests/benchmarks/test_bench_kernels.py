@@ -269,3 +269,52 @@ def test_rbm_likelihood_is_a_distribution() -> None:
 def test_rbm_exact_refuses_huge_enumerations() -> None:
     with pytest.raises(ValueError, match="2\\^40"):
         rbm_exact.log_partition(np.zeros((40, 50)), np.zeros(50), np.zeros(40))
+
+
+# --------------------------------------------------------------------------
+# Fully connected Boltzmann machine: 8 units, 2^8 states enumerated
+
+
+def exact_boltzmann_means(weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    from benchmarks.kernels import boltzmann
+
+    states = np.array(list(itertools.product([-1.0, 1.0], repeat=len(bias))))
+    coupling = boltzmann.couplings(weights)
+    log_weights = 0.5 * np.einsum("si,ij,sj->s", states, coupling, states) + states @ bias
+    p = np.exp(log_weights - log_weights.max())
+    return (p / p.sum()) @ states
+
+
+def boltzmann_problem():
+    rng = np.random.default_rng(3)
+    return rng.normal(0, 0.4, (8, 8)), rng.normal(0, 0.3, 8), rng.choice([-1.0, 1.0], (4000, 8))
+
+
+def assert_means_match(spins: np.ndarray, exact: np.ndarray) -> None:
+    # Independent chains after 30 sweeps of 8 units (mixing in a few sweeps): chain means
+    # have standard error sd / sqrt(chains); 4.5 se per unit, 8 units.
+    standard_error = spins.std(axis=0, ddof=1) / math.sqrt(len(spins))
+    assert np.all(np.abs(spins.mean(axis=0) - exact) < 4.5 * standard_error + 1e-3), (spins.mean(0), exact)
+
+
+def test_torch_sequential_boltzmann_sweep_matches_enumeration(torch_one_thread) -> None:
+    from benchmarks.kernels import boltzmann
+
+    torch = torch_one_thread
+    weights, bias, spins = boltzmann_problem()
+    run = boltzmann.torch_sweeps(torch.tensor(boltzmann.couplings(weights), dtype=torch.float64),
+                                 torch.tensor(bias, dtype=torch.float64))
+    out = run(torch.Generator().manual_seed(0), torch.tensor(spins, dtype=torch.float64), 30).numpy()
+    assert_means_match(out, exact_boltzmann_means(weights, bias))
+
+
+def test_jax_sequential_boltzmann_sweep_matches_enumeration() -> None:
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from benchmarks.kernels import boltzmann
+
+    weights, bias, spins = boltzmann_problem()
+    run = boltzmann.jax_sweeps(jnp.asarray(boltzmann.couplings(weights), jnp.float32), jnp.asarray(bias, jnp.float32))
+    out = np.asarray(run(jax.random.key(0), jnp.asarray(spins, jnp.float32), 30))
+    assert_means_match(out, exact_boltzmann_means(weights, bias))
