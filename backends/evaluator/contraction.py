@@ -99,18 +99,16 @@ class ContractionPlan:
         are single letters ("...i,ik,...k->..."), a counts operand last when there is one."""
         names = self.template.index_names
         letters = "".join(names) if len(set(names)) == len(names) == len("".join(names)) else self.letters
-        spec = [("..." if f.stateful else "") + "".join(letters[d] for d in f.dims) for f in self.factors]
-        if self.counts_key is not None:
-            spec.append(letters)
-        stateful = any(f.stateful for f in self.factors)
-        return ",".join(spec) + "->" + ("..." if stateful else "")
+        spec = [self.subscript(f, letters) for f in self.factors] + ([letters] if self.counts_key else [])
+        return ",".join(spec) + "->" + ("..." if any(f.stateful for f in self.factors) else "")
 
     @property
     def letters(self) -> str:
         return string.ascii_letters[: len(self.sizes)]
 
-    def subscript(self, factor: ContractionFactor) -> str:
-        return ("..." if factor.stateful else "") + "".join(self.letters[d] for d in factor.dims)
+    def subscript(self, factor: ContractionFactor, letters: str | None = None) -> str:
+        letters = letters or self.letters
+        return ("..." if factor.stateful else "") + "".join(letters[d] for d in factor.dims)
 
     def linear_slots(self, group: str) -> tuple[int, ...] | None:
         """Positions of the factors reading `group`, when each is a bare slot (so the energy

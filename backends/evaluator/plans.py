@@ -17,6 +17,16 @@ from ebmlang.graph.ir import Apply, Extern, FactorTemplate, Neural, Node, Slot, 
 from ..layout import BlockLayout, PackedRead, ShiftedRead
 
 
+def may_be_infinite(template: FactorTemplate) -> bool:
+    """Whether a template's energy could be +inf: a hard constraint, or a function that
+    overflows or has poles (log, division, pow, exp, sqrt), an mlp or an extern."""
+    risky = {"violation", "log", "div", "pow", "exp", "expm1", "log1p", "sqrt", "mod"}
+    return template.is_constraint or any(
+        isinstance(node, (Neural, Extern)) or (isinstance(node, Apply) and node.fn in risky)
+        for node in walk(template.body)
+    )
+
+
 @dataclass(frozen=True)
 class Access:
     """How one Slot or ParamRef reads its (flattened) source.
@@ -108,16 +118,9 @@ class BlockPlan:
     """
 
     def may_be_infinite(self) -> bool:
-        """Whether some value's energy could be +inf: a hard constraint, or a function
-        that overflows or has poles (log, division, pow, exp, sqrt), an mlp or an extern."""
-        risky = {"violation", "log", "div", "pow", "exp", "expm1", "log1p", "sqrt", "mod"}
-        return any(
-            template.is_constraint
-            or isinstance(node, (Neural, Extern))
-            or (isinstance(node, Apply) and node.fn in risky)
-            for template in tuple(p.template for p in self.templates) + tuple(f.template for f in self.fields)
-            for node in walk(template.body)
-        )
+        """Whether some value's energy could be +inf (see `may_be_infinite`)."""
+        return any(may_be_infinite(t) for t in tuple(p.template for p in self.templates)
+                   + tuple(f.template for f in self.fields))
 
     def dense_reads(self) -> set[str]:
         """Groups some row reads from the dense state (not packed, not the free variable)."""

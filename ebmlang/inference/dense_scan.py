@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ebmlang.backends.evaluator import plan_contractions
+from ebmlang.backends.evaluator.plans import may_be_infinite
 from ebmlang.backends.evaluator.quadratic import QuadraticPlan, quadratic_form
 from ebmlang.graph.ir import FactorGraph
 
@@ -43,14 +44,21 @@ class ScanUpdate(NamedTuple):
     couplings: Callable
 
 
+def worth_scanning(variables, num_blocks: int) -> bool:
+    """Whether a discrete group swept in `num_blocks` colour blocks is dense enough, and
+    small enough, for a sequential scan (see SCAN_MIN_BLOCKS)."""
+    return variables.domain.is_discrete and num_blocks > SCAN_MIN_BLOCKS and variables.size <= SCAN_MAX_UNITS
+
+
 def scan_plan(graph: FactorGraph, group: str, num_blocks: int) -> QuadraticPlan | None:
     """The group's quadratic form when a sequential scan should replace its `num_blocks`
-    colour blocks (see SCAN_MIN_BLOCKS), else None."""
-    variables = graph.variables[group]
-    if num_blocks <= SCAN_MIN_BLOCKS or variables.size > SCAN_MAX_UNITS or not variables.domain.is_discrete:
+    colour blocks, else None (for the plan's explanation; samplers ask the compiled graph)."""
+    if not worth_scanning(graph.variables[group], num_blocks):
         return None
     plan = quadratic_form(graph, group, plan_contractions(graph))
-    return None if isinstance(plan, str) else plan
+    if isinstance(plan, str) or any(may_be_infinite(graph.templates[n]) for n in plan.unary):
+        return None  # as build_scan_update: no scan where a per-unit energy may be +inf
+    return plan
 
 
 def build_scan_update(compiled, group: str, temperature: float = 1.0) -> ScanUpdate | None:

@@ -19,7 +19,7 @@ import numpy as np
 from ebmlang.backends.layout import find_layout, find_packing
 from ebmlang.graph import structure
 from ebmlang.graph.ir import FactorGraph
-from ebmlang.inference.dense_scan import ScanUpdate, build_scan_update, scan_plan
+from ebmlang.inference.dense_scan import ScanUpdate, build_scan_update, worth_scanning
 from ebmlang.inference.random_kernel import RandomKernel
 
 
@@ -197,7 +197,7 @@ def _scans(compiled, blocks: list[GibbsBlock], temperature: float) -> dict:
         counts[block.group] = counts.get(block.group, 0) + 1
     scans = {}
     for group, count in counts.items():
-        if scan_plan(compiled.graph, group, count) is not None:
+        if worth_scanning(compiled.graph.variables[group], count):
             update = build_scan_update(compiled, group, temperature)
             if update is not None:
                 scans[group] = update

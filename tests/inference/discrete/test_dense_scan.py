@@ -165,3 +165,11 @@ def test_a_three_way_term_is_not_a_quadratic_form_and_keeps_its_blocks():
     assert "sequential scan" not in str(model.plan("sample"))
     reason = model.compiled.quadratic("s")
     assert isinstance(reason, str) and "triple" in reason
+
+
+def test_a_per_unit_energy_that_may_be_infinite_keeps_the_blocks_and_the_plan_says_so():
+    # The binary scan compares energy gaps, which +inf would leave undefined.
+    source = SPINS + "energy barrier = sum(i in 0..N) -log(1.5 + s[i])\n"
+    model = ebmlang.loads(source, backend="torch", seed=3)
+    assert scanned(model) == ()
+    assert "sequential scan" not in str(model.plan("sample"))
