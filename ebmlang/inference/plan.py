@@ -158,8 +158,13 @@ def _discrete_choice(graph, query, groups, observed, override, structure) -> Blo
                   f"({n_colours} batched block update{'s' if n_colours != 1 else ''} per sweep)")
         scanned = _scanned(graph, groups, colours)
         if scanned:
-            reason += (f"; {', '.join(scanned)} dense (one unit per colour) with a quadratic energy -> "
-                       "sequential scan instead, one row of the couplings times the state per unit")
+            rest = sum(1 for members in colours.classes if any(len(ix) for g, ix in members.items()
+                                                                if g not in scanned))
+            reason = (f"all latent variables in {', '.join(groups)} are discrete; {', '.join(scanned)} "
+                      f"dense (the colouring gives one unit per colour) with a quadratic energy -> "
+                      "Gibbs by sequential scan, one row of the couplings times the state per unit")
+            if rest:
+                reason += f", then chromatic block Gibbs for the rest ({rest} block update{'s' if rest != 1 else ''})"
         if override:
             reason = f"requested by the caller ({reason})"
         return BlockChoice(tuple(groups), "discrete", method, reason)
