@@ -143,9 +143,7 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
                 for name, value in stats.items():
                     sums[name] = sums.get(name, 0.0) + value
                 bar.advance(f"epoch {epoch + 1}/{epochs} loss {stats['loss']:.4g}")
-            for step, batch in enumerate(minibatches(data, order, batch_size)):
-                if step < done:
-                    continue
+            for step, batch in enumerate(minibatches(data, order[done * batch_size:], batch_size), start=done):
                 key = bk.key(step_seed(seed, epoch, step))
                 rate = scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
                 stats = _update(model, objective, optim, names, key, batch, rate, weight_decay, grad_clip,

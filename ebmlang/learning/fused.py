@@ -8,12 +8,13 @@ groups moved by a Gibbs sweep, every phase a one-pass free energy
 (`FreeEnergyObjective`), an optax optimiser, no bounded params -- `FusedEpochs` runs the
 epoch's full minibatches as one `jax.lax.scan` of exactly those steps: the same keys
 (`step_seed`), the same example order, the same gradients and updates, so the result is
-the step-by-step run's up to float rounding. A last, smaller minibatch runs step by step
-after it. A step whose loss or gradient is not finite sends the whole epoch back to the
+the step-by-step run's up to float rounding. A last, smaller minibatch is a scan of one
+step (its shape compiled once too). A step whose loss or gradient is not finite sends the whole epoch back to the
 step-by-step path from its start, which raises the located error at that step.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -111,20 +112,23 @@ class FusedEpochs:
 
     def run(self, data: Mapping[str, np.ndarray], order: np.ndarray, batch_size: int, seed: int, epoch: int,
             epochs: int, lr: float, lr_schedule, steps_per_epoch: int) -> list[dict] | None:
-        """Train on the epoch's full minibatches; the per-step stats, or None (nothing
-        changed) when some step's loss or gradient is not finite."""
+        """Train on the whole epoch: its full minibatches in one scan, a smaller last one
+        in a scan of one step (each shape compiled once). The per-step stats, or None
+        (nothing changed) when some step's loss or gradient is not finite."""
         import jax
         import jax.numpy as jnp
 
         bk, model, optim, objective = self.model.backend, self.model, self.optim, self.objective
-        count = len(order) // batch_size
-        if count == 0:
-            return []
-        rows = order[:count * batch_size].reshape(count, batch_size)
-        batches = {g: bk.asarray(v[rows]) for g, v in data.items()}
-        keys = jnp.stack([bk.key(step_seed(seed, epoch, step)) for step in range(count)])
+        count, tail = divmod(len(order), batch_size)
+        chunks = [order[:count * batch_size].reshape(count, batch_size)] if count else []
+        if tail:
+            chunks.append(order[count * batch_size:].reshape(1, tail))
+        steps = count + bool(tail)
+        # One key per step as `bk.key(step_seed(...))` makes them, built in one call.
+        seeds = np.array([step_seed(seed, epoch, step) for step in range(steps)], dtype=np.uint64) % 2 ** 32
+        keys = _key_maker()(jnp.asarray(seeds, dtype=jnp.uint32))
         rates = jnp.asarray([scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
-                             for step in range(count)], dtype=jnp.float32)
+                             for step in range(steps)], dtype=jnp.float32)
         averaged = {}
         if self.average is not None:
             averaged = {n: bk.asarray(self.average.values.get(n, np.zeros(np.shape(model.params[n]))))
@@ -132,20 +136,36 @@ class FusedEpochs:
         # The carry's input types must not change between epochs (a weakly typed learning
         # rate from optax's init would retrace the scan once): set them as the scan returns them.
         opt_state = optim.state._replace(hyperparams={**optim.state.hyperparams, "learning_rate": rates[0]})
-        params = {n: jnp.asarray(v) for n, v in model.params.items()}
-        # Committed to the backend's device, all of them: an uncommitted input (fresh from
-        # optax's init) would compile the scan again once its outputs come back committed.
-        inputs = jax.device_put((params, opt_state, objective.chain_state, averaged, batches, keys, rates),
-                                bk.jax_device)
-        (params, opt_state, chains, averaged), stats = self.scan(*inputs)
-        stats = np.stack([np.asarray(s, dtype=np.float64) for s in stats], axis=1)  # [count, 5]
+        carry = ({n: jnp.asarray(v) for n, v in model.params.items()}, opt_state, objective.chain_state, averaged)
+        found, first = [], 0
+        for rows in chunks:
+            batches = {g: bk.asarray(v[rows]) for g, v in data.items()}
+            last = first + len(rows)
+            # Committed to the backend's device, all of them: an uncommitted input (fresh
+            # from optax's init) would compile the scan again once its outputs come back
+            # committed. The scan's own outputs already are and stay where they are.
+            inputs = jax.tree_util.tree_map(
+                lambda x: x if isinstance(x, jax.Array) and x.committed else jax.device_put(x, bk.jax_device),
+                (*carry, batches, keys[first:last], rates[first:last]))
+            carry, stats = self.scan(*inputs)
+            found.append(np.stack([np.asarray(s, dtype=np.float64) for s in stats], axis=1))  # [rows, 5]
+            first = last
+        stats = np.concatenate(found) if found else np.zeros((0, len(STAT_NAMES)))
         if not np.all(np.isfinite(stats[:, :2])):
             return None
+        params, opt_state, chains, averaged = carry
         model.params.update(params)
         optim.state, optim.current = opt_state, {n: params[n] for n in optim.names}
         objective.chain_state = chains
         if self.average is not None:
             self.average.values = {n: np.asarray(v, dtype=np.float64) for n, v in averaged.items()}
-            self.average.steps += count
+            self.average.steps += steps
         return [dict(zip(STAT_NAMES, row)) for row in stats.tolist()]
 
+
+@functools.cache
+def _key_maker():
+    """`jax.random.key` of each of an array of seeds, as one jitted call."""
+    import jax
+
+    return jax.jit(jax.vmap(jax.random.key))
