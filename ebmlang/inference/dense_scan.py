@@ -75,14 +75,19 @@ def build_scan_update(compiled, group: str, temperature: float = 1.0) -> ScanUpd
     temperature = float(temperature)
     reads = frozenset(g for t in compiled.graph.templates if group in t.groups for g in t.groups)
 
+    def scan(state, unit):
+        """`unit(i, s)` for every unit in order, on the group flattened to [batch, N]."""
+        batch = state[group].shape[0]
+        flat = backend.fori_loop(size, unit, ops.reshape(state[group], (batch, size)))
+        return {**state, group: ops.reshape(flat, (batch,) + tuple(shape))}
+
     if len(values) == 2:
         low, high = values
 
         def move(state, uniform, params, prepared):
             couplings, diagonal = prepared
             unary = quadratic.unary_table(state, params)
-            start = state[group]
-            batch = start.shape[0]
+            batch = state[group].shape[0]
             # E(low) - E(high) of unit i is base_i + (low - high) * J[i] . s; high is drawn
             # when T * logit(u) < that gap (u < sigmoid(gap / T)).
             base = diagonal * (low * low - high * high)
@@ -98,8 +103,7 @@ def build_scan_update(compiled, group: str, temperature: float = 1.0) -> ScanUpd
                 gap = base[:, i] + step * ops.matmul(s, couplings[i])
                 return backend.write_column(s, i, ops.as_float(threshold[:, i] < gap) * (high - low) + low)
 
-            flat = backend.fori_loop(size, unit, ops.reshape(start, (batch, size)))
-            return {**state, group: ops.reshape(flat, (batch,) + tuple(shape))}
+            return scan(state, unit)
 
         return ScanUpdate(group, (size,), move, reads, quadratic.couplings)
 
@@ -109,8 +113,7 @@ def build_scan_update(compiled, group: str, temperature: float = 1.0) -> ScanUpd
     def move(state, uniform, params, prepared):
         couplings, diagonal = prepared
         unary = quadratic.unary_table(state, params)
-        start = state[group]
-        batch = start.shape[0]
+        batch = state[group].shape[0]
         base = ops.reshape(squares, (len(values), 1)) * diagonal  # [K, N]
         if unary is not None:
             base = unary + base
@@ -122,7 +125,6 @@ def build_scan_update(compiled, group: str, temperature: float = 1.0) -> ScanUpd
             labels = backend.gumbel_argmax(uniform[:, i], logits)
             return backend.write_column(s, i, backend.take(label_values, labels))
 
-        flat = backend.fori_loop(size, unit, ops.reshape(start, (batch, size)))
-        return {**state, group: ops.reshape(flat, (batch,) + tuple(shape))}
+        return scan(state, unit)
 
     return ScanUpdate(group, (size, len(values)), move, reads, quadratic.couplings)

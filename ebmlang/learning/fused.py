@@ -21,8 +21,9 @@ import numpy as np
 
 from ebmlang.learning.dataset import step_seed
 from ebmlang.learning.free_energy import stacked_phases
-from ebmlang.learning.likelihood import MaximumLikelihood, _set_key
+from ebmlang.learning.likelihood import MaximumLikelihood, _set_key, phase_figures
 from ebmlang.learning.optim import OptaxOptimizer, scheduled_lr
+from ebmlang.learning.weighted import add_gradients
 
 STAT_NAMES = ("loss", "grad_norm", "energy_gap", "energy_pos", "energy_neg")
 
@@ -79,14 +80,9 @@ class FusedEpochs:
             estimators = [(rows, _set_key(summed), share)
                           for rows, summed, share in zip([positive] + [chains] * (len(sets) - 1), sets, shares)]
             levels, gradients = stacked_phases(objective.free_objective, estimators, params, objective.energy_reg)
-            grads = gradients[0]
-            for part in gradients[1:]:
-                grads = {n: grads[n] + part[n] for n in grads}
-            positive_level = levels[0]
-            same = [i for i, s in enumerate(objective.negative_sets) if _set_key(s) == _set_key(objective.units)]
-            negative_level = levels[1 + (same[0] if same else 0)]
-            gap = jnp.mean(positive_level) - jnp.mean(negative_level)
-            loss = gap + objective.energy_reg * (jnp.mean(positive_level ** 2) + jnp.mean(negative_level ** 2))
+            grads = add_gradients(gradients)
+            loss, gap, positive_mean, negative_mean = phase_figures(levels[0], levels[objective.compared],
+                                                                    objective.energy_reg)
             grads = {n: grads[n] for n in names}
             if self.weight_decay:
                 grads = {n: g + self.weight_decay * params[n] for n, g in grads.items()}
@@ -101,7 +97,7 @@ class FusedEpochs:
             params = {**params, **trained}
             if decay is not None:
                 averaged = {n: decay * averaged[n] + (1.0 - decay) * trained[n] for n in names}
-            stats = (loss, norm, gap, jnp.mean(positive_level), jnp.mean(negative_level))
+            stats = (loss, norm, gap, positive_mean, negative_mean)
             return (params, opt_state, chains, averaged), stats
 
         @jax.jit

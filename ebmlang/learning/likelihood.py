@@ -72,6 +72,10 @@ class MaximumLikelihood:
             raise EbmError(f"unknown rao_blackwell='{rao_blackwell}'", expected=", ".join(RAO_BLACKWELL))
         self.units = self._exact_units(graph)
         self.negative_sets = self._negative_sets(graph, rao_blackwell)
+        # The estimator the reported gap takes as the negative phase: the one that sums
+        # what the positive sums (like with like), else the first (estimators: positive first).
+        same = [i for i, s in enumerate(self.negative_sets) if _set_key(s) == _set_key(self.units)]
+        self.compared = 1 + (same[0] if same else 0)
         self.free_energy = {_set_key(u): FreeEnergyGradient(model.compiled, u)
                             for u in [self.units, *self.negative_sets] if u is not None}
         # One backend pass per estimator where no summed table can be +inf.
@@ -186,9 +190,7 @@ class MaximumLikelihood:
                 weights.append(part[1])
         if states:
             weighted.states, weighted.weights = concat_states(states), np.concatenate(weights)
-        # The gap compares like with like: the negative estimator that sums what the positive sums.
-        same = [i for i, s in enumerate(self.negative_sets) if _set_key(s) == _set_key(self.units)]
-        return self._result(levels[0], levels[1 + (same[0] if same else 0)], weighted)
+        return self._result(levels[0], levels[self.compared], weighted)
 
     def _stacked_estimates(self, estimators, params, weighted: WeightedStates) -> list:
         """The estimators whose set has a FreeEnergyObjective, one backend pass per set with
@@ -224,11 +226,10 @@ class MaximumLikelihood:
         return phase_weights(np.ones((len(level), 1)), level, share, self.energy_reg * abs(share))
 
     def _result(self, pos_e, neg_e, weighted: WeightedStates) -> WeightedStates:
-        """Fill in the loss (energy gap, plus the E^2 penalty) and the stats; with hidden
-        units summed out the energies are free energies."""
-        gap = float(pos_e.mean() - neg_e.mean())
-        weighted.loss = gap + self.energy_reg * float(np.mean(pos_e ** 2) + np.mean(neg_e ** 2))
-        weighted.stats = {"energy_gap": gap, "energy_pos": float(pos_e.mean()), "energy_neg": float(neg_e.mean())}
+        """Fill in the loss and the stats (`phase_figures`)."""
+        loss, gap, positive, negative = (float(x) for x in phase_figures(pos_e, neg_e, self.energy_reg))
+        weighted.loss = loss
+        weighted.stats = {"energy_gap": gap, "energy_pos": positive, "energy_neg": negative}
         return weighted
 
     def _positive(self, key, batch, params) -> dict:
@@ -362,6 +363,13 @@ class ExactLikelihood:
 
     def load_state_arrays(self, arrays) -> None:
         return None
+
+
+def phase_figures(pos_e, neg_e, energy_reg: float):
+    """(loss, energy gap, mean positive, mean negative) of one step's phase levels (numpy
+    or traced backend arrays): the gap of the mean (free) energies plus the E^2 penalty."""
+    gap = pos_e.mean() - neg_e.mean()
+    return gap + energy_reg * ((pos_e ** 2).mean() + (neg_e ** 2).mean()), gap, pos_e.mean(), neg_e.mean()
 
 
 def _set_key(variables: VariableSet | None):

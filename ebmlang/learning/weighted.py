@@ -47,16 +47,20 @@ class WeightedStates:
 def weighted_gradient(model, weighted: WeightedStates) -> dict:
     """The parameter gradient a `WeightedStates` stands for (backend arrays by name)."""
     bk = model.backend
-    grads = None
+    parts = []
     if len(weighted.weights):
         states = {g: bk.asarray(v) for g, v in weighted.states.items()}
-        grads = model.compiled.grad_params(states, model.params, weights=bk.asarray(weighted.weights))
-    for rows in weighted.free:
-        free = rows.gradient(model.params, rows.summed, rows.weights)
-        grads = free if grads is None else {name: grads[name] + free[name] for name in grads}
-    for part in weighted.grads:
-        grads = part if grads is None else {name: grads[name] + part[name] for name in grads}
-    return grads
+        parts.append(model.compiled.grad_params(states, model.params, weights=bk.asarray(weighted.weights)))
+    parts += [rows.gradient(model.params, rows.summed, rows.weights) for rows in weighted.free] + weighted.grads
+    return add_gradients(parts) if parts else None
+
+
+def add_gradients(parts: list[dict]) -> dict:
+    """The sum of gradient dicts with the same names."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = {name: total[name] + part[name] for name in total}
+    return total
 
 
 def concat_states(parts) -> dict:
