@@ -168,19 +168,27 @@ class Model:
                             progress=progress, step_size=step_size)
 
     def argmin(self, *, observed: dict | None = None, method=None, seed: int = 0, **options):
-        """The minimum-energy state (MAP) with the automatically chosen method."""
+        """The minimum-energy state (MAP) with the automatically chosen method.
+
+        `observed` values of the variables' shapes give one answer; a leading batch axis
+        gives one answer per row (state arrays [B, *shape], energy [B]). `method` names a
+        method (e.g. "ilp", "graphcut", "bp", "annealing", "lbfgs"); options go to it, e.g.
+        `time_limit` (seconds) for the exact integer program. `result.info["proven"]` says
+        whether a discrete answer is proven optimal."""
         from ebmlang.inference.minimize import argmin_model
 
         return argmin_model(self, observed=observed, method=method, seed=seed, **options)
 
     def conditional(self, observed: dict | None = None, beta: float = 1.0):
-        """The exact Gibbs distribution of the (small, discrete) latent variables given `observed`."""
+        """The exact Gibbs distribution of the (small, discrete) latent variables given `observed`
+        (a list, one per row, for a batch of observations)."""
         from ebmlang.inference.minimize import exact_conditional
 
         return exact_conditional(self, observed=observed, beta=beta)
 
     def rank(self, observed: dict | None = None, k: int = 5):
-        """The k lowest-energy joint values of the latent variables, with their energies."""
+        """The k lowest-energy joint values of the latent variables, with their energies
+        (a list of such lists, one per row, for a batch of observations)."""
         from ebmlang.inference.minimize import rank_states
 
         return rank_states(self, observed=observed, k=k)

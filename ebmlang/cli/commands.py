@@ -247,9 +247,13 @@ def _argmin_arguments(p: argparse.ArgumentParser) -> None:
     _observe_argument(p)
     _seed_argument(p)
     p.add_argument("--method", default=None,
-                   help="override the automatic method (e.g. enumeration, graphcut, icm, annealing, lbfgs)")
+                   help="override the automatic method (e.g. enumeration, graphcut, ilp, bp, icm, annealing, "
+                        "lbfgs)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="time limit of the exact integer program (ilp); default 60")
     p.add_argument("--out", metavar="PATH", default=None,
-                   help="write the minimising state (.npz or .safetensors; .npy for a one-variable model)")
+                   help="write the minimising state (.npz or .safetensors; .npy for a one-variable model); "
+                        "with a batch of observations, one row per observation")
 
 
 def run_argmin(args: argparse.Namespace) -> int:
@@ -260,10 +264,18 @@ def run_argmin(args: argparse.Namespace) -> int:
     observed = _observed(args)
     free = _free_continuous(model, observed)
     _require_gradients(model, args, free, f"minimising over the continuous variables {', '.join(free)}")
+    options = {} if args.time_limit is None else {"time_limit": args.time_limit}
+    if args.time_limit is not None and not (args.time_limit > 0 and np.isfinite(args.time_limit)):
+        raise EbmError(f"--time-limit must be a positive number of seconds, got {args.time_limit}")
     start = time.perf_counter()
-    result = model.argmin(observed=observed or None, method=args.method, seed=args.seed)
+    result = model.argmin(observed=observed or None, method=args.method, seed=args.seed, **options)
     elapsed = time.perf_counter() - start
-    print(f"energy: {result.energy:.6g}")
+    if np.ndim(result.energy):
+        energies = np.array2string(np.asarray(result.energy, dtype=np.float64), threshold=12,
+                                   formatter={"float_kind": lambda v: f"{v:.6g}"})
+        print(f"energy per observed row: {energies}")
+    else:
+        print(f"energy: {result.energy:.6g}")
     print(f"method: {result.method} -- {result.reason}")
     for name, value in result.state.items():
         print(_describe_array(name, value))

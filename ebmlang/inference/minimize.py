@@ -4,6 +4,8 @@ Discrete blocks are tabulated into a `TabularMRF` (ebmlang.inference.tabulate)
 and handed to the exact or approximate solvers in discrete_map; continuous
 blocks are minimised with L-BFGS-B (scipy) on the backend's energy and
 gradient, with bounds as box constraints; mixed models alternate the two.
+A batch of observed rows gets one answer per row: the discrete tables of every row
+come from one batched tabulation, then each row is solved on its own.
 """
 from __future__ import annotations
 
@@ -15,12 +17,10 @@ from ebmlang.inference.plan import ENUMERATION_LIMIT, plan_query
 from ebmlang.inference.results import ArgminResult, Conditional
 
 
-def _context(model, observed: dict, extra: dict | None = None) -> dict:
+def _context(model, values: dict) -> dict:
+    """Backend arrays [1, *shape] of single-row values."""
     bk = model.backend
-    ctx = {k: bk.asarray(v[:1]) for k, v in observed.items()}
-    for k, v in (extra or {}).items():
-        ctx[k] = bk.asarray(np.asarray(v, dtype=float)[None])
-    return ctx
+    return {k: bk.asarray(np.asarray(v, dtype=float)[None]) for k, v in values.items()}
 
 
 def _total_energy(model, state: dict) -> float:
@@ -30,32 +30,89 @@ def _total_energy(model, state: dict) -> float:
     return float(bk.to_numpy(model.compiled.energy(full, model.params))[0])
 
 
+def observed_rows(graph, observed) -> tuple[dict, int, bool]:
+    """(checked observed arrays [B or 1, *shape], B, whether the caller passed a batch).
+
+    A value of exactly the variable's shape is one observation; a leading axis is a batch,
+    and every batched value must have the same number of rows (or one, shared by all)."""
+    obs = check_observed(graph, observed, source=graph.source)
+    batched = any(np.shape(v) != tuple(graph.variables[k].shape) for k, v in (observed or {}).items())
+    sizes = {k: v.shape[0] for k, v in obs.items() if v.shape[0] != 1}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{k}: {b}" for k, b in sizes.items())
+        raise EbmError(f"observed batches disagree on the number of rows ({listed})",
+                       expected="the same number of rows for every observed variable, or one row to share",
+                       hint="pass one array per observation row for each variable")
+    return obs, max(sizes.values(), default=1), batched
+
+
+def _row(obs: dict, r: int) -> dict:
+    return {k: v[min(r, v.shape[0] - 1)] for k, v in obs.items()}
+
+
 def argmin_model(model, *, observed=None, method=None, seed: int = 0, starts: int = 8,
                  max_rounds: int = 20, **options) -> ArgminResult:
+    """The minimum-energy latent state for each observed row (see Model.argmin)."""
+    from ebmlang.inference.discrete_argmin import argmin_option_names
+
     graph = model.graph
-    obs = check_observed(graph, observed, source=graph.source)
-    obs = {k: v[:1] for k, v in obs.items()}
+    unknown = sorted(set(options) - argmin_option_names())
+    if unknown:
+        raise EbmError(f"argmin got an option no method takes: {', '.join(unknown)}",
+                       expected="options such as time_limit (ilp), sweeps (annealing, icm), iters (bp)")
+    obs, rows, batched = observed_rows(graph, observed)
     plan = plan_query(graph, "argmin", tuple(obs), method)
+    tables = _row_tables(model, plan, obs)
+    results = []
+    for r in range(rows):
+        note = f" (observed row {r})" if batched else ""
+        mrf = tables[r] if tables is not None else None
+        results.append(_argmin_row(model, plan, _row(obs, r), seed, starts, max_rounds, note, mrf, options))
+    if not batched:
+        return results[0]
+    state = {k: np.stack([res.state[k] for res in results]) for k in results[0].state}
+    return ArgminResult(state, np.array([res.energy for res in results]),
+                        " / ".join(dict.fromkeys(res.method for res in results)),
+                        " / ".join(dict.fromkeys(res.reason for res in results)),
+                        {"rows": [res.info for res in results]})
+
+
+def _row_tables(model, plan, obs):
+    """Every row's `TabularMRF`, tabulated in one batch, when the discrete block is all
+    there is and it tabulates; else None (tabulated row by row, given the rest)."""
+    from ebmlang.inference.tabulate import tabulate_rows
+
+    discrete = plan.block("discrete")
+    if discrete is None or plan.block("continuous") is not None or discrete.method == "annealing":
+        return None
+    context = {k: model.backend.asarray(v) for k, v in obs.items()}
+    models, index = tabulate_rows(model.compiled, model.params, context, observed=tuple(obs))
+    return [(mrf, index) for mrf in models]
+
+
+def _argmin_row(model, plan, obs: dict, seed, starts, max_rounds, note, tables, options) -> ArgminResult:
+    graph = model.graph
     discrete = plan.block("discrete")
     continuous = plan.block("continuous")
     rng = np.random.default_rng(seed)
-    state = {k: v[0] for k, v in obs.items()}
+    state = dict(obs)
     if continuous is not None:
         for g in continuous.groups:
             var = graph.variables[g]
             state[g] = (np.full(var.shape, 0.5 * (var.domain.low + var.domain.high))
                         if var.domain.kind == "bounded" else np.zeros(var.shape))
     info: dict = {}
-    methods = []
-    reasons = []
+    methods, reasons = [], []
     rounds = 1 if (discrete is None or continuous is None) else max_rounds
     previous = np.inf
     for _ in range(rounds):
         if discrete is not None:
-            d_state, d_method, d_reason = _minimise_discrete(model, discrete, state, obs, seed, **options)
+            d_state, d_method, d_reason, d_info = _minimise_discrete(model, discrete, state, obs, seed, note,
+                                                                     tables, options)
             state.update(d_state)
             methods.append(d_method)
             reasons.append(d_reason)
+            info.update(d_info)
         if continuous is not None:
             c_state, c_info = _minimise_continuous(model, continuous.groups, state, starts, rng)
             state.update(c_state)
@@ -66,77 +123,37 @@ def argmin_model(model, *, observed=None, method=None, seed: int = 0, starts: in
         previous = energy
     method_name = " + ".join(dict.fromkeys(methods + ([continuous.method] if continuous else [])))
     reason = "; ".join(dict.fromkeys(reasons + ([continuous.reason] if continuous else [])))
-    latent = {k: v for k, v in state.items() if k not in obs}
     out = {}
-    for k, v in latent.items():
-        dom = graph.variables[k].domain
-        out[k] = np.asarray(v).astype(np.int64) if dom.is_discrete else np.asarray(v)
+    for k, v in state.items():
+        if k in obs:
+            continue
+        out[k] = np.asarray(v).astype(np.int64) if graph.variables[k].domain.is_discrete else np.asarray(v)
     final_energy = _total_energy(model, state)
     if not np.isfinite(final_energy):
         from ebmlang.inference.diagnostics import locate_nonfinite
 
         bk = model.backend
         batch = {k: bk.asarray(np.asarray(v, dtype=float)[None]) for k, v in state.items()}
-        raise locate_nonfinite(model, batch, what="energy at the minimiser")
+        raise locate_nonfinite(model, batch, what="energy at the minimiser" + note)
     return ArgminResult(out, final_energy, method_name, reason, info)
 
 
-def _minimise_discrete(model, block, state, obs, seed, **options):
-    from ebmlang.inference import discrete_map
+def _minimise_discrete(model, block, state, obs, seed, note, tables, options):
+    """(values of the block's groups, method, reason, info) for one row."""
+    from ebmlang.inference.discrete_argmin import anneal, solve_tabular
     from ebmlang.inference.tabulate import labels_to_state, tabulate
 
-    graph = model.graph
-    context_names = [k for k in state if k not in block.groups]
-    context = _context(model, {}, {k: state[k] for k in context_names})
     if block.method == "annealing":
-        return _anneal(model, block, state, seed, **options)
-    mrf, index = tabulate(model.compiled, model.params, context, observed=tuple(obs))
-    method = block.method
-    reason = block.reason
-    if method == "auto-tabular":
-        method, reason = discrete_map.choose_map_method(mrf, max_enumeration=ENUMERATION_LIMIT)
-    solver = discrete_map.MAP_SOLVERS.get(method)
-    if solver is None:
-        raise EbmError(f"unknown discrete argmin method '{method}'",
-                       expected="one of " + ", ".join(sorted(discrete_map.MAP_SOLVERS)))
-    result = solver(mrf)
-    if not np.isfinite(result.energy):
-        raise EbmError("no labelling satisfies every constraint of the model (all have infinite energy)",
-                       hint="check the constraints and the observed values")
-    return labels_to_state(np.asarray(result.labels), index, graph), method, reason
-
-
-def _anneal(model, block, state, seed, sweeps: int = 400, t_start: float = 5.0, t_end: float = 0.02,
-            **_):
-    """Simulated annealing with block Gibbs (for discrete models that cannot be tabulated)."""
-    from ebmlang.inference.gibbs import build_gibbs_kernel, gibbs_blocks
-
-    bk = model.backend
-    graph = model.graph
-    blocks = gibbs_blocks(graph, groups=set(block.groups))
-    rng = np.random.default_rng(seed)
-    current = {}
-    for k, var in graph.variables.items():
-        if k in state:
-            current[k] = bk.asarray(np.asarray(state[k], float)[None])
-        else:
-            vals = var.domain.values
-            current[k] = bk.asarray(vals[rng.integers(0, len(vals), size=(1,) + var.shape)])
-    key = bk.key(seed)
-    best, best_e = None, np.inf
-    temps = np.geomspace(t_start, t_end, sweeps)
-    kernels = {}
-    for t in temps:
-        t_key = round(float(t), 4)
-        if t_key not in kernels:
-            kernels[t_key] = build_gibbs_kernel(model.compiled, blocks, temperature=t_key)
-        key, sub = bk.split(key, 2)
-        current, _ = kernels[t_key](sub, current, model.params)
-    e = float(bk.to_numpy(model.compiled.energy(current, model.params))[0])
-    if e < best_e:
-        best, best_e = current, e
-    out = {g: bk.to_numpy(best[g])[0] for g in block.groups}
-    return out, "annealing", block.reason
+        values, _ = anneal(model, block, state, seed, note, **{k: v for k, v in options.items()
+                                                               if k in ("sweeps", "t_start", "t_end")})
+        return values, "annealing", block.reason, {}
+    if tables is None:
+        context = _context(model, {k: v for k, v in state.items() if k not in block.groups})
+        tables = tabulate(model.compiled, model.params, context, observed=tuple(obs))
+    mrf, index = tables
+    result, method, reason = solve_tabular(mrf, block, note, **options)
+    info = {k: result.info[k] for k in ("proven", "bound", "gap", "status") if k in result.info}
+    return labels_to_state(np.asarray(result.labels), index, model.graph), method, reason, info
 
 
 def _minimise_continuous(model, groups, state, starts, rng):
@@ -185,18 +202,19 @@ def _minimise_continuous(model, groups, state, starts, rng):
                  "start_energies": np.sort(energies).tolist()}
 
 
-def _discrete_only_mrf(model, observed):
-    from ebmlang.inference.tabulate import tabulate
+def _discrete_only_mrfs(model, observed):
+    """(one `TabularMRF` per observed row, the latent index, whether a batch was passed)."""
+    from ebmlang.inference.tabulate import tabulate_rows
 
     graph = model.graph
-    obs = check_observed(graph, observed, source=graph.source)
-    obs = {k: v[:1] for k, v in obs.items()}
+    obs, _, batched = observed_rows(graph, observed)
     continuous = [k for k, v in graph.variables.items() if not v.domain.is_discrete and k not in obs]
     if continuous:
         raise EbmError(f"exact conditionals need every continuous variable observed; "
                        f"{', '.join(continuous)} {'is' if len(continuous) == 1 else 'are'} not",
                        hint=f"pass observed={{'{continuous[0]}': ...}}")
-    mrf, index = tabulate(model.compiled, model.params, _context(model, obs), observed=tuple(obs))
+    context = {k: model.backend.asarray(v) for k, v in obs.items()}
+    models, index = tabulate_rows(model.compiled, model.params, context, observed=tuple(obs))
     log2_space = float(np.sum(np.log2(index.num_labels))) if index.total else 0.0
     if log2_space > np.log2(ENUMERATION_LIMIT):
         log10_space = log2_space * np.log10(2.0)
@@ -204,32 +222,39 @@ def _discrete_only_mrf(model, observed):
         raise EbmError(f"the latent discrete state space has {size} joint states, more than the "
                        f"exact limit {ENUMERATION_LIMIT}",
                        hint="use sample(...) for approximate marginals or argmin(...) for the mode")
-    return mrf, index
+    return models, index, batched
 
 
-def exact_conditional(model, observed=None, beta: float = 1.0) -> Conditional:
+def exact_conditional(model, observed=None, beta: float = 1.0):
+    """The exact distribution of the latent discrete state given the observed values: one
+    `Conditional`, or a list with one per row when `observed` is a batch."""
     from ebmlang.inference.discrete_map import enumerate_distribution
 
-    mrf, index = _discrete_only_mrf(model, observed)
-    labels, probs = enumerate_distribution(mrf, beta=beta)
-    energies = mrf.energy(labels)
-    states = {}
-    for g in index.groups:
-        var = model.graph.variables[g]
-        lab = labels[:, index.offsets[g]: index.offsets[g] + index.sizes[g]]
-        states[g] = var.domain.values[lab].reshape((len(labels),) + var.shape).astype(np.int64)
-    return Conditional(states, np.asarray(probs), np.asarray(energies), beta)
+    models, index, batched = _discrete_only_mrfs(model, observed)
+    answers = []
+    for mrf in models:
+        labels, probs = enumerate_distribution(mrf, beta=beta)
+        energies = mrf.energy(labels)
+        states = {}
+        for g in index.groups:
+            var = model.graph.variables[g]
+            lab = labels[:, index.offsets[g]: index.offsets[g] + index.sizes[g]]
+            states[g] = var.domain.values[lab].reshape((len(labels),) + var.shape).astype(np.int64)
+        answers.append(Conditional(states, np.asarray(probs), np.asarray(energies), beta))
+    return answers if batched else answers[0]
 
 
 def rank_states(model, observed=None, k: int = 5):
-    """[(state dict, energy)] for the k lowest-energy latent states."""
+    """[(state dict, energy)] for the k lowest-energy latent states; a list of such lists,
+    one per row, when `observed` is a batch."""
     from ebmlang.inference.discrete_map import top_k
     from ebmlang.inference.tabulate import labels_to_state
 
-    mrf, index = _discrete_only_mrf(model, observed)
-    labels, energies = top_k(mrf, k)
-    out = []
-    for row, e in zip(labels, energies):
-        st = {g: v.astype(np.int64) for g, v in labels_to_state(np.asarray(row), index, model.graph).items()}
-        out.append((st, float(e)))
-    return out
+    models, index, batched = _discrete_only_mrfs(model, observed)
+    answers = []
+    for mrf in models:
+        labels, energies = top_k(mrf, k)
+        answers.append([({g: v.astype(np.int64) for g, v in labels_to_state(np.asarray(row), index,
+                                                                             model.graph).items()}, float(e))
+                        for row, e in zip(labels, energies)])
+    return answers if batched else answers[0]

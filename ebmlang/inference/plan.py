@@ -18,7 +18,7 @@ ENUMERATION_LIMIT = 2 ** 20
 
 SAMPLE_DISCRETE = ("gibbs",)  # annealed_gibbs is an argmin method (it does not sample at T)
 SAMPLE_CONTINUOUS = ("mala", "ula", "hmc", "rwmh")
-ARGMIN_DISCRETE = ("enumeration", "graphcut", "alpha_expansion", "bp", "icm", "annealed_gibbs", "annealing")
+ARGMIN_DISCRETE = ("enumeration", "graphcut", "ilp", "alpha_expansion", "bp", "icm", "annealed_gibbs", "annealing")
 ARGMIN_CONTINUOUS = ("lbfgs", "adam")
 
 
@@ -168,11 +168,19 @@ def _discrete_choice(graph, query, groups, observed, override, structure) -> Blo
         if override:
             reason = f"requested by the caller ({reason})"
         return BlockChoice(tuple(groups), "discrete", method, reason)
-    from ebmlang.inference.tabulate import tabular_status
+    from ebmlang.inference.discrete_map.tree_dp import rooted_forest
+    from ebmlang.inference.tabulate import latent_index, latent_pairs, tabular_status
 
     status = tabular_status(graph, observed)
     if override:
         return BlockChoice(tuple(groups), "discrete", override, "requested by the caller")
+    if status.tabular:
+        pairs = latent_pairs(graph, observed)
+        forest = rooted_forest(latent_index(graph, observed).total, pairs)
+        if forest is not None and pairs.shape[0]:
+            return BlockChoice(tuple(groups), "discrete", "bp",
+                               f"the interaction graph is {forest.describe(pairs.shape[0])} -> max-product "
+                               "BP, two passes from the leaves to the roots and back: exact minimum")
     if status.state_space <= ENUMERATION_LIMIT:
         return BlockChoice(tuple(groups), "discrete", "enumeration",
                            f"{status.state_space} joint discrete states <= {ENUMERATION_LIMIT} -> exact "
@@ -180,8 +188,15 @@ def _discrete_choice(graph, query, groups, observed, override, structure) -> Blo
     if not status.tabular:
         return BlockChoice(tuple(groups), "discrete", "annealing",
                            f"{status.why_not} -> simulated annealing with block Gibbs")
+    constraints = [t.term for t in graph.templates if t.is_constraint and set(t.groups) & set(groups)]
+    if constraints:
+        return BlockChoice(tuple(groups), "discrete", "auto-tabular",
+                           f"pairwise tabular factors with hard constraints ({', '.join(dict.fromkeys(constraints))}) "
+                           "-> graph cut if binary and submodular, else the exact integer program (HiGHS): "
+                           "the proven minimum or a proof that no state is feasible")
     return BlockChoice(tuple(groups), "discrete", "auto-tabular",
-                       "pairwise tabular factors -> method chosen from the factor tables at run time")
+                       "pairwise tabular factors -> method chosen from the factor tables at run time (graph "
+                       "cut, the exact integer program when small, else alpha-expansion or loopy BP)")
 
 
 def _scanned(graph: FactorGraph, groups, colours) -> list[str]:

@@ -71,7 +71,10 @@ class Samples:
 
 @dataclass
 class ArgminResult:
-    """The minimising state (group -> array [*shape]), its energy and how it was found."""
+    """The minimising state (group -> array [*shape]), its energy and how it was found.
+
+    For a batch of observed rows: arrays [B, *shape], `energy` an array [B], and
+    `info["rows"]` the details of each row."""
 
     state: dict
     energy: float
@@ -84,7 +87,9 @@ class ArgminResult:
 
     def __repr__(self) -> str:
         groups = ", ".join(f"{k}{list(np.shape(v))}" for k, v in self.state.items())
-        return f"ArgminResult(energy={self.energy:.6g}, method={self.method!r}, state: {groups})\n  why: {self.reason}"
+        energy = (f"{self.energy:.6g}" if np.ndim(self.energy) == 0
+                  else np.array2string(np.asarray(self.energy), precision=6, threshold=8))
+        return f"ArgminResult(energy={energy}, method={self.method!r}, state: {groups})\n  why: {self.reason}"
 
 
 @dataclass

@@ -95,6 +95,23 @@ def tabular_status(graph: FactorGraph, observed) -> TabularStatus:
     return TabularStatus(space, True)
 
 
+def latent_pairs(graph: FactorGraph, observed) -> np.ndarray:
+    """[p, 2] distinct pairs of latent discrete ground variables (global ids, smaller first)
+    that share a factor, for a model that tabulates: its interaction graph, with every
+    parallel term already merged into one edge."""
+    index = latent_index(graph, observed)
+    latent = set(index.groups)
+    pairs = [np.zeros((0, 2), dtype=np.int64)]
+    for t in graph.templates:
+        slots = _latent_slots(t, latent)
+        ids = _slot_variable_ids(t, slots, index) if slots else None
+        if ids is None or ids.shape[1] < 2:
+            continue
+        low, high = ids.min(axis=1), ids.max(axis=1)
+        pairs.append(np.stack([low[low != high], high[low != high]], axis=1))
+    return np.unique(np.concatenate(pairs), axis=0)
+
+
 def _count_distinct(ids: np.ndarray) -> np.ndarray:
     if ids.shape[1] == 0:
         return np.zeros(ids.shape[0], dtype=np.int64)
@@ -106,8 +123,16 @@ def tabulate(compiled, params, context: dict, observed=()):
     """The `TabularMRF` of the latent discrete variables given `context` values
     (observed groups and any continuous groups), plus the `LatentIndex` to map back.
 
-    context arrays have a leading batch axis of 1.
+    context arrays have a leading batch axis of 1. Parallel factors are merged.
     """
+    models, index = tabulate_rows(compiled, params, context, observed)
+    return models[0], index
+
+
+def tabulate_rows(compiled, params, context: dict, observed=()):
+    """One `TabularMRF` per row of `context` (arrays [B, ...], or [1, ...] shared by every
+    row), all tabulated in one batched evaluation per template, with parallel factors
+    merged; plus the `LatentIndex` to map labels back."""
     from ebmlang.inference.tabular import TabularMRF
 
     graph = compiled.graph
@@ -118,44 +143,44 @@ def tabulate(compiled, params, context: dict, observed=()):
     if not status.tabular:
         raise EbmError(f"cannot tabulate the model: {status.why_not}",
                        hint="use method='annealing' (simulated annealing with block Gibbs)")
+    context = {k: backend.to_numpy(v) for k, v in context.items()}
+    rows = max((v.shape[0] for v in context.values()), default=1)
     n = index.total
     kmax = int(index.num_labels.max()) if n else 1
-    unary = np.zeros((n, kmax))
-    unary[np.arange(kmax)[None, :] >= index.num_labels[:, None]] = np.inf
+    unary = np.zeros((rows, n, kmax))
     edges, tables = [], []
-    constant = 0.0
+    constant = np.zeros(rows)
     for t in graph.templates:
         slots = _latent_slots(t, latent)
         if not slots:
-            constant += float(_local_energies(compiled, t, {}, context, params, index, 1, 1).sum())
+            constant += _local_energies(compiled, t, {}, context, params, rows, 1, 1).sum(axis=(1, 2, 3))
             continue
         ids = _slot_variable_ids(t, slots, index)
         first = ids[:, 0]
         position = (ids != first[:, None]).astype(np.int64)  # 0: same variable as slot 0, 1: the other
         second = np.where(position.any(axis=1), ids[np.arange(len(ids)), position.argmax(axis=1)], -1)
-        groups_at = {}
-        for j, s in enumerate(slots):
-            groups_at[id(s)] = position[:, j]
-        k0 = kmax
+        groups_at = {id(s): position[:, j] for j, s in enumerate(slots)}
         k1 = kmax if (second >= 0).any() else 1
-        table = _local_energies(compiled, t, groups_at, context, params, index, k0, k1)  # [n_g, k0, k1]
+        table = _local_energies(compiled, t, groups_at, context, params, rows, kmax, k1)  # [B, n_g, k0, k1]
         is_pair = second >= 0
         single = ~is_pair
         if single.any():
-            np.add.at(unary, first[single], table[single, :, 0])
+            np.add.at(unary.transpose(1, 0, 2), first[single], table[..., 0][:, single].transpose(1, 0, 2))
         if is_pair.any():
             edges.append(np.stack([first[is_pair], second[is_pair]], axis=1))
-            tables.append(table[is_pair])
+            tables.append(table[:, is_pair])
+    unary[:, np.arange(kmax)[None, :] >= index.num_labels[:, None]] = np.inf
     edges_arr = np.concatenate(edges) if edges else np.zeros((0, 2), np.int64)
-    pair_arr = np.concatenate(tables) if tables else np.zeros((0, kmax, kmax))
-    mrf = TabularMRF(num_labels=index.num_labels, unary=unary, edges=edges_arr, pairwise=pair_arr,
-                     constant=constant)
-    return mrf, index
+    pair_arr = np.concatenate(tables, axis=1) if tables else np.zeros((rows, 0, kmax, kmax))
+    models = [TabularMRF(num_labels=index.num_labels, unary=unary[r], edges=edges_arr, pairwise=pair_arr[r],
+                         constant=float(constant[r])).merge_parallel_factors() for r in range(rows)]
+    return models, index
 
 
 def _local_energies(compiled, template: FactorTemplate, positions: dict, context, params,
-                    index: LatentIndex, k0: int, k1: int) -> np.ndarray:
-    """Energies of each ground factor of `template` for every label pair: [num_ground, k0, k1].
+                    rows: int, k0: int, k1: int) -> np.ndarray:
+    """Energies of each ground factor of `template` for every label pair, per context row:
+    [rows, num_ground, k0, k1].
 
     positions: id(slot) -> [num_ground] array of 0/1 saying which local position a latent slot reads.
     """
@@ -181,27 +206,28 @@ def _local_energies(compiled, template: FactorTemplate, positions: dict, context
     local_compiled = compiled.backend.compile(local_graph)
     for name, fn in getattr(compiled, "externs", {}).items():
         local_compiled.register_extern(name, fn)
-    batch = k0 * k1
+    pairs = k0 * k1
+    batch = rows * pairs
     a = np.repeat(np.arange(k0), k1)
     b = np.tile(np.arange(k1), k0)
     state = {}
     backend = compiled.backend
-    for name, value in context.items():
-        arr = backend.to_numpy(value)
-        state[name] = backend.asarray(np.broadcast_to(arr, (batch,) + arr.shape[1:]).copy())
+    for name, arr in context.items():
+        # Row-major over (row, label pair): every row sees every label pair.
+        per_row = np.broadcast_to(arr[:, None], (rows, pairs) + arr.shape[1:])
+        state[name] = backend.asarray(per_row.reshape((batch,) + arr.shape[1:]).copy())
     for local_name in local_groups:
-        domain = variables[local_name].domain
-        values = domain.values
+        values = variables[local_name].domain.values
         la = np.minimum(a, len(values) - 1)
         lb = np.minimum(b, len(values) - 1)
-        row = np.concatenate([np.repeat(values[la][:, None], n_g, 1),
-                              np.repeat(values[lb][:, None], n_g, 1)], axis=1)
-        state[local_name] = backend.asarray(row)
+        pair_rows = np.concatenate([np.repeat(values[la][:, None], n_g, 1),
+                                    np.repeat(values[lb][:, None], n_g, 1)], axis=1)
+        state[local_name] = backend.asarray(np.tile(pair_rows, (rows, 1)))
     for name, var in graph.variables.items():
         if name not in state:
             state[name] = backend.asarray(np.zeros((batch,) + var.shape))
     energies = backend.to_numpy(local_compiled.template_energies(state, params)[template.name])
-    return energies.reshape(k0, k1, n_g).transpose(2, 0, 1).astype(np.float64)
+    return energies.reshape(rows, k0, k1, n_g).transpose(0, 3, 1, 2).astype(np.float64)
 
 
 def _replace_slots(node: Node, replaced: dict) -> Node:

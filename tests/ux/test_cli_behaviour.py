@@ -278,3 +278,36 @@ def test_backends_agree_on_the_energy_of_a_state(run_ebm, tmp_path):
                                    "--value", f"x={point}")
         assert status == 0, err
         assert float(out.split("[")[1].split("]")[0]) == pytest.approx(6.55, rel=1e-5), backend
+
+
+# --------------------------------------------------------------------------
+# argmin on a batch of observations, exact methods and their time limit
+
+
+def test_argmin_answers_every_observed_row(run_ebm, tmp_path):
+    from ebmlang.api.model import load
+
+    rows = np.random.default_rng(2).integers(0, 2, size=(3, 64, 64)).astype(float)
+    np.save(tmp_path / "noisy.npy", rows)
+    out = tmp_path / "clean.npz"
+    status, text, err = run_ebm("argmin", DENOISE, "--backend", "numpy", "--observe",
+                                f"y={tmp_path / 'noisy.npy'}", "--out", out)
+    assert status == 0, err
+    assert "energy per observed row" in text
+    clean = read_arrays(out)["x"]
+    assert clean.shape == (3, 64, 64)
+    model = load(DENOISE, backend="numpy")
+    for r in range(3):
+        single = model.argmin(observed={"y": rows[r]})
+        np.testing.assert_array_equal(clean[r], single["x"])
+
+
+def test_argmin_time_limit_is_checked_and_heuristic_failures_say_what_to_try(run_ebm, tmp_path):
+    queens = EXAMPLES_DIR / "queens.ebm"
+    status, _, err = run_ebm("argmin", queens, "--backend", "numpy", "--time-limit", "-1")
+    assert_user_error(status, err, "--time-limit must be a positive number")
+    status, text, err = run_ebm("argmin", queens, "--backend", "numpy", "--time-limit", "30")
+    assert status == 0, err
+    assert "method: ilp" in text and "energy: 0" in text
+    status, _, err = run_ebm("argmin", queens, "--backend", "numpy", "--method", "icm")
+    assert_user_error(status, err, "icm stopped at a labelling that breaks", "method='ilp'")

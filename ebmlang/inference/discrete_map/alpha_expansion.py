@@ -64,17 +64,18 @@ def solve_alpha_expansion(mrf: TabularMRF, max_sweeps: int = 20, init=None, tol:
     factor 2 of the minimum (more precisely E <= E_unary(x*) + 2 E_pairwise(x*)).
 
     info: sweeps, moves (accepted), energy_trace (energy after each accepted move,
-    surrogate M for +inf), converged, feasible.
+    surrogate M for +inf), converged, feasible. Parallel edges are merged first.
     """
+    mrf = mrf.merge_parallel_factors()
     if not mrf.is_pairwise:
         raise TabularModelError("alpha-expansion needs a pairwise model, but it has higher-order factors",
-                                hint="use solve_max_product_bp or solve_annealed_gibbs")
+                                hint="use method 'ilp' (exact, solve_ilp) or 'bp' (solve_max_product_bp)")
     if not mrf.is_expansion_submodular():
         bad = int((~mrf.expansion_submodular_edges()).sum())
         raise TabularModelError(
             f"alpha-expansion needs metric pairwise terms, but {bad} of {mrf.num_edges} edge tables "
             f"violate V(c,c) + V(a,b) <= V(a,c) + V(c,b)",
-            hint="use solve_max_product_bp (approximate) or solve_enumeration (small models)")
+            hint="use method 'ilp' (exact, solve_ilp) or 'bp' (approximate, solve_max_product_bp)")
     labels = _initial_labels(mrf, init)
     unary, pairwise, _ = _surrogate_tables(mrf)
     allowed = mrf.allowed
@@ -99,4 +100,4 @@ def solve_alpha_expansion(mrf: TabularMRF, max_sweeps: int = 20, init=None, tol:
     energy = float(mrf.energy(labels))
     return MapResult(labels, energy, "alpha_expansion",
                      {"sweeps": sweeps, "moves": moves, "energy_trace": trace, "converged": converged,
-                      "feasible": bool(np.isfinite(energy))})
+                      "feasible": bool(np.isfinite(energy)), "proven": False})

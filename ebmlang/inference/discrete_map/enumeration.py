@@ -82,7 +82,7 @@ def _energies(mrf: TabularMRF, num_states: int) -> np.ndarray:
 def _no_labelling(mrf: TabularMRF, method: str, info: dict) -> MapResult:
     labels = np.argmin(mrf.unary, axis=1) if mrf.num_variables else np.zeros(0, np.int64)
     return MapResult(labels.astype(np.int64), float(mrf.energy(labels)), method,
-                     {**info, "feasible": False})
+                     {**info, "feasible": False, "proven": True})
 
 
 def solve_enumeration(mrf: TabularMRF, max_states: int = DEFAULT_MAX_STATES) -> MapResult:
@@ -101,7 +101,7 @@ def solve_enumeration(mrf: TabularMRF, max_states: int = DEFAULT_MAX_STATES) -> 
         if best_labels is None or energies[i] < best_energy:
             best_energy, best_labels = float(energies[i]), labels[i]
     return MapResult(best_labels.astype(np.int64), best_energy, "enumeration",
-                     {"num_states": num_states, "feasible": bool(np.isfinite(best_energy))})
+                     {"num_states": num_states, "feasible": bool(np.isfinite(best_energy)), "proven": True})
 
 
 def top_k(mrf: TabularMRF, k: int, max_states: int = DEFAULT_MAX_STATES) -> tuple[np.ndarray, np.ndarray]:

@@ -76,26 +76,29 @@ def solve_graphcut(mrf: TabularMRF) -> MapResult:
     """Exact minimum of a binary, pairwise, submodular model by one min-cut (PyMaxflow).
 
     info: cut_value (the surrogate minimum; equals `energy` when feasible), feasible.
+    Parallel edges are merged first: submodularity is a property of the merged tables.
     """
+    mrf = mrf.merge_parallel_factors()
     if not mrf.is_binary:
         raise TabularModelError(
             f"graph cut needs binary variables, but a variable has {int(mrf.num_labels.max())} labels",
-            hint="use solve_alpha_expansion (metric/Potts terms) or solve_max_product_bp")
+            hint="use method 'ilp' (exact, solve_ilp) or 'alpha_expansion' (metric/Potts terms)")
     if not mrf.is_pairwise:
         raise TabularModelError("graph cut needs a pairwise model, but it has higher-order factors",
-                                hint="use solve_max_product_bp or solve_annealed_gibbs")
+                                hint="use method 'ilp' (exact, solve_ilp) or 'bp' (solve_max_product_bp)")
     if not mrf.is_submodular():
         raise TabularModelError(f"graph cut needs submodular edges: {_submodularity_report(mrf)}",
-                                hint="use solve_max_product_bp (approximate) or solve_enumeration "
-                                     "(small models)")
+                                hint="use method 'ilp' (exact, solve_ilp) or 'bp' (approximate)")
     n = mrf.num_variables
     if mrf.max_labels < 2:
         labels = np.zeros(n, dtype=np.int64)
         energy = float(mrf.energy(labels))
-        return MapResult(labels, energy, "graphcut", {"cut_value": energy, "feasible": bool(np.isfinite(energy))})
+        return MapResult(labels, energy, "graphcut", {"cut_value": energy, "feasible": bool(np.isfinite(energy)),
+                                                      "proven": True})
     unary, pairwise, _ = _surrogate_tables(mrf)
     labels, cut_value = _binary_min_cut(unary[:, 0], unary[:, 1], mrf.edges[:, 0], mrf.edges[:, 1],
                                         pairwise[:, :2, :2])
     energy = float(mrf.energy(labels))
     return MapResult(labels, energy, "graphcut",
-                     {"cut_value": cut_value + mrf.constant, "feasible": bool(np.isfinite(energy))})
+                     {"cut_value": cut_value + mrf.constant, "feasible": bool(np.isfinite(energy)),
+                      "proven": True})

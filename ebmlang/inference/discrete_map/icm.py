@@ -47,4 +47,5 @@ def solve_icm(mrf: TabularMRF, init=None, sweeps: int = 100, colouring=None, see
     energy = float(mrf.energy(labels))
     return MapResult(labels, energy, "icm",
                      {"sweeps": sweeps_run, "converged": converged, "colours": local.num_colours,
-                      "initial_energy": initial_energy, "feasible": bool(np.isfinite(energy))})
+                      "initial_energy": initial_energy, "feasible": bool(np.isfinite(energy)),
+                      "proven": False})

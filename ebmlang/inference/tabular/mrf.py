@@ -167,6 +167,19 @@ class TabularMRF:
         np.add.at(merged, slot.reshape(-1), tables)
         return TabularMRF(self.num_labels, self.unary, unique_edges, merged, self.higher, self.constant)
 
+    def merge_parallel_factors(self) -> "TabularMRF":
+        """The same model with one table per set of variables: parallel edges summed (as
+        `merge_parallel_edges`) and higher-order factors over the same variables (in any
+        order) summed into one. Structural checks (submodularity, trees, BP) need this:
+        one edge written as several terms is still one edge."""
+        merged = self.merge_parallel_edges()
+        groups = tuple(_merge_same_scope(f) for f in merged.higher if f.num_factors)
+        if all(a is b for a, b in zip(groups, (f for f in merged.higher if f.num_factors))) \
+                and len(groups) == len(merged.higher):
+            return merged
+        return TabularMRF(merged.num_labels, merged.unary, merged.edges, merged.pairwise, groups,
+                          merged.constant)
+
     def clamp(self, variables: np.ndarray, labels: np.ndarray) -> "TabularMRF":
         """The model conditioned on `variables` taking `labels`: every other label of a
         clamped variable becomes forbidden (+inf unary). Exact queries on the result
@@ -210,6 +223,23 @@ class TabularMRF:
         return cls(num_labels, unary, edges, pairwise, (), constant)
 
     # --------------------------------------------------------------- checks
+
+    @property
+    def has_constraints(self) -> bool:
+        """Some table forbids (+inf) a combination of real labels: a hard constraint."""
+        if np.isinf(np.where(np.arange(self.max_labels)[None, :] < self.num_labels[:, None],
+                             self.unary, 0.0)).any():
+            return True
+        return bool(np.isinf(self.pairwise).any()) or any(np.isinf(f.table).any() for f in self.higher)
+
+    def violations(self, labels: np.ndarray) -> int:
+        """How many table entries of `labels` [n] are +inf (constraints it breaks)."""
+        labels = np.asarray(labels, dtype=np.int64)
+        count = int(np.isinf(self.unary[np.arange(self.num_variables), labels]).sum())
+        if self.num_edges:
+            count += int(np.isinf(self.pairwise[np.arange(self.num_edges), labels[self.edges[:, 0]],
+                                                labels[self.edges[:, 1]]]).sum())
+        return count + sum(int(np.isinf(f.energies(labels)).sum()) for f in self.higher if f.num_factors)
 
     def submodular_edges(self, tol: float = 1e-9) -> np.ndarray:
         """[m] bool: E(0,0) + E(1,1) <= E(0,1) + E(1,0) + tol for each binary edge table.
@@ -300,6 +330,28 @@ class TabularMRF:
         if stacked.shape[0] == 0:
             return np.zeros((0, 2), dtype=np.int64)
         return np.unique(np.sort(stacked, axis=1), axis=0)
+
+
+def _merge_same_scope(factor: HigherFactor) -> HigherFactor:
+    """`factor` with its rows reordered to sorted variables and rows over one set summed."""
+    order = np.argsort(factor.variables, axis=1, kind="stable")
+    scopes = np.take_along_axis(factor.variables, order, axis=1)
+    unique_scopes, slot = np.unique(scopes, axis=0, return_inverse=True)
+    slot = slot.reshape(-1)
+    if unique_scopes.shape[0] == factor.num_factors and (order == np.arange(factor.arity)).all():
+        return factor
+    radix, arity = factor.radix, factor.arity
+    tables = factor.table.reshape((factor.num_factors,) + (radix,) * arity)
+    # Row f's table indexed by sorted positions: axis j of the result is the variable at order[f, j].
+    # Rows sharing a permutation are transposed together (at most arity! groups).
+    permuted = np.empty_like(tables)
+    permutations, which = np.unique(order, axis=0, return_inverse=True)
+    for p, permutation in enumerate(permutations):
+        rows = which.reshape(-1) == p
+        permuted[rows] = tables[rows].transpose((0,) + tuple(int(a) + 1 for a in permutation))
+    merged = np.zeros((unique_scopes.shape[0],) + permuted.shape[1:])
+    np.add.at(merged, slot, permuted)
+    return HigherFactor(unique_scopes, merged.reshape(unique_scopes.shape[0], -1))
 
 
 def _canonical_padding(pairwise: np.ndarray, first_k: np.ndarray, second_k: np.ndarray) -> np.ndarray:

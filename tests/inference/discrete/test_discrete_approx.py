@@ -173,9 +173,13 @@ def test_approximate_solvers_respect_hard_constraints(seed):
 
 def test_choose_map_method_routes_by_structure():
     rng = np.random.default_rng(0)
-    small = random_general(rng, 5, 3)
+    small = random_general(rng, 5, 3, density=1.0)   # every pair joined: loopy
     assert choose_map_method(small)[0] == "enumeration"
     assert "243 joint labellings" in choose_map_method(small)[1]
+    chain = TabularMRF(np.full(40, 3), rng.normal(size=(40, 3)), np.stack([np.arange(39), np.arange(1, 40)], 1),
+                       rng.normal(size=(39, 3, 3)))
+    method, reason = choose_map_method(chain)
+    assert method == "bp" and "a chain (40 variables, 39 edges, no cycle)" in reason and "exact" in reason
 
     grid = grid_edges((12, 12))
     submodular = TabularMRF.from_dense_potts(rng.random((144, 2)), grid, 0.5)
@@ -184,21 +188,31 @@ def test_choose_map_method_routes_by_structure():
     assert reason == (f"binary, pairwise and submodular (checked on all {len(grid)} edge tables) "
                       "-> exact minimum by graph cut")
 
+    # Small enough for the integer program (a proven minimum) ...
     frustrated = TabularMRF.from_dense_potts(rng.random((144, 2)), grid, -0.5)
     method, reason = choose_map_method(frustrated)
-    assert method == "bp" and f"{len(grid)} of {len(grid)} edge tables violate" in reason
+    assert method == "ilp" and "proven minimum" in reason
+    # ... while a large frustrated model keeps loopy BP.
+    big_grid = grid_edges((40, 40))
+    frustrated = TabularMRF.from_dense_potts(rng.random((1600, 2)), big_grid, -0.5)
+    method, reason = choose_map_method(frustrated)
+    assert method == "bp" and f"{len(big_grid)} of {len(big_grid)} edge tables violate" in reason
 
-    potts = TabularMRF.from_dense_potts(rng.random((144, 4)), grid, 0.5)
+    potts = TabularMRF.from_dense_potts(rng.random((1600, 4)), big_grid, 0.5)
     method, reason = choose_map_method(potts)
     assert method == "alpha_expansion" and "Potts" in reason and "factor 2" in reason
 
-    general = random_general(rng, 144, 3, density=0.05)
+    general = random_general(rng, 144, 3, density=0.1)
     assert choose_map_method(general)[0] == "bp"
 
-    higher = TabularMRF(np.full(30, 2), rng.random((30, 2)),
-                        higher=(HigherFactor(np.arange(30).reshape(10, 3), rng.random((10, 8))),))
+    higher = TabularMRF(np.full(3000, 2), rng.random((3000, 2)),
+                        higher=(HigherFactor(rng.permutation(3000)[:2400].reshape(800, 3), rng.random((800, 8))),
+                                HigherFactor(np.arange(3000).reshape(1000, 3), rng.random((1000, 8)))))
     method, reason = choose_map_method(higher)
-    assert method == "bp" and "10 factors join 3 or more variables" in reason
+    assert method == "bp" and "1800 factors join 3 or more variables" in reason
+    # Hard constraints go to the integer program whatever the size.
+    constrained = TabularMRF.from_dense_potts(rng.random((1600, 4)), big_grid, np.inf)
+    assert choose_map_method(constrained)[0] == "ilp"
     # The threshold is the caller's: the same small model is not enumerated under a tiny limit.
     assert choose_map_method(random_submodular(rng, 8), max_enumeration=16)[0] == "graphcut"
 
