@@ -78,7 +78,9 @@ def _slot_variable_ids(template: FactorTemplate, slots, index: LatentIndex) -> n
 
 def tabular_status(graph: FactorGraph, observed) -> TabularStatus:
     index = latent_index(graph, observed)
-    space = math.prod(int(k) for k in index.num_labels) if index.total else 1
+    # The exact count only matters up to the enumeration limit; beyond 2^62 it is "huge".
+    log2_space = float(np.log2(index.num_labels).sum()) if index.total else 0.0
+    space = math.prod(int(k) for k in index.num_labels) if log2_space < 62 else 2 ** 62
     latent = set(index.groups)
     for t in graph.templates:
         slots = _latent_slots(t, latent)
@@ -109,7 +111,8 @@ def latent_pairs(graph: FactorGraph, observed) -> np.ndarray:
             continue
         low, high = ids.min(axis=1), ids.max(axis=1)
         pairs.append(np.stack([low[low != high], high[low != high]], axis=1))
-    return np.unique(np.concatenate(pairs), axis=0)
+    keys = np.unique(np.concatenate(pairs) @ np.array([index.total, 1]))   # one int per pair: fast unique
+    return np.stack([keys // max(index.total, 1), keys % max(index.total, 1)], axis=1)
 
 
 def _count_distinct(ids: np.ndarray) -> np.ndarray:

@@ -159,12 +159,20 @@ class TabularMRF:
         (smaller, larger) index (tables transposed) and duplicate tables summed."""
         if self.num_edges == 0:
             return self
-        flip = self.edges[:, 0] > self.edges[:, 1]
-        oriented = np.sort(self.edges, axis=1)
+        first, second = self.edges[:, 0], self.edges[:, 1]
+        flip = first > second
+        keys = np.minimum(first, second) * self.num_variables + np.maximum(first, second)
+        if not flip.any() and (keys[1:] > keys[:-1]).all():
+            return self  # already one edge per pair, in order
         tables = np.where(flip[:, None, None], self.pairwise.transpose(0, 2, 1), self.pairwise)
-        unique_edges, slot = np.unique(oriented, axis=0, return_inverse=True)
-        merged = np.zeros((unique_edges.shape[0],) + tables.shape[1:])
-        np.add.at(merged, slot.reshape(-1), tables)
+        unique_keys, slot = np.unique(keys, return_inverse=True)
+        unique_edges = np.stack([unique_keys // self.num_variables, unique_keys % self.num_variables], axis=1)
+        if unique_keys.size == keys.size:
+            merged = np.empty_like(tables)
+            merged[slot.reshape(-1)] = tables
+        else:
+            merged = np.zeros((unique_keys.size,) + tables.shape[1:])
+            np.add.at(merged, slot.reshape(-1), tables)
         return TabularMRF(self.num_labels, self.unary, unique_edges, merged, self.higher, self.constant)
 
     def merge_parallel_factors(self) -> "TabularMRF":
@@ -329,7 +337,9 @@ class TabularMRF:
         stacked = np.concatenate(pairs, axis=0) if pairs else np.zeros((0, 2), np.int64)
         if stacked.shape[0] == 0:
             return np.zeros((0, 2), dtype=np.int64)
-        return np.unique(np.sort(stacked, axis=1), axis=0)
+        n = self.num_variables
+        keys = np.unique(np.minimum(stacked[:, 0], stacked[:, 1]) * n + np.maximum(stacked[:, 0], stacked[:, 1]))
+        return np.stack([keys // n, keys % n], axis=1)
 
 
 def _merge_same_scope(factor: HigherFactor) -> HigherFactor:
