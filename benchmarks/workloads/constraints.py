@@ -42,8 +42,8 @@ class Problem:
 def describe(smoke: bool) -> str:
     sizes = SMOKE_QUEEN_SIZES if smoke else QUEEN_SIZES
     return (f"n-queens for n in {{{', '.join(map(str, sizes))}}} (examples/queens.ebm: one queen per row, "
-            "`q[i] : integer in 0..N`, pairwise column and diagonal `!=` constraints) and two 9x9 sudokus (`x[r, c] : integer in "
-            "1..10`, clue, row, column and box constraints): examples/sudoku.ebm with n = 3. "
+            "`q[i] : integer in 0..N`, pairwise column and diagonal `!=` constraints) and two 9x9 sudokus "
+            "(`x[r, c] : integer in 1..10`, clue, row, column and box constraints): examples/sudoku.ebm with n = 3. "
             "Time to a solution that is then checked against every constraint; backtracking gives up "
             f"after {BACKTRACK_SECONDS:g} s.")
 

@@ -12,42 +12,44 @@ from pathlib import Path
 import numpy as np
 
 from ebmlang.backends import Backend
+from ebmlang.budget import as_budget
 from ebmlang.errors import EbmError
 from ebmlang.graph.ir import FactorGraph
 
 
 def load(path: str | Path, backend: str | Backend = "torch", *, model: str | None = None, device: str | None = None,
-         dtype: str | None = None, seed: int = 0, allow_root: str | Path | None = None) -> "Model":
+         dtype: str | None = None, seed: int = 0, allow_root: str | Path | None = None, budget=None) -> "Model":
     """Load a `.ebm` model file (or a checkpoint saved with `Model.save`).
 
     model: which model of the file (default: the file's default model).
     backend: "torch" (default), "jax" or "numpy", or a configured Backend such as
     `get_backend("torch", compile=True)` (which fixes the device and dtype).
     device: default "cpu"; dtype: default "float32".
+    budget: the most any one structure of the model may take ("4GiB", a number of bytes;
+    default 2 GiB), checked before it is allocated, at load and in every query.
     """
     path = Path(path)
     if path.suffix in (".safetensors", ".ckpt"):
         from ebmlang.learning.checkpoint import read_model_checkpoint
 
-        graph, params, metadata = read_model_checkpoint(path)
+        graph, params, metadata = read_model_checkpoint(path, budget=budget)
         return Model(graph, backend=backend or metadata.get("backend", "torch"), device=device, dtype=dtype,
-                     params=params)
-    if not path.exists():
-        raise EbmError(f"no such model file: {path}")
+                     params=params, budget=budget)
     from ebmlang.graph.lower import lower_source
+    from ebmlang.language.loader import read_top_source
 
-    text = path.read_text()
-    graph = lower_source(text, str(path), model, allow_root=allow_root)
-    return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed)
+    text = read_top_source(path)
+    graph = lower_source(text, str(path), model, allow_root=allow_root, budget=budget)
+    return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed, budget=budget)
 
 
 def loads(source: str, backend: str | Backend = "torch", *, model: str | None = None, name: str = "<string>",
-          device: str | None = None, dtype: str | None = None, seed: int = 0) -> "Model":
-    """Compile a model from source text."""
+          device: str | None = None, dtype: str | None = None, seed: int = 0, budget=None) -> "Model":
+    """Compile a model from source text (see `load` for the arguments)."""
     from ebmlang.graph.lower import lower_source
 
-    graph = lower_source(source, name, model)
-    return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed)
+    graph = lower_source(source, name, model, budget=budget)
+    return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed, budget=budget)
 
 
 def _check_fixed_by(backend: Backend, device: str | None, dtype: str | None) -> None:
@@ -66,13 +68,14 @@ class Model:
 
     def __init__(self, graph: FactorGraph, backend: str | Backend = "torch", *, device: str | None = None,
                  dtype: str | None = None, seed: int = 0, params: dict | None = None,
-                 externs: dict | None = None):
+                 externs: dict | None = None, budget=None):
         """backend: a name ("torch", "jax", "numpy"), built with `device` (default "cpu")
         and `dtype` (default "float32"), or a configured Backend (e.g.
         `get_backend("torch", compile=True)`), which fixes both."""
         from ebmlang.backends.compile import compile_graph
 
         self.graph = graph
+        self.budget = as_budget(budget)
         if isinstance(backend, Backend):
             _check_fixed_by(backend, device, dtype)
             self.compiled = backend.compile(graph)
@@ -138,11 +141,18 @@ class Model:
             raise EbmError(f"energy needs a value for every variable; missing: {', '.join(missing)}")
         return {k: self.backend.asarray(np.broadcast_to(v, (batch,) + v.shape[1:]).copy()) for k, v in out.items()}
 
-    def energy(self, state: dict | None = None, **values) -> np.ndarray:
-        """Total energy of a state (or a batch of states) given as arrays per variable."""
+    def energy(self, state: dict | None = None, *, nan_is_error: bool = False, **values) -> np.ndarray:
+        """Total energy of a state (or a batch of states) given as arrays per variable.
+
+        nan_is_error: raise an EbmError at the term that gave NaN instead of returning it."""
         state = {**(state or {}), **values}
-        e = self.compiled.energy(self._state(state), self.params)
-        return self.backend.to_numpy(e)
+        batch = self._state(state)
+        e = self.backend.to_numpy(self.compiled.energy(batch, self.params))
+        if nan_is_error and np.isnan(e).any():
+            from ebmlang.inference.diagnostics import locate_nonfinite
+
+            raise locate_nonfinite(self, batch, what="energy")
+        return e
 
     def term_energies(self, state: dict | None = None, **values) -> dict:
         state = {**(state or {}), **values}
@@ -221,7 +231,7 @@ class Model:
             prefix = f"{expert_name}." if expert_name else ""
             for k, v in model.param_values().items():
                 params[prefix + k] = v
-        fresh = Model(graph, backend=self.backend)
+        fresh = Model(graph, backend=self.backend, budget=self.budget)
         for k in fresh.params:
             if k in params:
                 fresh.params[k] = fresh.backend.asarray(params[k])
@@ -244,7 +254,7 @@ class Model:
         """The same model with variables renamed: `m.rename(x="y")`."""
         from ebmlang.graph.compose import rename
 
-        fresh = Model(rename(self.graph, mapping), backend=self.backend)
+        fresh = Model(rename(self.graph, mapping), backend=self.backend, budget=self.budget)
         # Params may be renamed too (`m.rename(beta="gamma")`): carry values under their new names.
         fresh.params = {mapping.get(k, k) if k in self.graph.params else k: v for k, v in self.params.items()}
         return fresh
@@ -264,7 +274,7 @@ class Model:
 
     def _with_graph(self, graph: FactorGraph) -> "Model":
         """Another graph over the same params, on the same backend."""
-        fresh = Model(graph, backend=self.backend)
+        fresh = Model(graph, backend=self.backend, budget=self.budget)
         fresh.params = dict(self.params)
         return fresh
 

@@ -26,6 +26,7 @@ def _model_arguments(p: argparse.ArgumentParser, *, backend: bool = True) -> Non
     p.add_argument("file", metavar="FILE", help="a .ebm model file, or a checkpoint saved by `ebm fit`")
     p.add_argument("--model", metavar="NAME", default=None,
                    help="which model of the file (default: the file's default model)")
+    _budget_argument(p)
     if backend:
         p.add_argument("--backend", choices=BACKENDS, default="torch", help="array backend (default: torch)")
         p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
@@ -38,14 +39,29 @@ def _model_arguments(p: argparse.ArgumentParser, *, backend: bool = True) -> Non
                             "repeatable")
 
 
+def _budget_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", metavar="SIZE", default=None,
+                   help="the most memory any one structure of the model may take, e.g. 8GiB (default 2GiB)")
+
+
 def _observe_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--observe", action="append", default=[], metavar="NAME=FILE",
                    help="clamp variable NAME to the array in FILE (.npy, .npz[:key], .safetensors[:key]); "
                         "repeatable")
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number >= 0, got {value}")
+    return value
+
+
 def _seed_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed, a whole number >= 0 (default: 0)")
 
 
 def _quiet_argument(p: argparse.ArgumentParser) -> None:
@@ -73,9 +89,10 @@ def _load(args: argparse.Namespace):
                            hint="use --backend torch, or drop --compile (the jax backend always jits)")
         from ebmlang.backends import get_backend
 
-        model = load(path, backend=get_backend("torch", dtype=dtype, compile=True), model=args.model)
+        model = load(path, backend=get_backend("torch", dtype=dtype, compile=True), model=args.model,
+                     budget=args.budget)
     else:
-        model = load(path, backend=backend, model=args.model, dtype=dtype)
+        model = load(path, backend=backend, model=args.model, dtype=dtype, budget=args.budget)
     values = {}
     for item in getattr(args, "set_params", ()) or ():
         name, sep, text = item.partition("=")
@@ -122,7 +139,7 @@ def _load_graph(args: argparse.Namespace):
     from ebmlang.language.checker import load_program
 
     try:
-        return lower_program(load_program(path), args.model)
+        return lower_program(load_program(path), args.model, budget=args.budget)
     except EbmError as err:
         if err.source is None and err.span is not None and err.span.file == str(path):
             err.with_source(path.read_text(encoding="utf-8"))

@@ -18,8 +18,10 @@ data files in command_inputs.py.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -84,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command's handler: an EbmError is printed (located, with the source
     line) and gives exit status 1, an interrupt status 130 -- never a traceback."""
+    # Library warnings reach a command-line user as one plain line, not as Python source.
+    warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"
     try:
+        check_output_paths(args)
         return int(args.run(args) or 0)
     except EbmError as err:
         print(err, file=sys.stderr)
@@ -92,10 +97,45 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ebm ... | head`): stop quietly, as cat does. Pointing stdout
+        # at devnull keeps the interpreter's final flush from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 # --------------------------------------------------------------------------
 # Shared output
+
+DATA = (".npy", ".npz", ".safetensors")
+FIGURES = (".png", ".svg", ".pdf")
+# The files each command may write, by flag: checked before any work, so a typo in an
+# output name costs nothing.
+OUTPUTS = {
+    "sample": {"out": DATA, "plot": FIGURES},
+    "argmin": {"out": DATA},
+    "energy": {"out": DATA},
+    "fit": {"out": (".safetensors",), "history": (".npz",) + FIGURES},
+}
+
+
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse, before the command runs, an output file whose suffix it cannot write or
+    whose folder is a file."""
+    for flag, suffixes in OUTPUTS.get(getattr(args, "command", ""), {}).items():
+        value = getattr(args, flag, None)
+        if not value:
+            continue
+        path = Path(value)
+        if path.suffix.lower() not in suffixes:
+            raise EbmError(f"--{flag} {value}: cannot write a '{path.suffix or path.name}' file",
+                           expected="a " + (", ".join(suffixes[:-1]) + " or " if len(suffixes) > 1 else "")
+                           + suffixes[-1] + " file", hint=f"use --{flag} {path.with_suffix(suffixes[0])}")
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise EbmError(f"--{flag} {value}: {parent} is a file, not a folder")
+        if path.is_dir():
+            raise EbmError(f"--{flag} {value} is a folder", expected="a file name")
 
 
 def _show_progress(args: argparse.Namespace) -> bool:
@@ -304,6 +344,11 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
                    help="checkpoint to write (.safetensors); load it with ebm.load or any ebm command")
     p.add_argument("--history", metavar="PATH", default=None,
                    help="write the training curve (.npz or .png)")
+    p.add_argument("--checkpoint-dir", metavar="DIR", default=None,
+                   help="save params, optimizer and chain state there after every epoch (the newest two kept)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in --checkpoint-dir (same arguments as the "
+                        "interrupted run); without it, a fit starts over")
     _quiet_argument(p)
 
 
@@ -318,8 +363,15 @@ def run_fit(args: argparse.Namespace) -> int:
     options = {k: v for k, v in (("method", args.method), ("epochs", args.epochs), ("lr", args.lr),
                                  ("batch_size", args.batch_size)) if v is not None}
     _check_fit_options(options)
+    if args.resume and args.checkpoint_dir is None:
+        raise EbmError("--resume continues from --checkpoint-dir, which is missing",
+                       hint="pass the --checkpoint-dir of the interrupted run")
+    if args.checkpoint_dir is not None:
+        options.update(checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     start = time.perf_counter()
     result = model.fit(data, seed=args.seed, progress=_show_progress(args), **options)
+    if getattr(result, "resumed_from", None):
+        print(f"resumed after epoch {result.resumed_from} from {args.checkpoint_dir}")
     elapsed = time.perf_counter() - start
     curve = _training_curve(result)
     print(f"fitted {model.name} on {len(next(iter(data.values())))} examples in {elapsed:.2f} s")
@@ -426,7 +478,7 @@ def run_energy(args: argparse.Namespace) -> int:
     if not state:
         raise EbmError("no state given", hint="pass --state FILE or --value NAME=FILE for each variable")
     state = _merge_draw_axes(model, state)
-    total = np.asarray(model.energy(state), dtype=float)
+    total = np.asarray(model.energy(state, nan_is_error=True), dtype=float)
     print(_describe_array("energy", total))
     terms = model.term_energies(state) if (args.terms or args.out) else {}
     if args.terms:

@@ -15,6 +15,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ebmlang.cli.commands import register, run_command
 from ebmlang.errors import EbmError
@@ -86,12 +87,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     argument("files", nargs="+", metavar="FILE", help="a .ebm file"),
     argument("--allow-root", metavar="DIR", default=None,
              help="also allow imports from this directory (default: the file's own directory)"),
+    argument("--budget", metavar="SIZE", default=None,
+             help="the most memory any one structure of a model may take, e.g. 8GiB (default 2GiB); "
+                  "check refuses what load would"),
 )
 def check(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
         try:
             program = load_program(path, allow_root=args.allow_root)
+            # Lowering sizes every index set, group and network against the budget, so check
+            # never says OK to a model that load refuses.
+            for name, model in program.models.items():
+                if _is_local(program, name, model):
+                    _lower_checked(program, name, path, args.budget)
         except EbmError as err:
             print(err, file=sys.stderr)
             status = 1
@@ -104,6 +113,17 @@ def check(args: argparse.Namespace) -> int:
             if name != program.default:
                 print(f"    also {describe_model(program, name)}")
     return status
+
+
+def _lower_checked(program: ast.CheckedProgram, name: str, path, budget) -> None:
+    from ebmlang.graph.lower import lower_program
+
+    try:
+        lower_program(program, name, budget=budget)
+    except EbmError as err:
+        if err.source is None and err.span is not None and err.span.file == str(path):
+            err.with_source(Path(path).read_text(encoding="utf-8", errors="replace"))
+        raise
 
 
 def _is_local(program: ast.CheckedProgram, name: str, model) -> bool:

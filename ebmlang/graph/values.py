@@ -33,18 +33,21 @@ def check_values(var: VariableGroup, value, *, source: str | None = None, batche
                           f"declared with shape {list(shape)}", source,
                      expected=f"an array of shape {list(shape)} or [batch, {', '.join(map(str, shape))}]"
                      if shape else "a scalar or a 1-d batch")
+    if arr.shape[0] == 0:
+        raise _error(var, f"{what} for '{var.name}' is a batch that has no rows", source,
+                     expected=f"at least one row of shape {list(shape)}")
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise _error(var, f"{what} for '{var.name}' contains NaN or infinite entries", source)
     dom = var.domain
     if dom.is_discrete:
-        allowed = dom.values
-        bad = ~np.isin(arr, allowed)
+        bad = ~dom.contains(arr)
         if bad.any():
             first = arr[bad].flat[0]
+            listed = dom.values[:8] if dom.num_values <= 8 else np.arange(dom.value_range[0], dom.value_range[0] + 8)
             raise _error(var, f"{what} for '{var.name}' contains {first:g}, outside its domain {dom}", source,
-                         expected="values in {" + ", ".join(f"{v:g}" for v in allowed[:8])
-                         + (", ..." if len(allowed) > 8 else "") + "}")
+                         expected="values in {" + ", ".join(f"{v:g}" for v in listed)
+                         + (", ..." if dom.num_values > 8 else "") + "}")
     elif dom.kind == "bounded":
         if np.any(arr < dom.low) or np.any(arr > dom.high):
             raise _error(var, f"{what} for '{var.name}' leaves its domain {dom}", source)

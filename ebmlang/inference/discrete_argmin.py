@@ -26,14 +26,65 @@ _PROOFS = {
 }
 
 
-def argmin_option_names() -> set[str]:
-    """Every keyword option some discrete or continuous argmin method takes."""
+# What each option a user may pass to argmin must be: (test, what it must be).
+_OPTION_RULES = {
+    "time_limit": (lambda v: _number(v) and 0 < v < float("inf"), "a positive number of seconds"),
+    "mip_rel_gap": (lambda v: _number(v) and 0 <= v < 1, "a relative gap in [0, 1)"),
+    "sweeps": (lambda v: _integer(v) and v >= 1, "a positive integer"),
+    "max_sweeps": (lambda v: _integer(v) and v >= 1, "a positive integer"),
+    "iters": (lambda v: _integer(v) and v >= 1, "a positive integer"),
+    "num_chains": (lambda v: _integer(v) and v >= 1, "a positive integer"),
+    "damping": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "tol": (lambda v: _number(v) and v >= 0, "a non-negative number"),
+    "t_start": (lambda v: _number(v) and 0 < v < float("inf"), "a positive temperature"),
+    "t_end": (lambda v: _number(v) and 0 < v < float("inf"), "a positive temperature"),
+    "polish": (lambda v: isinstance(v, bool), "True or False"),
+    "presolve": (lambda v: isinstance(v, bool), "True or False"),
+}
+# Solver arguments that are not user options (the model, starting labels, internals).
+_INTERNAL = {"mrf", "init", "colouring", "schedule", "seed", "max_states", "forest"}
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and value == value
+
+
+def _integer(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def method_options(method: str) -> set[str]:
+    """The options a discrete argmin method takes."""
+    from ebmlang.inference import discrete_map
+
+    if method == "annealing":
+        return set(ANNEALING_DEFAULTS)
+    solver = discrete_map.MAP_SOLVERS.get(method)
+    return set(inspect.signature(solver).parameters) - _INTERNAL if solver else set()
+
+
+def check_argmin_options(options: dict, method: str | None) -> None:
+    """Refuse options no method takes, options the named `method` does not take, and
+    values of the wrong kind, before anything runs."""
     from ebmlang.inference import discrete_map
 
     names = set(ANNEALING_DEFAULTS)
-    for solver in discrete_map.MAP_SOLVERS.values():
-        names |= set(inspect.signature(solver).parameters) - {"mrf"}
-    return names
+    for name in discrete_map.MAP_SOLVERS:
+        names |= method_options(name)
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise EbmError(f"argmin got an option no method takes: {', '.join(unknown)}",
+                       expected="options such as time_limit (ilp), sweeps (annealing, icm), iters (bp)")
+    if isinstance(method, str) and (method in discrete_map.MAP_SOLVERS or method == "annealing"):
+        foreign = sorted(set(options) - method_options(method))
+        if foreign:
+            raise EbmError(f"method '{method}' does not take {', '.join(foreign)}",
+                           expected=f"its options: {', '.join(sorted(method_options(method))) or 'none'}")
+    for name, value in options.items():
+        test, what = _OPTION_RULES.get(name, (lambda v: True, ""))
+        if not test(value):
+            raise EbmError(f"argmin option {name}={value!r} is not {what}")
 
 
 def solve_tabular(mrf, block, row_note: str, **options):
@@ -79,10 +130,11 @@ def anneal(model, block, state: dict, seed: int, row_note: str, sweeps: int = 40
            t_end: float = 0.02):
     """Simulated annealing with the model's block Gibbs kernel, for discrete blocks that do
     not tabulate. Returns (values of the block's groups, lowest energy seen)."""
-    from ebmlang.inference.gibbs import build_gibbs_kernel, gibbs_blocks
+    from ebmlang.inference.gibbs import build_gibbs_kernel, check_gibbs_budget, gibbs_blocks
 
     bk = model.backend
     graph = model.graph
+    check_gibbs_budget(model, block.groups, 1)
     blocks = gibbs_blocks(graph, groups=set(block.groups))
     rng = np.random.default_rng(seed)
     current = {}

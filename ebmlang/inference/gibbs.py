@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ebmlang.backends.layout import find_layout, find_packing
+from ebmlang.budget import Budget
 from ebmlang.graph import structure
 from ebmlang.graph.ir import FactorGraph
 from ebmlang.inference.dense_scan import ScanUpdate, build_scan_update, worth_scanning
@@ -34,6 +35,19 @@ class GibbsBlock(NamedTuple):
 class GibbsInfo(NamedTuple):
     num_blocks: int
 
+
+
+def check_gibbs_budget(model, names, chains: int) -> None:
+    """Refuse, at its declaration, a discrete group whose block updates would not fit the
+    model's budget: each draws from a table of every value per variable and chain."""
+    graph = model.graph
+    budget = getattr(model, "budget", None) or Budget()
+    for name in names:
+        var = graph.variables[name]
+        if var.domain.is_discrete:
+            budget.check(8.0 * chains * var.size * var.domain.num_values,
+                         f"sampling '{name}' ({chains} chains x {var.size:,} variables x "
+                         f"{var.domain.num_values:,} values per conditional)", var.span, graph.source)
 
 def gibbs_blocks(graph: FactorGraph, colour_classes=None, groups: set[str] | None = None) -> list[GibbsBlock]:
     """Blocks in sweep order from colour classes (a sequence of dicts group -> flat indices;

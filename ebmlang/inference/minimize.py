@@ -53,13 +53,13 @@ def _row(obs: dict, r: int) -> dict:
 def argmin_model(model, *, observed=None, method=None, seed: int = 0, starts: int = 8,
                  max_rounds: int = 20, **options) -> ArgminResult:
     """The minimum-energy latent state for each observed row (see Model.argmin)."""
-    from ebmlang.inference.discrete_argmin import argmin_option_names
+    from ebmlang.inference.discrete_argmin import check_argmin_options
 
     graph = model.graph
-    unknown = sorted(set(options) - argmin_option_names())
-    if unknown:
-        raise EbmError(f"argmin got an option no method takes: {', '.join(unknown)}",
-                       expected="options such as time_limit (ilp), sweeps (annealing, icm), iters (bp)")
+    check_argmin_options(options, method)
+    for name, value, low in (("seed", seed, 0), ("starts", starts, 1), ("max_rounds", max_rounds, 1)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise EbmError(f"argmin needs {name} to be an integer >= {low}, got {value!r}")
     obs, rows, batched = observed_rows(graph, observed)
     plan = plan_query(graph, "argmin", tuple(obs), method)
     tables = _row_tables(model, plan, obs)
@@ -74,7 +74,9 @@ def argmin_model(model, *, observed=None, method=None, seed: int = 0, starts: in
     return ArgminResult(state, np.array([res.energy for res in results]),
                         " / ".join(dict.fromkeys(res.method for res in results)),
                         " / ".join(dict.fromkeys(res.reason for res in results)),
-                        {"rows": [res.info for res in results]})
+                        {"rows": [res.info for res in results],
+                         **({"proven": all(res.info.get("proven") for res in results)}
+                            if any("proven" in res.info for res in results) else {})})
 
 
 def _row_tables(model, plan, obs):
@@ -86,7 +88,8 @@ def _row_tables(model, plan, obs):
     if discrete is None or plan.block("continuous") is not None or discrete.method == "annealing":
         return None
     context = {k: model.backend.asarray(v) for k, v in obs.items()}
-    models, index = tabulate_rows(model.compiled, model.params, context, observed=tuple(obs))
+    models, index = tabulate_rows(model.compiled, model.params, context, observed=tuple(obs),
+                                  budget=model.budget)
     return [(mrf, index) for mrf in models]
 
 
@@ -146,10 +149,10 @@ def _minimise_discrete(model, block, state, obs, seed, note, tables, options):
     if block.method == "annealing":
         values, _ = anneal(model, block, state, seed, note, **{k: v for k, v in options.items()
                                                                if k in ("sweeps", "t_start", "t_end")})
-        return values, "annealing", block.reason, {}
+        return values, "annealing", block.reason, {"proven": False}
     if tables is None:
         context = _context(model, {k: v for k, v in state.items() if k not in block.groups})
-        tables = tabulate(model.compiled, model.params, context, observed=tuple(obs))
+        tables = tabulate(model.compiled, model.params, context, observed=tuple(obs), budget=model.budget)
     mrf, index = tables
     result, method, reason = solve_tabular(mrf, block, note, **options)
     info = {k: result.info[k] for k in ("proven", "bound", "gap", "status") if k in result.info}
@@ -214,7 +217,8 @@ def _discrete_only_mrfs(model, observed):
                        f"{', '.join(continuous)} {'is' if len(continuous) == 1 else 'are'} not",
                        hint=f"pass observed={{'{continuous[0]}': ...}}")
     context = {k: model.backend.asarray(v) for k, v in obs.items()}
-    models, index = tabulate_rows(model.compiled, model.params, context, observed=tuple(obs))
+    models, index = tabulate_rows(model.compiled, model.params, context, observed=tuple(obs),
+                                  budget=model.budget)
     log2_space = float(np.sum(np.log2(index.num_labels))) if index.total else 0.0
     if log2_space > np.log2(ENUMERATION_LIMIT):
         log10_space = log2_space * np.log10(2.0)
@@ -250,10 +254,17 @@ def rank_states(model, observed=None, k: int = 5):
     from ebmlang.inference.discrete_map import top_k
     from ebmlang.inference.tabulate import labels_to_state
 
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise EbmError(f"rank needs k, the number of states, to be an integer >= 1, got {k!r}")
     models, index, batched = _discrete_only_mrfs(model, observed)
     answers = []
-    for mrf in models:
+    for r, mrf in enumerate(models):
         labels, energies = top_k(mrf, k)
+        if len(labels) == 0:
+            raise EbmError("no labelling satisfies every constraint of the model"
+                           + (f" (observed row {r})" if batched else "")
+                           + ": proven by enumerating every allowed labelling",
+                           hint="check the constraints and the observed values")
         answers.append([({g: v.astype(np.int64) for g, v in labels_to_state(np.asarray(row), index,
                                                                              model.graph).items()}, float(e))
                         for row, e in zip(labels, energies)])

@@ -144,6 +144,12 @@ def _overrides(method, has_discrete, has_continuous, query) -> dict:
     if method in allowed_c and has_continuous:
         return {"continuous": method}
     valid = (allowed_d if has_discrete else ()) + (allowed_c if has_continuous else ())
+    known = SAMPLE_DISCRETE + SAMPLE_CONTINUOUS + ARGMIN_DISCRETE + ARGMIN_CONTINUOUS
+    if not isinstance(method, str) or method not in known:
+        from ebmlang.errors import did_you_mean
+
+        raise EbmError(f"unknown method {method!r}", expected="one of " + ", ".join(valid),
+                       hint=did_you_mean(str(method).lower(), valid) if isinstance(method, str) else None)
     raise EbmError(f"method '{method}' does not apply to {query} on this model",
                    expected="one of " + ", ".join(valid))
 
@@ -191,11 +197,11 @@ def _discrete_choice(graph, query, groups, observed, override, structure) -> Blo
     constraints = [t.term for t in graph.templates if t.is_constraint and set(t.groups) & set(groups)]
     if constraints:
         return BlockChoice(tuple(groups), "discrete", "auto-tabular",
-                           f"pairwise tabular factors with hard constraints ({', '.join(dict.fromkeys(constraints))}) "
+                           f"tabular factors with hard constraints ({', '.join(dict.fromkeys(constraints))}) "
                            "-> graph cut if binary and submodular, else the exact integer program (HiGHS): "
                            "the proven minimum or a proof that no state is feasible")
     return BlockChoice(tuple(groups), "discrete", "auto-tabular",
-                       "pairwise tabular factors -> method chosen from the factor tables at run time (graph "
+                       "tabular factors -> method chosen from the factor tables at run time (graph "
                        "cut, the exact integer program when small, else alpha-expansion or loopy BP)")
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ebmlang.errors import EbmError
 from ebmlang.graph.values import check_observed, check_values
+from ebmlang.inference.gibbs import check_gibbs_budget
 from ebmlang.inference.plan import SAMPLE_DISCRETE, plan_query
 from ebmlang.inference.results import Samples
 from ebmlang.inference.steppers import CarriedStepper, plan_steppers
@@ -31,6 +32,18 @@ def initial_state(model, chains: int, observed: dict, init: dict | None, rng: np
     """
     graph = model.graph
     state = {}
+    unknown = sorted(set(init or {}) - set(graph.variables))
+    if unknown:
+        from ebmlang.errors import did_you_mean
+
+        raise EbmError(f"init names {', '.join(repr(k) for k in unknown)}, which "
+                       f"{'is not a variable' if len(unknown) == 1 else 'are not variables'} of {graph.name}",
+                       expected=f"initial values for {', '.join(graph.variables)}",
+                       hint=did_you_mean(unknown[0], graph.variables))
+    clamped = sorted(set(init or {}) & set(observed))
+    if clamped:
+        raise EbmError(f"init gives a start for observed {', '.join(clamped)}, whose values are fixed",
+                       hint="initial values are for latent variables; observed ones come from observed=")
     valid_start = _constrained_start(model, observed, init)
     for name, var in graph.variables.items():
         if name in observed:
@@ -91,8 +104,8 @@ def check_sample_request(model, *, chains: int, steps: int, observed, method, te
     graph = model.graph
     if chains < 1 or steps < 1:
         raise EbmError(f"need at least one chain and one step (got chains={chains}, steps={steps})")
-    if temperature <= 0:
-        raise EbmError(f"temperature must be positive (got {temperature})",
+    if not 0 < temperature < np.inf:
+        raise EbmError(f"temperature must be a positive, finite number (got {temperature})",
                        hint="use argmin(...) for the zero-temperature limit")
     obs = check_observed(graph, observed, source=graph.source)
     plan = plan_query(graph, "sample", tuple(obs), method)
@@ -107,6 +120,7 @@ def check_sample_request(model, *, chains: int, steps: int, observed, method, te
     thin = max(1, int(thin))
     recorded = len(range(burn_in, steps, thin))
     latent_names = [k for k in graph.variables if k not in obs]
+    check_gibbs_budget(model, latent_names, chains)
     latent_size = sum(graph.variables[k].size for k in latent_names)
     if recorded * chains * latent_size > MAX_RECORDED_VALUES:
         raise EbmError(f"keeping {recorded} draws x {chains} chains x {latent_size} values would need "
@@ -120,6 +134,8 @@ def sample_model(model, *, chains: int, steps: int, observed=None, method=None, 
                  step_size: float | None = None) -> Samples:
     graph = model.graph
     bk = model.backend
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise EbmError(f"seed must be a whole number >= 0, got {seed!r}")
     request = check_sample_request(model, chains=chains, steps=steps, observed=observed, method=method,
                                    temperature=temperature, burn_in=burn_in, thin=thin)
     obs, plan = request.observed, request.plan

@@ -1,11 +1,12 @@
 """Turn the discrete part of a model (observed values clamped) into a `TabularMRF`.
 
-Each template whose ground factors touch at most two distinct latent discrete
-variables becomes unary and pairwise energy tables. The tables come from the
-compiled energy itself: the template is rewritten so that each of its latent
-slots reads from a factor-local copy ("position 0" or "position 1" of every
-ground factor), and evaluated once for all label pairs in one batch. So the
-tables are exactly the model's energies, whatever expression wrote them.
+Each template whose ground factors touch at most MAX_TABULAR_ARITY distinct latent
+discrete variables becomes unary, pairwise and higher-order energy tables. The
+tables come from the compiled energy itself: the template is rewritten so that each
+of its latent slots (each element of a slot that reads several, as `sum(j) x[i, j]`
+does) reads from a factor-local copy ("position p" of every ground factor), and
+evaluated once for every joint label of the positions in one batch. So the tables
+are exactly the model's energies, whatever expression wrote them.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ebmlang.budget import as_budget
 from ebmlang.errors import EbmError
 from ebmlang.graph.ir import FactorGraph, FactorTemplate, Node, Slot, VariableGroup, walk
 
@@ -61,19 +63,45 @@ def _latent_slots(template: FactorTemplate, latent: set[str]) -> list[Slot]:
     return [s for s in template.slots if s.group in latent]
 
 
-def _slot_variable_ids(template: FactorTemplate, slots, index: LatentIndex) -> np.ndarray | None:
-    """[num_ground, num_slots] global variable ids, or None when a slot varies over inner axes."""
-    columns = []
+# A factor over more latent variables than this, or whose table would have more entries
+# than MAX_TABLE_ENTRIES, is not tabulated (annealing serves such models).
+MAX_TABULAR_ARITY = 6
+MAX_TABLE_ENTRIES = 2 ** 16
+
+
+def _slot_variable_ids(template: FactorTemplate, slots, index: LatentIndex):
+    """([num_ground, C] global variable id of every latent element the factor reads, one
+    column per element of each slot; [per slot, its columns' shape]), or None when a slot
+    is a whole group passed to a network."""
+    columns, shapes = [], []
     for s in slots:
         if s.vector:
             return None
         arr = np.asarray(s.index)
-        flat = arr.reshape(arr.shape[0], -1)
-        if flat.shape[1] > 1 and not np.all(flat == flat[:, :1]):
-            return None
-        col = np.broadcast_to(flat[:, 0], (template.num_ground,))
-        columns.append(col + index.offsets[s.group])
-    return np.stack(columns, axis=1) if columns else np.zeros((template.num_ground, 0), np.int64)
+        full = np.broadcast_to(arr, (template.num_ground,) + arr.shape[1:])
+        shapes.append(arr.shape[1:])
+        columns.append(full.reshape(template.num_ground, -1) + index.offsets[s.group])
+    if not columns:
+        return np.zeros((template.num_ground, 0), np.int64), []
+    return np.concatenate(columns, axis=1), shapes
+
+
+def _factor_positions(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each ground factor, its distinct variables in order of first reading ([n_g, C],
+    -1 padded), how many there are ([n_g]), and which of them each column reads ([n_g, C])."""
+    n_g, num_columns = ids.shape
+    distinct = np.full((n_g, max(num_columns, 1)), -1, dtype=np.int64)
+    count = np.zeros(n_g, dtype=np.int64)
+    position = np.zeros((n_g, num_columns), dtype=np.int64)
+    rows = np.arange(n_g)
+    for column in range(num_columns):  # over the factor's few slot elements, not its ground factors
+        seen = distinct == ids[:, column][:, None]
+        found = seen.any(axis=1)
+        position[:, column] = np.where(found, seen.argmax(axis=1), count)
+        new = ~found
+        distinct[rows[new], count[new]] = ids[new, column]
+        count += new
+    return distinct, count, position
 
 
 def tabular_status(graph: FactorGraph, observed) -> TabularStatus:
@@ -82,18 +110,20 @@ def tabular_status(graph: FactorGraph, observed) -> TabularStatus:
     log2_space = float(np.log2(index.num_labels).sum()) if index.total else 0.0
     space = math.prod(int(k) for k in index.num_labels) if log2_space < 62 else 2 ** 62
     latent = set(index.groups)
+    kmax = int(index.num_labels.max()) if index.total else 1
     for t in graph.templates:
         slots = _latent_slots(t, latent)
         if not slots:
             continue
-        ids = _slot_variable_ids(t, slots, index)
-        if ids is None:
-            return TabularStatus(space, False, f"term '{t.term}' reduces over latent variables inside "
-                                               "one factor")
-        distinct = _count_distinct(ids)
-        if distinct.max(initial=0) > 2:
-            return TabularStatus(space, False, f"term '{t.term}' couples {int(distinct.max())} latent "
-                                               "variables in one factor (more than pairwise)")
+        found = _slot_variable_ids(t, slots, index)
+        if found is None:
+            return TabularStatus(space, False, f"term '{t.term}' passes a whole latent group to a network")
+        _, count, _ = _factor_positions(found[0])
+        arity = int(count.max(initial=0))
+        if arity > MAX_TABULAR_ARITY or float(kmax) ** arity > MAX_TABLE_ENTRIES:
+            return TabularStatus(space, False, f"term '{t.term}' couples {arity} latent variables with up to "
+                                               f"{kmax} labels in one factor ({float(kmax) ** arity:.3g} "
+                                               "joint labels, more than a table holds)")
     return TabularStatus(space, True)
 
 
@@ -106,37 +136,36 @@ def latent_pairs(graph: FactorGraph, observed) -> np.ndarray:
     pairs = [np.zeros((0, 2), dtype=np.int64)]
     for t in graph.templates:
         slots = _latent_slots(t, latent)
-        ids = _slot_variable_ids(t, slots, index) if slots else None
-        if ids is None or ids.shape[1] < 2:
+        found = _slot_variable_ids(t, slots, index) if slots else None
+        if found is None or found[0].shape[1] < 2:
             continue
-        low, high = ids.min(axis=1), ids.max(axis=1)
-        pairs.append(np.stack([low[low != high], high[low != high]], axis=1))
+        distinct, count, _ = _factor_positions(found[0])
+        for a in range(distinct.shape[1]):          # every pair of a factor's distinct variables
+            for b in range(a + 1, distinct.shape[1]):
+                both = count > b
+                low = np.minimum(distinct[both, a], distinct[both, b])
+                high = np.maximum(distinct[both, a], distinct[both, b])
+                pairs.append(np.stack([low, high], axis=1))
     keys = np.unique(np.concatenate(pairs) @ np.array([index.total, 1]))   # one int per pair: fast unique
     return np.stack([keys // max(index.total, 1), keys % max(index.total, 1)], axis=1)
 
 
-def _count_distinct(ids: np.ndarray) -> np.ndarray:
-    if ids.shape[1] == 0:
-        return np.zeros(ids.shape[0], dtype=np.int64)
-    ordered = np.sort(ids, axis=1)
-    return 1 + np.sum(ordered[:, 1:] != ordered[:, :-1], axis=1)
-
-
-def tabulate(compiled, params, context: dict, observed=()):
+def tabulate(compiled, params, context: dict, observed=(), budget=None):
     """The `TabularMRF` of the latent discrete variables given `context` values
     (observed groups and any continuous groups), plus the `LatentIndex` to map back.
 
     context arrays have a leading batch axis of 1. Parallel factors are merged.
     """
-    models, index = tabulate_rows(compiled, params, context, observed)
+    models, index = tabulate_rows(compiled, params, context, observed, budget)
     return models[0], index
 
 
-def tabulate_rows(compiled, params, context: dict, observed=()):
+def tabulate_rows(compiled, params, context: dict, observed=(), budget=None):
     """One `TabularMRF` per row of `context` (arrays [B, ...], or [1, ...] shared by every
     row), all tabulated in one batched evaluation per template, with parallel factors
-    merged; plus the `LatentIndex` to map labels back."""
-    from ebmlang.inference.tabular import TabularMRF
+    merged; plus the `LatentIndex` to map labels back. Each template's evaluation (every
+    label pair of every ground factor, per row) is checked against `budget` first."""
+    from ebmlang.inference.tabular import HigherFactor, TabularMRF
 
     graph = compiled.graph
     backend = compiled.backend
@@ -150,56 +179,79 @@ def tabulate_rows(compiled, params, context: dict, observed=()):
     rows = max((v.shape[0] for v in context.values()), default=1)
     n = index.total
     kmax = int(index.num_labels.max()) if n else 1
+    budget = as_budget(budget)
+    widest = max(index.groups, key=lambda g: graph.variables[g].domain.num_values, default=None)
+    budget.check(8.0 * rows * n * kmax, f"the label tables of {n:,} discrete variables with up to {kmax:,} "
+                 "labels each", graph.variables[widest].span if widest else None, graph.source)
+    state_size = sum(v.size for v in graph.variables.values())
     unary = np.zeros((rows, n, kmax))
     edges, tables = [], []
+    higher: dict[int, tuple[list, list]] = {}
     constant = np.zeros(rows)
     for t in graph.templates:
         slots = _latent_slots(t, latent)
         if not slots:
-            constant += _local_energies(compiled, t, {}, context, params, rows, 1, 1).sum(axis=(1, 2, 3))
+            constant += _local_energies(compiled, t, {}, context, params, rows, ()).sum(axis=1)
             continue
-        ids = _slot_variable_ids(t, slots, index)
-        first = ids[:, 0]
-        position = (ids != first[:, None]).astype(np.int64)  # 0: same variable as slot 0, 1: the other
-        second = np.where(position.any(axis=1), ids[np.arange(len(ids)), position.argmax(axis=1)], -1)
-        groups_at = {id(s): position[:, j] for j, s in enumerate(slots)}
-        k1 = kmax if (second >= 0).any() else 1
-        table = _local_energies(compiled, t, groups_at, context, params, rows, kmax, k1)  # [B, n_g, k0, k1]
-        is_pair = second >= 0
-        single = ~is_pair
-        if single.any():
-            np.add.at(unary.transpose(1, 0, 2), first[single], table[..., 0][:, single].transpose(1, 0, 2))
-        if is_pair.any():
-            edges.append(np.stack([first[is_pair], second[is_pair]], axis=1))
-            tables.append(table[:, is_pair])
+        ids, shapes = _slot_variable_ids(t, slots, index)
+        distinct, count, position = _factor_positions(ids)
+        arity = int(count.max())
+        reads, start = {}, 0
+        for s, shape in zip(slots, shapes):
+            size = int(np.prod(shape, dtype=np.int64))
+            reads[id(s)] = position[:, start:start + size].reshape((t.num_ground,) + shape)
+            start += size
+        budget.check(8.0 * rows * kmax ** arity * (3 * t.num_ground + state_size),
+                     f"tabulating term '{t.term}' ({t.num_ground:,} factors x {kmax ** arity:,} joint labels)",
+                     t.span, graph.source)
+        table = _local_energies(compiled, t, reads, context, params, rows, (kmax,) * arity)  # [B, n_g, K, ...]
+        for d in np.unique(count):
+            members = count == d
+            # Axes beyond a factor's own variables are never read: take label 0 there.
+            part = table[:, members][(slice(None), slice(None)) + (slice(None),) * d + (0,) * (arity - d)]
+            if d == 1:
+                np.add.at(unary.transpose(1, 0, 2), distinct[members, 0], part.transpose(1, 0, 2))
+            elif d == 2:
+                edges.append(distinct[members, :2])
+                tables.append(part)
+            else:
+                variables, parts = higher.setdefault(int(d), ([], []))
+                variables.append(distinct[members, :d])
+                parts.append(part.reshape(rows, int(members.sum()), -1))
     unary[:, np.arange(kmax)[None, :] >= index.num_labels[:, None]] = np.inf
     edges_arr = np.concatenate(edges) if edges else np.zeros((0, 2), np.int64)
     pair_arr = np.concatenate(tables, axis=1) if tables else np.zeros((rows, 0, kmax, kmax))
-    models = [TabularMRF(num_labels=index.num_labels, unary=unary[r], edges=edges_arr, pairwise=pair_arr[r],
-                         constant=float(constant[r])).merge_parallel_factors() for r in range(rows)]
+    models = []
+    for r in range(rows):
+        factors = tuple(HigherFactor(np.concatenate(v), np.concatenate([p[r] for p in ps]))
+                        for v, ps in higher.values())
+        models.append(TabularMRF(num_labels=index.num_labels, unary=unary[r], edges=edges_arr,
+                                 pairwise=pair_arr[r], higher=factors,
+                                 constant=float(constant[r])).merge_parallel_factors())
     return models, index
 
 
-def _local_energies(compiled, template: FactorTemplate, positions: dict, context, params,
-                    rows: int, k0: int, k1: int) -> np.ndarray:
-    """Energies of each ground factor of `template` for every label pair, per context row:
-    [rows, num_ground, k0, k1].
+def _local_energies(compiled, template: FactorTemplate, reads: dict, context, params,
+                    rows: int, sizes: tuple[int, ...]) -> np.ndarray:
+    """Energies of each ground factor of `template` for every joint label of its local
+    positions, per context row: [rows, num_ground, *sizes].
 
-    positions: id(slot) -> [num_ground] array of 0/1 saying which local position a latent slot reads.
+    reads: id(slot) -> [num_ground, *inner] local position (0..len(sizes)-1) each element of a
+    latent slot reads.
     """
     graph = compiled.graph
     n_g = template.num_ground
+    arity = len(sizes)
     local_groups: dict[str, VariableGroup] = {}
     replaced: dict[int, Slot] = {}
     for node in walk(template.body):
-        if isinstance(node, Slot) and id(node) in positions:
+        if isinstance(node, Slot) and id(node) in reads:
             local_name = f"__local_{node.group}"
             var = graph.variables[node.group]
-            local_groups[local_name] = VariableGroup(local_name, (2 * n_g,), var.domain, False, var.span)
-            pos = positions[id(node)]
-            shape = (n_g,) + (1,) * (np.asarray(node.index).ndim - 1)
-            replaced[id(node)] = dataclasses.replace(
-                node, group=local_name, index=(pos * n_g + np.arange(n_g)).reshape(shape))
+            local_groups[local_name] = VariableGroup(local_name, (arity * n_g,), var.domain, False, var.span)
+            pos = reads[id(node)]
+            ground = np.arange(n_g).reshape((n_g,) + (1,) * (pos.ndim - 1))
+            replaced[id(node)] = dataclasses.replace(node, group=local_name, index=pos * n_g + ground)
     body = _replace_slots(template.body, replaced)
     local_template = dataclasses.replace(template, body=body, name=template.name, term=template.term)
     variables = dict(graph.variables)
@@ -209,28 +261,26 @@ def _local_energies(compiled, template: FactorTemplate, positions: dict, context
     local_compiled = compiled.backend.compile(local_graph)
     for name, fn in getattr(compiled, "externs", {}).items():
         local_compiled.register_extern(name, fn)
-    pairs = k0 * k1
-    batch = rows * pairs
-    a = np.repeat(np.arange(k0), k1)
-    b = np.tile(np.arange(k1), k0)
+    joint = int(np.prod(sizes, dtype=np.int64))
+    batch = rows * joint
+    labels = np.indices(sizes).reshape(arity, joint)          # [arity, joint]
     state = {}
     backend = compiled.backend
     for name, arr in context.items():
-        # Row-major over (row, label pair): every row sees every label pair.
-        per_row = np.broadcast_to(arr[:, None], (rows, pairs) + arr.shape[1:])
+        # Row-major over (row, joint label): every row sees every joint label.
+        per_row = np.broadcast_to(arr[:, None], (rows, joint) + arr.shape[1:])
         state[name] = backend.asarray(per_row.reshape((batch,) + arr.shape[1:]).copy())
     for local_name in local_groups:
         values = variables[local_name].domain.values
-        la = np.minimum(a, len(values) - 1)
-        lb = np.minimum(b, len(values) - 1)
-        pair_rows = np.concatenate([np.repeat(values[la][:, None], n_g, 1),
-                                    np.repeat(values[lb][:, None], n_g, 1)], axis=1)
-        state[local_name] = backend.asarray(np.tile(pair_rows, (rows, 1)))
+        by_position = [np.repeat(values[np.minimum(labels[p], len(values) - 1)][:, None], n_g, 1)
+                       for p in range(arity)]
+        state[local_name] = backend.asarray(np.tile(np.concatenate(by_position, axis=1), (rows, 1)))
     for name, var in graph.variables.items():
         if name not in state:
             state[name] = backend.asarray(np.zeros((batch,) + var.shape))
     energies = backend.to_numpy(local_compiled.template_energies(state, params)[template.name])
-    return energies.reshape(rows, k0, k1, n_g).transpose(0, 3, 1, 2).astype(np.float64)
+    energies = energies.reshape((rows,) + tuple(sizes) + (n_g,))
+    return np.moveaxis(energies, -1, 1).astype(np.float64)
 
 
 def _replace_slots(node: Node, replaced: dict) -> Node:

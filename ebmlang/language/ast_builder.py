@@ -6,6 +6,7 @@ the transformer follows the grammar rule by rule, while parser.py only drives it
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from lark import Token, Transformer, v_args
@@ -224,10 +225,19 @@ class _AstBuilder(Transformer):
         return ast.Call(self._span(meta), str(name), self._token_span(name), args or ())
 
     def integer(self, meta, token):
-        return ast.Number(self._span(meta), int(token), is_integer=True)
+        # Compile-time integers stay exact in float64 (2^53); longer literals are refused
+        # before Python parses them (a 5,000-digit literal exceeds int()'s own limit).
+        text = str(token).lstrip("0") or "0"
+        if len(text) > 16 or int(text) > 2 ** 53:
+            raise EbmError("integer literal too large", self._span(meta), expected="at most 2^53 (9007199254740992)",
+                           hint="write a real number such as 1e20 if a large value is meant")
+        return ast.Number(self._span(meta), int(text), is_integer=True)
 
     def real(self, meta, token):
-        return ast.Number(self._span(meta), float(token), is_integer=False)
+        value = float(token)
+        if not math.isfinite(value):
+            raise EbmError("real literal too large", self._span(meta), expected="a finite number (below 1.8e308)")
+        return ast.Number(self._span(meta), value, is_integer=False)
 
     def name(self, meta, token):
         return ast.Name(self._span(meta), str(token))

@@ -225,10 +225,10 @@ class ExprChecker:
         else:
             symbol = self.discrete_symbol(index)
             if symbol is not None:
-                values = symbol.domain.values
-                if values.min() < 0 or values.max() >= size:
+                low, high = symbol.domain.value_range
+                if low < 0 or high >= size:
                     raise EbmError(
-                        f"{symbol.describe()} takes values {int(values.min())}..{int(values.max())}, but "
+                        f"{symbol.describe()} takes values {int(low)}..{int(high)}, but "
                         f"{describe_expr(vector)} has only {size} outputs", index.span,
                         expected=f"a selector with values in 0..{size}",
                         notes=[(symbol.span, f"'{symbol.name}' declared here")])

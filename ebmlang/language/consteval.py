@@ -201,6 +201,8 @@ class Evaluator:
             result = values.min(axis=axes) if op == "min" else values.max(axis=axes)
             return np.asarray(result.astype(body.dtype)) if body.dtype.kind in "iu" else np.asarray(result)
         # logsumexp
+        if np.any(mask.sum(axis=axes) == 0):
+            raise EbmError("logsumexp over an empty index set (it would be -inf)", expr.index_set.span)
         values = np.where(mask, body.astype(float), -np.inf)
         top = np.max(values, axis=axes, keepdims=True)
         top = np.where(np.isfinite(top), top, 0.0)
@@ -218,7 +220,10 @@ class Evaluator:
             for end in (start, stop):
                 if end.dtype.kind not in "iub":
                     raise EbmError("a range bound must be an integer", binding.span)
-            low, high = int(np.min(start)), int(np.max(stop))
+            if np.size(start) == 0 or np.size(stop) == 0:
+                low, high = 0, 0  # no outer tuple: the range is empty everywhere
+            else:
+                low, high = int(np.min(start)), int(np.max(stop))
             size = max(high - low, 0)
             outer = np.broadcast_shapes(mask.shape, *(np.shape(v) for v in self.indices.values()))
             if size * int(np.prod(outer, dtype=np.int64)) > self.max_ground:

@@ -34,6 +34,24 @@ class Domain:
         return not self.is_discrete
 
     @property
+    def value_range(self) -> tuple[float, float]:
+        """(smallest, largest) value of a discrete domain, without listing the values."""
+        if self.kind == "spin":
+            return -1.0, 1.0
+        if self.kind == "binary":
+            return 0.0, 1.0
+        first = self.first_value if self.kind == "integer" else 0
+        return float(first), float(first + self.num_values - 1)
+
+    def contains(self, values: np.ndarray) -> np.ndarray:
+        """Which entries of `values` belong to this discrete domain (bool, same shape)."""
+        values = np.asarray(values, dtype=float)
+        if self.kind == "spin":
+            return (values == -1.0) | (values == 1.0)
+        low, high = self.value_range
+        return (values == np.round(values)) & (values >= low) & (values <= high)
+
+    @property
     def values(self) -> np.ndarray:
         """The numeric values of a discrete domain, in label order (label k -> values[k])."""
         if self.kind == "binary":

@@ -9,27 +9,66 @@ live in memory (tests, notebooks) as easily as on disk.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 
 from ebmlang.errors import EbmError, Span, did_you_mean
 from ebmlang.language import ast
 from ebmlang.language.parser import parse_source
 
-__all__ = ["Loader", "ImportResolver", "read_source", "parse_file"]
+__all__ = ["Loader", "ImportResolver", "read_source", "read_top_source", "parse_file", "decode_source"]
 
 Loader = Callable[[str], str]
 
 
+# A model file is source text: anything larger is a mistake (a data file, a device).
+MAX_SOURCE_BYTES = 4 * 2 ** 20
+
+
 def read_source(path: str | os.PathLike) -> str:
-    """The text of a `.ebm` file (UTF-8)."""
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
+    """The text of a `.ebm` file (UTF-8), refused before reading when it is not a regular
+    file (a directory, a named pipe, /dev/zero) or larger than MAX_SOURCE_BYTES; text
+    that is not UTF-8 is an error located at the first bad byte."""
+    path = os.fspath(path)
+    info = os.stat(path)
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise EbmError(f"{path} is not a regular file (a device, a pipe or a socket)",
+                       expected="a .ebm text file")
+    if info.st_size > MAX_SOURCE_BYTES:
+        raise EbmError(f"{path} has {info.st_size:,} bytes, more than a model file may have "
+                       f"({MAX_SOURCE_BYTES:,})", expected="a .ebm text file")
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_SOURCE_BYTES + 1)
+    if len(data) > MAX_SOURCE_BYTES:
+        raise EbmError(f"{path} grew past {MAX_SOURCE_BYTES:,} bytes while it was read", expected="a .ebm text file")
+    return decode_source(data, path)
+
+
+def decode_source(data: bytes, file: str) -> str:
+    """`data` as UTF-8 text; a bad byte is an error at its line and column."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        before = data[:err.start].decode("utf-8", errors="replace")
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        text = data.decode("utf-8", errors="replace")
+        raise EbmError(f"byte 0x{data[err.start]:02x} is not UTF-8 text", Span(file, line, column, line, column + 1),
+                       source=text, expected="a .ebm file saved as UTF-8",
+                       hint="re-save the file as UTF-8 (most editors: 'Save with encoding')") from None
 
 
 def parse_file(path: str | os.PathLike) -> ast.Program:
     """Read and parse one file (no imports resolved); errors name `path`."""
     path = os.fspath(path)
     return parse_source(_read_top(path), path)
+
+
+def read_top_source(path: str | os.PathLike) -> str:
+    """`read_source` for the file a user named: every failure is an EbmError."""
+    return _read_top(os.fspath(path))
 
 
 def _read_top(path: str) -> str:
@@ -39,8 +78,6 @@ def _read_top(path: str) -> str:
         raise EbmError(f"no such file: {path}", hint=_similar_file_hint(path)) from None
     except IsADirectoryError:
         raise EbmError(f"{path} is a directory, not a .ebm file") from None
-    except UnicodeDecodeError:
-        raise EbmError(f"{path} is not a UTF-8 text file") from None
     except OSError as err:
         raise EbmError(f"cannot read {path}: {err.strerror or err}") from None
 

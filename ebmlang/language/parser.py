@@ -9,7 +9,7 @@ unexpected token, an unknown domain -- becomes an `EbmError` located in the sour
 """
 from __future__ import annotations
 
-from lark import Lark
+from lark import Lark, Tree
 from lark.exceptions import UnexpectedInput, VisitError
 
 from ebmlang.errors import EbmError
@@ -45,14 +45,43 @@ def _parse_tree(parser: Lark, text: str, file: str):
 
 
 def _build(tree, text: str, file: str):
+    deepest = _deepest(tree, file)
+    if deepest is not None:
+        raise EbmError(f"expression nested more than {MAX_NESTING} levels deep", deepest, source=text,
+                       hint="split it into several energy terms or consts")
     try:
         return _AstBuilder(text, file).transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, EbmError):
             raise exc.orig_exc.with_source(text) from None
+        if isinstance(exc.orig_exc, RecursionError):
+            raise _too_deep(text, file) from None
         raise
     except RecursionError:
-        raise EbmError(
-            "expression nested too deeply", Span(file, 1, 1, 1, 2), source=text,
-            hint="split it into several energy terms",
-        ) from None
+        raise _too_deep(text, file) from None
+
+
+# Later stages walk expressions recursively; real models nest a few dozen levels.
+MAX_NESTING = 200
+
+
+def _deepest(tree, file: str) -> Span | None:
+    """The span of a node nested more than MAX_NESTING levels deep in the parse tree, or
+    None (an explicit stack: the tree may be deeper than Python's recursion limit)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if depth > MAX_NESTING:
+            meta = node.meta
+            if getattr(meta, "empty", True):
+                return Span(file, 1, 1, 1, 2)
+            return Span(file, meta.line, meta.column, meta.line, meta.column + 1)
+        stack.extend((child, depth + 1) for child in node.children)
+    return None
+
+
+def _too_deep(text: str, file: str) -> EbmError:
+    return EbmError("expression nested too deeply", Span(file, 1, 1, 1, 2), source=text,
+                    hint="split it into several energy terms")

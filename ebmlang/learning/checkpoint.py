@@ -20,9 +20,12 @@ entry in the metadata; `read_model_checkpoint` reads them as plain models.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -148,10 +151,25 @@ def write_checkpoint(path: str | Path, model, extra: Mapping[str, np.ndarray] | 
     metadata.update(extra_metadata or {})
     metadata["arrays_sha256"] = arrays_hash(arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    save_file(arrays, str(temporary), metadata=metadata)
-    os.replace(temporary, path)
+    # A unique temporary name per writer: two saves to one path never share a file, and
+    # an interrupted write leaves nothing behind.
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        save_file(arrays, temporary, metadata=metadata)
+        os.chmod(temporary, 0o666 & ~_umask())  # written private; a checkpoint is an ordinary file
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     return path
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def save_checkpoint(model, path: str | Path) -> None:
@@ -217,16 +235,17 @@ def check_params(path, graph, arrays: Mapping[str, np.ndarray]) -> dict[str, np.
     return {k: np.asarray(stored[k]) for k in expected}
 
 
-def read_model_checkpoint(path: str | Path) -> tuple[FactorGraph, dict[str, np.ndarray], dict[str, str]]:
+def read_model_checkpoint(path: str | Path, budget=None) -> tuple[FactorGraph, dict[str, np.ndarray], dict[str, str]]:
     """The factor graph, params and metadata of a checkpoint: its stored source recompiled
-    (imports served from the checkpoint alone) and its params checked against it."""
+    (imports served from the checkpoint alone) within `budget`, as a `.ebm` file is, and
+    its params checked against it."""
     arrays, metadata = read_checkpoint(path)
     file = metadata.get("file", "<checkpoint>")
     # Import roots guard the file system; here nothing comes from it (the loader serves the
     # checkpoint's own sources), so a stored key such as "../shared/prior.ebm" is allowed.
     anchor = Path(os.path.abspath(file if not file.startswith("<") else os.curdir)).anchor
     graph = lower_source(metadata["source"], file, metadata["model"], allow_root=anchor,
-                         loader=checkpoint_loader(path, metadata))
+                         loader=checkpoint_loader(path, metadata), budget=budget)
     return graph, check_params(path, graph, arrays), metadata
 
 
@@ -259,14 +278,30 @@ def save_training_state(directory: str | Path, model, epoch: int, state: Mapping
 
 
 def latest_training_state(directory: str | Path):
-    """(path, params, {part: arrays}, info) of the newest training checkpoint in
-    `directory`, or None when there is none."""
+    """(path, params, {part: arrays}, info) of the newest readable training checkpoint in
+    `directory`, or None when there is none. A newest file that is truncated or corrupted
+    (a crash while writing it) is skipped with a warning for the one before it."""
     files = sorted(Path(directory).glob("fit-epoch*.safetensors"))
     if not files:
         return None
-    arrays, metadata = read_checkpoint(files[-1])
+    problems = []
+    for path in reversed(files):
+        try:
+            arrays, metadata = read_checkpoint(path)
+        except EbmError as error:
+            problems.append(error.message)
+            continue
+        if problems:
+            warnings.warn(f"skipped {len(problems)} unreadable training checkpoint(s) in {directory} "
+                          f"({problems[0]}); resuming from {path.name}", stacklevel=2)
+        return _training_state(path, arrays, metadata)
+    raise EbmError(f"no readable training checkpoint in {directory}: {problems[0]}",
+                   hint="start over with resume=False (or without --resume), or use another directory")
+
+
+def _training_state(path: Path, arrays: dict, metadata: dict):
     if "fit" not in metadata:
-        raise EbmError(f"{files[-1]} is a model checkpoint without training state")
+        raise EbmError(f"{path} is a model checkpoint without training state")
     parts: dict[str, dict[str, np.ndarray]] = {}
     params = {}
     for name, value in arrays.items():
@@ -275,4 +310,4 @@ def latest_training_state(directory: str | Path):
             parts.setdefault(part, {})[key] = value
         else:
             params[name] = value
-    return files[-1], params, parts, json.loads(metadata["fit"])
+    return path, params, parts, json.loads(metadata["fit"])

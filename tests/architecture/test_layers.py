@@ -25,7 +25,7 @@ PACKAGE_DIR = Path(ebmlang.__file__).parent
 # The architecture's order (docs/architecture.md). A module may import its own stage and
 # any stage listed before it.
 STAGES = (
-    ("errors", ("ebmlang.errors", "ebmlang._moved")),
+    ("errors", ("ebmlang.errors", "ebmlang.budget", "ebmlang._moved")),
     ("language", ("ebmlang.grammar", "ebmlang.language")),
     ("graph", ("ebmlang.graph",)),
     ("backends", ("ebmlang.backends",)),

@@ -155,3 +155,67 @@ def test_resuming_with_other_options_is_refused(tmp_path):
     # resume=False starts over in the same directory.
     ebm.loads(RBM, seed=0).fit(data, epochs=1, batch_size=10, progress=False, checkpoint_dir=tmp_path,
                                resume=False)
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
+    data = {"v": binary_data()}
+    common = dict(batch_size=20, seed=3, progress=False, method="pcd", chains=8)
+    straight = ebm.loads(RBM, seed=5)
+    straight.fit(data, epochs=4, **common)
+    first = ebm.loads(RBM, seed=5)
+    first.fit(data, epochs=3, checkpoint_dir=tmp_path, **common)
+    # A crash while writing epoch 3's checkpoint: the newest file is truncated.
+    newest = tmp_path / "fit-epoch00003.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])
+    resumed = ebm.loads(RBM, seed=99)
+    with pytest.warns(UserWarning, match="skipped 1 unreadable training checkpoint"):
+        result = resumed.fit(data, epochs=4, checkpoint_dir=tmp_path, **common)
+    assert result.resumed_from == 2
+    for name, value in straight.param_values().items():
+        np.testing.assert_array_equal(resumed.param_values()[name], value)
+    newest.write_bytes(b"garbage")
+    (tmp_path / "fit-epoch00004.safetensors").write_bytes(b"garbage")
+    with pytest.raises(EbmError, match="no readable training checkpoint"):
+        ebm.loads(RBM, seed=99).fit(data, epochs=5, checkpoint_dir=tmp_path, **common)
+
+
+def test_saves_leave_no_temporary_files_even_when_they_race(tmp_path):
+    import threading
+
+    model = ebm.loads(RBM, seed=0)
+    path = tmp_path / "model.safetensors"
+    threads = [threading.Thread(target=model.save, args=(path,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+    assert set(ebm.load(path).params) == {"W", "b", "c"}
+
+
+def test_fit_checkpoints_and_resumes_from_the_command_line(tmp_path, capsys):
+    from ebmlang.cli.entry import main
+
+    source = tmp_path / "rbm.ebm"
+    source.write_text(RBM)
+    np.savez(tmp_path / "data.npz", v=binary_data())
+    common = ["fit", str(source), "--data", str(tmp_path / "data.npz"), "--backend", "torch", "--quiet",
+              "--checkpoint-dir", str(tmp_path / "run"), "--batch-size", "20", "--method", "pcd"]
+    assert main(common + ["--epochs", "2"]) == 0
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["fit-epoch00001.safetensors",
+                                                                    "fit-epoch00002.safetensors"]
+    capsys.readouterr()
+    assert main(common + ["--epochs", "3", "--resume"]) == 0
+    assert "resumed after epoch 2" in capsys.readouterr().out
+    assert main(["fit", str(source), "--data", str(tmp_path / "data.npz"), "--resume"]) == 1
+    assert "--resume continues from --checkpoint-dir" in capsys.readouterr().err
+
+
+def test_initial_values_for_unknown_or_observed_variables_are_refused():
+    model = ebm.loads(RBM, backend="numpy")
+    with pytest.raises(EbmError, match="(?s)init names 'hh'.*did you mean 'h'"):
+        model.sample(chains=2, steps=2, observed={"v": binary_data(1)[0]}, init={"hh": np.zeros(3)},
+                     progress=False)
+    with pytest.raises(EbmError, match="observed v, whose values are fixed"):
+        model.sample(chains=2, steps=2, observed={"v": binary_data(1)[0]}, init={"v": np.zeros(6)},
+                     progress=False)

@@ -311,3 +311,65 @@ def test_argmin_time_limit_is_checked_and_heuristic_failures_say_what_to_try(run
     assert "method: ilp" in text and "energy: 0" in text
     status, _, err = run_ebm("argmin", queens, "--backend", "numpy", "--method", "icm")
     assert_user_error(status, err, "icm stopped at a labelling that breaks", "method='ilp'")
+
+
+# --------------------------------------------------------------------------
+# hostile command lines: exit status 1 (input) or 2 (usage), never a traceback
+
+
+def test_bad_files_and_values_on_the_command_line(run_ebm, tmp_path):
+    latin = tmp_path / "latin.ebm"
+    latin.write_bytes("latent x[2] : real\nenergy e = x[0]^2 # café\n".encode("latin-1"))
+    status, _, err = run_ebm("sample", latin, "--backend", "numpy")
+    assert_user_error(status, err, "latin.ebm:2:", "not UTF-8")
+    folder = tmp_path / "folder.ebm"
+    folder.mkdir()
+    status, _, err = run_ebm("plan", folder)
+    assert_user_error(status, err, "is a directory")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 64, 64)))
+    status, _, err = run_ebm("argmin", DENOISE, "--backend", "numpy", "--observe", f"y={tmp_path / 'empty.npy'}")
+    assert_user_error(status, err, "has no rows")
+    status, _, err = run_ebm("energy", DENOISE, "--backend", "numpy", "--value", f"y={tmp_path / 'empty.npy'}",
+                             "--value", f"x={tmp_path / 'empty.npy'}")
+    assert_user_error(status, err, "has no rows")
+    status, _, err = run_ebm("sample", ISING, "--backend", "numpy", "--steps", 2, "--temperature", "nan")
+    assert_user_error(status, err, "temperature must be a positive, finite number")
+    zero_scale = tmp_path / "scale.ebm"
+    zero_scale.write_text("latent x : real\nparam s = 0\nenergy e = (x / s)^2\n")
+    np.save(tmp_path / "zero.npy", np.array(0.0))
+    status, _, err = run_ebm("energy", zero_scale, "--backend", "numpy", "--value", f"x={tmp_path / 'zero.npy'}")
+    assert_user_error(status, err, "scale.ebm:3:", "energy term 'e' is nan")
+
+
+def test_output_names_are_checked_before_any_work(run_ebm, tmp_path):
+    status, out, err = run_ebm("sample", ISING, "--backend", "numpy", "--steps", 2, "--plot", tmp_path / "t.xyz")
+    assert_user_error(status, err, "--plot", "cannot write a '.xyz' file")
+    assert out == ""                                   # refused before sampling printed anything
+    status, out, err = run_ebm("argmin", DENOISE, "--backend", "numpy", "--out", tmp_path / "x.txt")
+    assert_user_error(status, err, "cannot write a '.txt' file")
+    assert out == ""
+    (tmp_path / "file").write_text("")
+    status, _, err = run_ebm("argmin", DENOISE, "--backend", "numpy", "--out", tmp_path / "file" / "x.npz")
+    assert_user_error(status, err, "is a file, not a folder")
+    # A missing folder is created.
+    status, _, err = run_ebm("sample", ISING, "--backend", "numpy", "--steps", 2, "--out",
+                             tmp_path / "new" / "draws.npz")
+    assert status == 0 and (tmp_path / "new" / "draws.npz").exists(), err
+
+
+def test_a_negative_seed_is_a_usage_error():
+    result = subprocess.run([sys.executable, "-m", "ebmlang.cli", "sample", str(ISING), "--seed", "-1"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    assert "a seed is a whole number >= 0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    # ~2,000 lines of output into a reader that stops after the first one.
+    files = [str(EXAMPLES_DIR / "ising.ebm")] * 2000
+    process = subprocess.Popen([sys.executable, "-m", "ebmlang.cli", "check", *files], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=REPO)
+    assert process.stdout.readline().startswith(b"OK")
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait() == 0 and "Traceback" not in err and "BrokenPipe" not in err

@@ -31,6 +31,7 @@ importing this package back.
 """
 from __future__ import annotations
 
+from ebmlang.budget import as_budget
 from ebmlang.errors import EbmError
 from ebmlang.graph import ir
 from ebmlang.graph.lower.composite import _ProgramLowerer
@@ -44,20 +45,23 @@ from ebmlang.language.parser import parse_source
 __all__ = ["MAX_ADDITIVE_PARTS", "evaluate_constant", "lower_model", "lower_program", "lower_source"]
 
 
-def lower_program(checked: ast.CheckedProgram, model: str | None = None) -> ir.FactorGraph:
-    """Lower one model of a checked program (its default model when `model` is None)."""
-    return _ProgramLowerer(checked).lower(checked.default if model is None else model, None)
+def lower_program(checked: ast.CheckedProgram, model: str | None = None, budget=None) -> ir.FactorGraph:
+    """Lower one model of a checked program (its default model when `model` is None);
+    `budget` (ebmlang.budget) bounds every structure lowering allocates."""
+    return _ProgramLowerer(checked, as_budget(budget)).lower(checked.default if model is None else model, None)
 
 
 def lower_source(text: str, file: str = "<string>", model: str | None = None, *,
-                 allow_root=None, loader=None) -> ir.FactorGraph:
+                 allow_root=None, loader=None, budget=None) -> ir.FactorGraph:
     """Parse, check and lower source `text` (named `file` in errors): the front end and
     lowering in one call. `loader` reads imported files (path -> text; default: the file
-    system, see ebmlang.language.loader); an error from `file` carries its source text."""
+    system, see ebmlang.language.loader); an error from `file` carries its source text.
+    `budget` (a size such as "4GiB"; default ebmlang.budget.DEFAULT_BUDGET_BYTES) bounds
+    what any one index set, variable or param may take, checked before it is allocated."""
     try:
         program = parse_source(text, file)
         checked = check_program(program, loader=loader, allow_root=allow_root)
-        return lower_program(checked, model)
+        return lower_program(checked, model, budget)
     except EbmError as err:
         if err.source is None and err.span is not None and err.span.file == file:
             err.with_source(text)

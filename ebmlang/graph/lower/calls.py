@@ -98,9 +98,9 @@ class _CallLowerer:
         if not domain.is_discrete:
             raise self.error(f"'{node.group}' is {domain}; only a discrete variable can select an entry",
                              expr.span)
-        values = domain.values
-        if values.min() < 0 or values.max() > size - 1:
+        low, high = domain.value_range
+        if low < 0 or high > size - 1:
             raise self.error(
-                f"'{node.group}' takes values {values.min():g}..{values.max():g} but selects among {what}",
+                f"'{node.group}' takes values {low:g}..{high:g} but selects among {what}",
                 expr.span, expected=f"values in 0..{size - 1}",
                 hint=f"declare it categorical({size})")

@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 
+from ebmlang.budget import Budget
 from ebmlang.errors import EbmError, Span, did_you_mean
 from ebmlang.graph import ir
 from ebmlang.graph.compose import compose, observe, rename
@@ -22,8 +23,9 @@ from ebmlang.language.builtin_names import BUILTIN_CONSTANTS
 class _ProgramLowerer:
     """Lowers models by name, each once; composites recurse into their experts."""
 
-    def __init__(self, checked: ast.CheckedProgram):
+    def __init__(self, checked: ast.CheckedProgram, budget: Budget):
         self.checked = checked
+        self.budget = budget
         self.done: dict[str, ir.FactorGraph] = {}
         self.in_progress: list[str] = []
 
@@ -46,7 +48,7 @@ class _ProgramLowerer:
             if isinstance(entry, ast.CheckedComposite):
                 graph = self._lower_composite(entry)
             else:
-                graph = lower_model(entry)
+                graph = lower_model(entry, self.budget)
         finally:
             self.in_progress.pop()
         self.done[name] = graph

@@ -5,6 +5,8 @@ every value here is a compile-time constant, evaluated with `evaluate_constant`.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ebmlang.errors import EbmError, did_you_mean
@@ -28,11 +30,13 @@ class _DeclarationLowerer:
             raise self.error(f"{what} must be an integer", expr.span, expected="an integer constant")
         return int(value)
 
-    def lower_shape(self, dims: tuple[ast.Expr, ...], what: str) -> tuple[int, ...]:
+    def lower_shape(self, dims: tuple[ast.Expr, ...], what: str, span) -> tuple[int, ...]:
         shape = tuple(self.const_int(d, f"a dimension of {what}") for d in dims)
         for dim, size in zip(dims, shape):
             if size <= 0:
                 raise self.error(f"a dimension of {what} is {size}", dim.span, expected="a positive size")
+        elements = math.prod(shape)
+        self.spend(elements, f"{what}, with {elements:,} elements of shape {list(shape)},", span)
         return shape
 
     def lower_variable(self, decl: ast.VarDecl) -> ir.VariableGroup:
@@ -63,11 +67,11 @@ class _DeclarationLowerer:
             domain = ir.Domain("integer", num_values=stop - first, first_value=first)
         else:
             raise self.error(f"unknown domain '{spec.kind}'", spec.span)
-        shape = self.lower_shape(decl.shape, f"'{decl.name}'")
+        shape = self.lower_shape(decl.shape, f"variable '{decl.name}'", decl.span)
         return ir.VariableGroup(decl.name, shape, domain, decl.role == "observed", decl.span)
 
     def lower_param(self, decl: ast.ParamDecl) -> ir.ParamGroup:
-        shape = self.lower_shape(decl.shape, f"'{decl.name}'")
+        shape = self.lower_shape(decl.shape, f"param '{decl.name}'", decl.span)
         init = decl.init
         if init is None:
             param_init = ir.ParamInit("value", value=np.zeros(shape))
@@ -95,6 +99,8 @@ class _DeclarationLowerer:
             if len(sizes) < 2 or min(sizes) < 1:
                 raise self.error("an mlp needs at least an input and an output size", init.span,
                                  expected="mlp(IN -> HIDDEN -> OUT)")
+            weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+            self.spend(weights, f"the network '{decl.name}', with {weights:,} weights,", init.span)
             param_init = ir.ParamInit("mlp", layer_sizes=sizes, activation=init.activation)
         else:
             raise self.error(f"unsupported initialisation of '{decl.name}'", decl.span)

@@ -7,12 +7,26 @@ factor, padded into an inner axis with a mask.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 import numpy as np
 
+from ebmlang.errors import EbmError
 from ebmlang.graph.lower.scope import _Scope, _walk_ast
+from ebmlang.graph.lower.static import evaluate_constant
 from ebmlang.language import ast
+
+
+def _children(node):
+    """The expressions directly under `node`."""
+    for f in dataclasses.fields(node):
+        if f.name in ("span", "ty", "func_span"):
+            continue
+        value = getattr(node, f.name)
+        for item in (value if isinstance(value, tuple) else (value,)):
+            if isinstance(item, ast.Expr):
+                yield item
 
 
 def _free_index_names(exprs: Iterable[ast.Expr | None], bound: dict[str, np.ndarray], own: set[str]) -> list[str]:
@@ -26,6 +40,41 @@ def _free_index_names(exprs: Iterable[ast.Expr | None], bound: dict[str, np.ndar
 
 class _IndexSetLowerer:
     """Enumerates index sets: promoted to ground indices, or as a reduction's inner axis."""
+
+    def check_term_size(self, decl, body: ast.Expr) -> None:
+        """Refuse a term whose index tuples (its own times every nested reduction's, with
+        constant ranges) are over the budget, before any of them is enumerated."""
+        own = self._extent_bound(decl.index_set) if decl.index_set is not None else 1.0
+        tuples, depth = self._nested_tuples(body)
+        width = depth + (len(decl.index_set.bindings) if decl.index_set is not None else 0) + 2
+        total = own * tuples
+        self.spend(total * width, f"term '{decl.name}', with up to {total:,.0f} index tuples,", decl.span)
+
+    def _nested_tuples(self, expr) -> tuple[float, int]:
+        """(largest product of reduction extents along one nesting path, bindings on it)."""
+        if expr is None:
+            return 1.0, 0
+        if isinstance(expr, ast.Reduce):
+            inner, depth = self._nested_tuples(expr.body)
+            return self._extent_bound(expr.index_set) * inner, depth + len(expr.index_set.bindings)
+        best = (1.0, 0)
+        for child in _children(expr):
+            best = max(best, self._nested_tuples(child))
+        return best
+
+    def _extent_bound(self, index_set: ast.IndexSet) -> float:
+        """The product of the bindings' constant range lengths (ranges that depend on other
+        indices are left to `enumerate_index_set`, which checks each step)."""
+        product = 1.0
+        for binding in index_set.bindings:
+            try:
+                start = evaluate_constant(binding.start, self.consts)
+                stop = evaluate_constant(binding.stop, self.consts)
+            except EbmError:
+                continue
+            if np.ndim(start) == 0 and np.ndim(stop) == 0:
+                product *= max(float(stop) - float(start), 0.0)
+        return product
 
     def enumerate_index_set(
         self, index_set: ast.IndexSet, context: dict[str, np.ndarray], num_contexts: int
@@ -49,7 +98,10 @@ class _IndexSetLowerer:
             start = np.broadcast_to(self.static_index(binding.start, scope, "the start of a range"), rows.shape)
             stop = np.broadcast_to(self.static_index(binding.stop, scope, "the end of a range"), rows.shape)
             counts = np.clip(stop - start, 0, None)
-            total = int(counts.sum())
+            total = float(counts.sum(dtype=np.float64))
+            self.spend(total * (len(env) + 2), f"the index set with '{binding.name}', {total:,.0f} index tuples "
+                       f"of {len(env) + 1} indices,", binding.span)
+            total = int(total)
             repeat = np.repeat(np.arange(len(rows)), counts)
             offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
             env = {n: a[repeat] for n, a in env.items()}
@@ -77,6 +129,8 @@ class _IndexSetLowerer:
         else:
             inner, values = self.enumerate_index_set(index_set, {}, 1)
             count = len(inner)
+            self.spend(float(count) * num_ground * (len(values) + len(scope.indices) + 1),
+                       f"{float(count) * num_ground:,.0f} ground factors", index_set.span)
             parents = np.repeat(np.arange(num_ground, dtype=np.int64), count)
             values = {n: (np.tile(v, num_ground) if num_ground > 1 else v) for n, v in values.items()}
         total = len(parents)
@@ -102,6 +156,9 @@ class _IndexSetLowerer:
         rows, values = self.enumerate_index_set(index_set, context, num_contexts)
         counts = np.bincount(rows, minlength=num_contexts)
         length = max(int(counts.max(initial=0)), 1)
+        self.spend(float(num_contexts) * length * (len(values) + len(scope.indices) + 2),
+                   f"the reduction over {', '.join(b.name for b in index_set.bindings)}, padded to "
+                   f"{num_contexts:,} x {length:,} entries,", index_set.span)
         position = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]
         indices = {n: a[..., None] for n, a in scope.indices.items()}
         for name, value in values.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ebmlang.budget import Budget
 from ebmlang.errors import EbmError, Span
 from ebmlang.graph import ir
 from ebmlang.graph.lower.calls import _CallLowerer
@@ -19,17 +20,18 @@ from ebmlang.graph.lower.split import _Part, _split_conjunction, _Splitter
 from ebmlang.language import ast
 
 
-def lower_model(model: ast.CheckedModel) -> ir.FactorGraph:
-    """Lower one plain (non-composite) checked model."""
-    return _ModelLowerer(model).lower()
+def lower_model(model: ast.CheckedModel, budget: Budget | None = None) -> ir.FactorGraph:
+    """Lower one plain (non-composite) checked model within `budget` (default: the default budget)."""
+    return _ModelLowerer(model, budget or Budget()).lower()
 
 
 class _ModelLowerer(_DeclarationLowerer, _IndexSetLowerer, _ExpressionLowerer, _CallLowerer):
     """Lowers one CheckedModel. Expression handlers are found by node class name
     (`lower_Binary`, ...); anything else goes to `unsupported`."""
 
-    def __init__(self, model: ast.CheckedModel):
+    def __init__(self, model: ast.CheckedModel, budget: Budget):
         self.model = model
+        self.budget = budget
         self.consts = dict(model.consts)
         self.variables: dict[str, ir.VariableGroup] = {}
         self.params: dict[str, ir.ParamGroup] = {}
@@ -38,6 +40,10 @@ class _ModelLowerer(_DeclarationLowerer, _IndexSetLowerer, _ExpressionLowerer, _
     # -- errors
     def error(self, message: str, span: Span | None, **kwargs) -> EbmError:
         return EbmError(message, span, source=self.model.source, **kwargs)
+
+    def spend(self, elements: float, what: str, span: Span | None, bytes_per_element: int = 8) -> None:
+        """Refuse, located at `span`, a structure of `elements` numbers over the budget."""
+        self.budget.check(float(elements) * bytes_per_element, what, span, self.model.source)
 
     # -- the model
     def lower(self) -> ir.FactorGraph:
@@ -76,6 +82,7 @@ class _ModelLowerer(_DeclarationLowerer, _IndexSetLowerer, _ExpressionLowerer, _
             parts = _split_conjunction(body)
         else:
             parts = _Splitter(self.mentions_variables).split(body) or [_Part(body)]
+        self.check_term_size(decl, body)
         scope, num_ground, names = _ROOT_SCOPE, 1, []
         if decl.index_set is not None:
             scope, num_ground = self.promote(decl.index_set, scope, num_ground)

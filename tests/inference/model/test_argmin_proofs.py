@@ -261,3 +261,70 @@ def test_every_discrete_method_runs_on_every_backend(backend, method):
     if method in ("enumeration", "graphcut", "ilp"):   # exact; the rest are heuristics on this loopy grid
         assert result.energy == pytest.approx(best, abs=1e-9)
     assert model.energy(x=result["x"], y=y)[0] == pytest.approx(result.energy, abs=1e-9)
+
+
+THREE_WAY = """
+latent n[5] : integer in 0..3
+param w = 1.0
+energy t[i in 0..3] = w * (n[i] + n[i+1] - n[i+2] - 1)^2
+energy tilt[i in 0..5] = 0.1 * i * n[i]
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_terms_over_three_variables_are_tabulated_exactly(backend):
+    model = ebm.loads(THREE_WAY, backend=backend, dtype="float64")
+    grid = np.array(np.meshgrid(*[range(3)] * 5, indexing="ij")).reshape(5, -1).T
+    energies = model.energy(n=grid)
+    assert model.plan("argmin").method_of("discrete") == "enumeration"
+    result = model.argmin()
+    assert result.energy == pytest.approx(energies.min(), abs=1e-9)
+    # The integer program takes the same tables (three-variable factors as marginalised columns).
+    assert model.argmin(method="ilp").energy == pytest.approx(energies.min(), abs=1e-9)
+    ranked = model.rank(k=4)
+    np.testing.assert_allclose([e for _, e in ranked], np.sort(energies)[:4], atol=1e-9)
+    conditional = model.conditional()
+    weights = np.exp(-(energies - energies.min()))
+    lookup = {tuple(x): p for x, p in zip(conditional.states["n"].tolist(), conditional.probs)}
+    np.testing.assert_allclose([lookup[tuple(x)] for x in grid.tolist()], weights / weights.sum(), atol=1e-9)
+
+
+def test_a_magic_square_with_sums_over_rows_is_solved():
+    model = ebm.loads("""
+const S = 3
+latent x[S, S] : integer in 1..10
+constraint differ[a in 0..S*S, b in 0..S*S where a < b] : x[a / S, a % S] != x[b / S, b % S]
+constraint rows[r in 0..S] : sum(c in 0..S) x[r, c] == 15
+constraint cols[c in 0..S] : sum(r in 0..S) x[r, c] == 15
+constraint diag : sum(k in 0..S) x[k, k] == 15
+constraint anti : sum(k in 0..S) x[k, S - 1 - k] == 15
+""", backend="numpy")
+    x = model.argmin()["x"]
+    assert sorted(x.ravel().tolist()) == list(range(1, 10))
+    assert (x.sum(axis=0) == 15).all() and (x.sum(axis=1) == 15).all()
+    assert np.trace(x) == 15 and np.trace(x[:, ::-1]) == 15
+
+
+def test_bad_argmin_arguments_are_located_errors():
+    model = ebm.loads(DENOISE, backend="numpy")
+    y = np.zeros((5, 6), dtype=int)
+    bad = [dict(method="ilp", time_limit="5"), dict(method="annealing", sweeps=-5), dict(seed="a"),
+           dict(method="annealing", time_limit=2), dict(time_limit=float("nan")), dict(method="BP")]
+    for options in bad:
+        with pytest.raises(EbmError):
+            model.argmin(observed={"y": y}, **options)
+    with pytest.raises(EbmError, match="did you mean 'bp'"):
+        model.argmin(observed={"y": y}, method="BP")
+    with pytest.raises(EbmError, match="has no rows"):
+        model.argmin(observed={"y": np.zeros((0, 5, 6))})
+    with pytest.raises(EbmError, match="integer >= 1"):
+        model.rank(observed={"y": y}, k=1.5)
+    assert model.argmin(observed={"y": y}, method="annealing").info["proven"] is False
+    assert model.argmin(observed={"y": np.stack([y, y])}).info["proven"] is True
+
+
+def test_rank_of_an_infeasible_model_says_so():
+    k3 = np.array([[0, 1], [1, 2], [0, 2]])
+    model = ebm.loads(COLOURING.format(edges=k3.tolist(), m=3, n=3, k=2), backend="numpy")
+    with pytest.raises(EbmError, match="proven by enumerating"):
+        model.rank(k=2)
