@@ -10,7 +10,7 @@ import subprocess
 # Distributions whose versions the report lists, in this order.
 LIBRARIES = (
     "ebmlang", "numpy", "scipy", "torch", "jax", "jaxlib", "thrml", "blackjax", "pgmax",
-    "scikit-learn", "PyMaxflow", "psutil", "rich",
+    "scikit-learn", "PyMaxflow", "ortools", "psutil", "rich",
 )
 
 

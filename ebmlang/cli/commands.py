@@ -87,7 +87,7 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command's handler: an EbmError is printed (located, with the source
     line) and gives exit status 1, an interrupt status 130 -- never a traceback."""
     # Library warnings reach a command-line user as one plain line, not as Python source.
-    warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"
+    plain, warnings.formatwarning = warnings.formatwarning, lambda message, *rest: f"warning: {message}\n"
     try:
         check_output_paths(args)
         return int(args.run(args) or 0)
@@ -102,6 +102,8 @@ def run_command(args: argparse.Namespace) -> int:
         # at devnull keeps the interpreter's final flush from raising again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        warnings.formatwarning = plain
 
 
 # --------------------------------------------------------------------------
@@ -122,6 +124,9 @@ OUTPUTS = {
 def check_output_paths(args: argparse.Namespace) -> None:
     """Refuse, before the command runs, an output file whose suffix it cannot write or
     whose folder is a file."""
+    for flag in ("out", "plot", "history", "checkpoint_dir"):
+        if getattr(args, flag, None) == "":
+            raise EbmError(f"--{flag.replace('_', '-')} needs a file name, got an empty one")
     for flag, suffixes in OUTPUTS.get(getattr(args, "command", ""), {}).items():
         value = getattr(args, flag, None)
         if not value:

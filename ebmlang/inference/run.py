@@ -148,6 +148,7 @@ def sample_model(model, *, chains: int, steps: int, observed=None, method=None, 
                                        burn_in=request.burn_in, thin=request.thin, progress=progress, label=label)
     _check_finite(model, {k: v for k, v in state.items() if k in obs}, out, energy)
     acceptance = steppers.mean_acceptance(request.burn_in)
+    _check_not_frozen(model, state, energy, acceptance)
     info = request.info(temperature, seed)
     info.update(steppers.runner_info())
     return Samples(out, energy, plan, acceptance, info)
@@ -204,6 +205,27 @@ def _check_finite(model, observed_state: dict, draws: dict, energy: np.ndarray) 
     state = dict(observed_state)
     state.update({k: bk.asarray(v[:, first_bad_draw]) for k, v in draws.items()})
     raise locate_nonfinite(model, state)
+
+
+# Beyond this energy float32 cannot tell proposals apart (its spacing there exceeds 1e8):
+# Metropolis chains stop moving and report a meaningless answer.
+FROZEN_ENERGY = 1e15
+
+
+def _check_not_frozen(model, state: dict, energy: np.ndarray, acceptance: dict) -> None:
+    """Chains that accepted no proposal while the energy is astronomically large are not
+    sampling: stop with the term that made the energy that large."""
+    if not acceptance or max(acceptance.values()) > 0 or not (np.abs(energy[:, -1]) > FROZEN_ENERGY).any():
+        return
+    terms = model.compiled.term_energies(state, model.params)
+    sizes = {name: float(np.abs(model.backend.to_numpy(value)).max()) for name, value in terms.items()}
+    worst = max(sizes, key=sizes.get)
+    template = next(t for t in model.graph.templates if t.term == worst)
+    raise EbmError(f"the chains are frozen: energy term '{worst}' reaches {sizes[worst]:.3g} and no proposal "
+                   f"was accepted ({', '.join(f'{k} {v:.2f}' for k, v in acceptance.items())}); at that size "
+                   "energy differences are lost to rounding", template.span, source=model.graph.source,
+                   hint="rescale the term (or its parameters) so energies stay moderate, start the chains "
+                        "near low energy with init=..., or use dtype='float64'")
 
 
 class _progress:

@@ -174,7 +174,8 @@ def tabulate_rows(compiled, params, context: dict, observed=(), budget=None):
     status = tabular_status(graph, observed)
     if not status.tabular:
         raise EbmError(f"cannot tabulate the model: {status.why_not}",
-                       hint="use method='annealing' (simulated annealing with block Gibbs)")
+                       hint="argmin(method='annealing') still works (simulated annealing with block Gibbs); "
+                            "exact conditionals and ranking need the tables, and sample() approximates them")
     context = {k: backend.to_numpy(v) for k, v in context.items()}
     rows = max((v.shape[0] for v in context.values()), default=1)
     n = index.total

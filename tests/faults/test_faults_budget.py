@@ -112,7 +112,11 @@ def test_check_refuses_what_load_refuses(capsys, tmp_path):
     path.write_text(REFUSED_AT_LOAD["a 10^4 x 10^4 sum"][0])
     status, _, err = run_ebm(capsys, "check", path)
     assert status == 1 and "more than the budget" in err and "Traceback" not in err
-    status, out, err = run_ebm(capsys, "check", path, "--budget", "8GiB")
+    medium = tmp_path / "medium.ebm"
+    medium.write_text("latent x[2] : real\nenergy e = sum(i in 0..1000, j in 0..1000) x[0] * 1e-6\n")
+    status, _, err = run_ebm(capsys, "check", medium, "--budget", "16MiB")
+    assert status == 1 and "more than the budget of 16 MiB" in err
+    status, out, err = run_ebm(capsys, "check", medium, "--budget", "64MiB")
     assert status == 0 and out.startswith("OK"), err
     status, _, err = run_ebm(capsys, "plan", path)
     assert status == 1 and "more than the budget" in err

@@ -8,8 +8,8 @@ ones that lower, the numpy backend: compile, plan, energy of a random state):
 - the examples/ files under random mutations: deleted, repeated or swapped spans,
   inserted keywords and operators, numbers replaced by extreme values.
 
-2,000 derandomised programs per CI run: 200 from the grammar (hypothesis spends most of
-the time generating those) and 1,800 mutations; `HYPOTHESIS_PROFILE=long` runs ten times
+2,000 derandomised programs per CI run: 100 from the grammar (hypothesis spends most of
+the time generating those) and 1,900 mutations; `HYPOTHESIS_PROFILE=long` runs ten times
 as many and `random` five times as many fresh ones.
 """
 from __future__ import annotations
@@ -35,8 +35,8 @@ BUDGET = "64MiB"
 BASE = dict(deadline=None, database=None, print_blob=True, phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck))
 SCALE = {"ci": 1, "long": 10, "random": 5}[os.environ.get("HYPOTHESIS_PROFILE", "ci")]
-GRAMMAR = settings(max_examples=200 * SCALE, derandomize=os.environ.get("HYPOTHESIS_PROFILE") != "random", **BASE)
-MUTATIONS = settings(max_examples=1800 * SCALE, derandomize=os.environ.get("HYPOTHESIS_PROFILE") != "random",
+GRAMMAR = settings(max_examples=100 * SCALE, derandomize=os.environ.get("HYPOTHESIS_PROFILE") != "random", **BASE)
+MUTATIONS = settings(max_examples=1900 * SCALE, derandomize=os.environ.get("HYPOTHESIS_PROFILE") != "random",
                      **BASE)
 
 INSERTS = ["const", "param", "latent", "observed", "energy", "constraint", "model", "import", "extern", "sum",

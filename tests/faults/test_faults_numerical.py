@@ -113,3 +113,13 @@ def test_langevin_divergence_reduces_the_step_size_with_a_warning(method):
     assert samples.info["step_size"] < 5.0
     # Under exp(-x^4) P(|x| > 2) is ~1e-7: a chain still at 3, or far out, did not recover.
     assert np.abs(samples["x"][:, -50:]).max() < 2.0
+
+
+def test_chains_frozen_by_an_enormous_term_name_it():
+    model = ebm.loads("latent x : real\nenergy big = 1e30 * x^2\nenergy small = x\n", backend="torch")
+    with pytest.raises(EbmError, match="the chains are frozen: energy term 'big'") as caught:
+        model.sample(chains=4, steps=300, seed=0, progress=False)
+    assert caught.value.span.line == 2
+    # The same model rescaled samples normally.
+    fine = ebm.loads("latent x : real\nenergy big = x^2\nenergy small = x\n", backend="torch")
+    assert fine.sample(chains=4, steps=300, seed=0, progress=False).acceptance["mala"] > 0.3
