@@ -1,6 +1,8 @@
 """Pointing numerical failures back at the `.ebm` source."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ebmlang.errors import EbmError
@@ -42,3 +44,30 @@ def locate_nonfinite(model, state: dict, *, what: str = "energy") -> EbmError:
                             template.span, source=graph.source, hint=_NUMERIC_HINT)
     return EbmError(f"the {what} is not finite but no single term is; the parameters may have diverged",
                     hint="lower the learning rate or step size")
+
+
+def locate_nonfinite_gradient(model, state: dict, weights=None) -> EbmError | None:
+    """An EbmError naming the first energy term whose gradient with respect to a param is
+    not finite in `state` (e.g. `sqrt(s)` at s = 0, where the energy itself is finite), or
+    None when every term's gradient is finite. Each term is compiled on its own, so this
+    is for the error path only."""
+    graph = model.graph
+    backend = model.backend
+    for term in graph.terms:
+        templates = tuple(t for t in graph.templates if t.term == term)
+        if not any(t.param_names for t in templates):
+            continue
+        compiled = backend.compile(dataclasses.replace(graph, templates=templates, terms=(term,)))
+        for name, fn in getattr(model.compiled, "externs", {}).items():
+            compiled.register_extern(name, fn)
+        grads = compiled.grad_params(state, model.params, weights)
+        for param, grad in grads.items():
+            values = backend.to_numpy(grad)
+            if not np.isfinite(values).all():
+                return EbmError(f"the gradient of energy term '{term}' with respect to param '{param}' is not "
+                                f"finite ({values[~np.isfinite(values)].flat[0]}) although the energy is",
+                                templates[0].span, source=graph.source,
+                                hint="a function is at a point where its slope is infinite (sqrt(0), log near 0, "
+                                     "x^p with p < 1 at 0): keep the param away from it with bounds or a shift, "
+                                     "e.g. sqrt(s + 1e-6)")
+    return None

@@ -206,14 +206,19 @@ def divergence_error(model, weighted, *, loss: float, epoch: int, step: int) -> 
     `loss` is the loss that was checked (in data-parallel training the all-reduced one,
     while `weighted` holds only this process's states).
     """
-    from ebmlang.inference.diagnostics import locate_nonfinite
+    from ebmlang.inference.diagnostics import locate_nonfinite, locate_nonfinite_gradient
 
     states = weighted.states
     # States of an objective that sums hidden groups out lack those groups: the per-term
     # energies cannot be evaluated on them, so only complete states are examined.
     if len(weighted.weights) and states and all(name in states for name in model.graph.variables):
-        located = locate_nonfinite(model, {g: model.backend.asarray(v) for g, v in states.items()})
+        batch = {g: model.backend.asarray(v) for g, v in states.items()}
+        located = locate_nonfinite(model, batch)
         if located.span is not None:
+            return located
+        # Every energy is finite, so a term's slope is not: name that term, not another.
+        located = locate_nonfinite_gradient(model, batch)
+        if located is not None:
             return located
     what = "loss" if not math.isfinite(loss) else "gradient"
     return EbmError(f"training diverged at epoch {epoch + 1}, step {step + 1}: the {what} is not finite",

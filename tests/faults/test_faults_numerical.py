@@ -123,3 +123,20 @@ def test_chains_frozen_by_an_enormous_term_name_it():
     # The same model rescaled samples normally.
     fine = ebm.loads("latent x : real\nenergy big = x^2\nenergy small = x\n", backend="torch")
     assert fine.sample(chains=4, steps=300, seed=0, progress=False).acceptance["mala"] > 0.3
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_a_fit_names_the_term_whose_gradient_is_not_finite(backend):
+    # The energy is finite everywhere; only d/ds sqrt(s) at s = 0 is not. The innocent term
+    # `fit` comes first and must not be blamed.
+    model = ebm.loads("""
+observed x[2] : real
+param mu[2] = 0
+param s = 0
+energy fit = sum(d in 0..2) (x[d] - mu[d])^2
+energy scale = sqrt(s) * (x[0] - x[1])^2
+""", backend=backend)
+    data = {"x": np.random.default_rng(0).normal(size=(64, 2))}
+    with pytest.raises(EbmError, match="gradient of energy term 'scale' with respect to param 's'") as caught:
+        model.fit(data, epochs=1, progress=False, method="pcd", chains=16)
+    assert caught.value.span.line == 6
