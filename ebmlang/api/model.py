@@ -63,6 +63,17 @@ def _check_fixed_by(backend: Backend, device: str | None, dtype: str | None) -> 
                            hint=f"create the backend with {what}={asked!r}, or leave {what} out")
 
 
+def _check_bounds_fit(graph: FactorGraph, backend: Backend) -> None:
+    """Bounds the backend's floats cannot hold would become inf and then NaN in every
+    transform: refuse them at the declaration."""
+    largest = float(np.finfo(str(backend.dtype).replace("torch.", "")).max)
+    for var in graph.variables.values():
+        if var.domain.kind == "bounded" and not var.domain.high - var.domain.low <= largest:
+            raise EbmError(f"the bounds of '{var.name}' ({var.domain}) are beyond what {backend.dtype} "
+                           f"holds (about {largest:.2g})", var.span, source=graph.source,
+                           hint="use dtype='float64' (--dtype float64), or bounds of a sensible size")
+
+
 class Model:
     """A compiled energy-based model: energy, inference, learning and composition."""
 
@@ -83,6 +94,7 @@ class Model:
             self.compiled = compile_graph(graph, backend=backend, device=device or "cpu", dtype=dtype or "float32")
         self.backend = self.compiled.backend
         self.backend_name = self.backend.name
+        _check_bounds_fit(graph, self.backend)
         self.externs: dict = {}
         for name, fn in (externs or {}).items():
             self.register_extern(name, fn)

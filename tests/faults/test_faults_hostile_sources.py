@@ -85,3 +85,11 @@ def test_an_imported_file_that_is_not_utf8_is_located(tmp_path):
     with pytest.raises(EbmError) as caught:
         ebm.load(main)
     assert "not UTF-8" in caught.value.message and caught.value.span is not None
+
+
+def test_bounds_beyond_the_float_type_are_refused_at_the_declaration():
+    source = "latent x[2] : real in [0.01, 1e308]\nenergy e = (x[0] - 1)^2 + (x[1] - 1)^2\n"
+    for backend in ("numpy", "torch", "jax"):
+        with pytest.raises(EbmError, match="beyond what float32 holds") as caught:
+            ebm.loads(source, backend=backend)
+        assert caught.value.span.line == 1
