@@ -34,7 +34,9 @@ VALUES = ["-1", "0", "nan", "inf", "1e30", "abc", "", "J=nan", "W=1", "zz=1", "v
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_hostile_flag_values_never_give_a_traceback(command, tmp_path):
+def test_hostile_flag_values_never_give_a_traceback(command, tmp_path, monkeypatch):
+    # Values such as `zz=1` are valid output names: they are written in the test's folder.
+    monkeypatch.chdir(tmp_path)
     np.save(tmp_path / "v.npy", np.zeros((3, 64)))
     np.save(tmp_path / "nan.npy", np.full((3, 64), np.nan))
     np.save(tmp_path / "y.npy", np.zeros((64, 64)))
