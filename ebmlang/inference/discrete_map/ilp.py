@@ -155,7 +155,9 @@ def _add_pairwise(program: _Program, mrf: TabularMRF, node_columns: np.ndarray) 
     low = np.where(allowed, finite, np.inf).min(axis=(1, 2))
     constant = float(np.where(np.isfinite(low), low, 0.0)[flat].sum())
     _add_conflicts(program, first[flat], second[flat], real[flat] & ~allowed[flat], node_columns)
-    _add_marginalised(program, first[~flat], second[~flat], finite[~flat], allowed[~flat], node_columns)
+    edge, left, right = np.nonzero(allowed[~flat])
+    _add_marginalised(program, mrf.edges[~flat], edge, np.stack([left, right], axis=1),
+                      finite[~flat][edge, left, right], node_columns, mrf.max_labels)
     return constant
 
 
@@ -173,35 +175,26 @@ def _add_conflicts(program, first, second, forbidden, node_columns) -> None:
         program.add_rows(row_ids, columns, np.ones(columns.size), unique_keys.size, -np.inf, 1.0)
 
 
-def _add_marginalised(program, first, second, costs, allowed, node_columns) -> None:
-    """One column per allowed label pair; rows sum_l y_e(k, l) = y_a(k) and sum_k y_e(k, l) = y_b(l)."""
-    edge, left, right = np.nonzero(allowed)
-    if edge.size == 0:
-        return
-    kmax = allowed.shape[1]
-    pair_columns = program.add_columns(costs[edge, left, right])
-    for own, label in ((first, left), (second, right)):
-        row_keys = edge * kmax + label
-        unique_keys, row = np.unique(row_keys, return_inverse=True)
-        row_edge, row_label = unique_keys // kmax, unique_keys % kmax
-        row = row.reshape(-1)
-        columns = np.concatenate([pair_columns, node_columns[own[row_edge], row_label]])
-        values = np.concatenate([np.ones(edge.size), -np.ones(unique_keys.size)])
-        row_ids = np.concatenate([row, np.arange(unique_keys.size)])
-        program.add_rows(row_ids, columns, values, unique_keys.size, 0.0, 0.0)
-        _forbid_unpaired(program, own, label, edge, node_columns, allowed.shape[0], kmax, unique_keys)
-
-
-def _forbid_unpaired(program, own, label, edge, node_columns, num_edges, kmax, used_keys) -> None:
-    """A variable label with no allowed partner on some edge cannot be chosen: y = 0."""
-    everything = np.arange(num_edges * kmax)
-    unused = np.setdiff1d(everything, used_keys)
-    row_edge, row_label = unused // kmax, unused % kmax
-    columns = node_columns[own[row_edge], row_label]
-    keep = columns >= 0
-    if keep.any():
-        columns = columns[keep]
-        program.add_rows(np.arange(columns.size), columns, np.ones(columns.size), columns.size, 0.0, 0.0)
+def _add_marginalised(program, variables, which, joint, costs, node_columns, kmax) -> None:
+    """One column per allowed joint label (`which` factor [c], its labels `joint` [c, arity],
+    `costs` [c]) of factors over `variables` [f, arity]; for every position p and label k
+    a row sum over the factor's columns with x_p = k equals y_{x_p}(k). A variable label
+    with no allowed joint label on some factor gets y = 0."""
+    columns = program.add_columns(costs)
+    everything = np.arange(variables.shape[0] * kmax)
+    for position in range(variables.shape[1]):
+        keys = which * kmax + joint[:, position]
+        unique_keys, row = np.unique(keys, return_inverse=True)
+        node = node_columns[variables[unique_keys // kmax, position], unique_keys % kmax]
+        program.add_rows(np.concatenate([row.reshape(-1), np.arange(unique_keys.size)]),
+                         np.concatenate([columns, node]),
+                         np.concatenate([np.ones(columns.size), -np.ones(unique_keys.size)]),
+                         unique_keys.size, 0.0, 0.0)
+        unused = np.setdiff1d(everything, unique_keys)
+        lone = node_columns[variables[unused // kmax, position], unused % kmax]
+        lone = lone[lone >= 0]
+        if lone.size:
+            program.add_rows(np.arange(lone.size), lone, np.ones(lone.size), lone.size, 0.0, 0.0)
 
 
 def _add_higher(program, factor, node_columns, kmax) -> None:
@@ -215,18 +208,5 @@ def _add_higher(program, factor, node_columns, kmax) -> None:
         variable_ok &= node_columns[factor.variables[:, position][:, None], labels[None, :, position]] >= 0
     allowed = np.isfinite(factor.table) & variable_ok & in_range[None]
     which, config = np.nonzero(allowed)
-    columns = program.add_columns(factor.table[which, config])
-    for position in range(arity):
-        row_keys = which * kmax + labels[config, position]
-        unique_keys, row = np.unique(row_keys, return_inverse=True)
-        row_factor, row_label = unique_keys // kmax, unique_keys % kmax
-        node = node_columns[factor.variables[row_factor, position], row_label]
-        program.add_rows(np.concatenate([row.reshape(-1), np.arange(unique_keys.size)]),
-                         np.concatenate([columns, node]),
-                         np.concatenate([np.ones(columns.size), -np.ones(unique_keys.size)]),
-                         unique_keys.size, 0.0, 0.0)
-        unused = np.setdiff1d(np.arange(factor.num_factors * kmax), unique_keys)
-        lone = node_columns[factor.variables[unused // kmax, position], unused % kmax]
-        lone = lone[lone >= 0]
-        if lone.size:
-            program.add_rows(np.arange(lone.size), lone, np.ones(lone.size), lone.size, 0.0, 0.0)
+    _add_marginalised(program, factor.variables, which, labels[config], factor.table[which, config],
+                      node_columns, kmax)
