@@ -184,8 +184,18 @@ class ContinuousRunner:
             from ebmlang.inference.diagnostics import locate_nonfinite
 
             return locate_nonfinite(self.model, state)
+        # The term with the largest energy where the chains are is the usual culprit (a stiff
+        # or unbounded term): point at it.
+        graph = self.model.graph
+        terms = self.model.compiled.term_energies(state, self.model.params)
+        sizes = {name: float(np.abs(self.backend.to_numpy(value)).max()) for name, value in terms.items()}
+        worst = max(sizes, key=sizes.get) if sizes else None
+        template = next((t for t in graph.templates if t.term == worst), None)
         return EbmError(f"{self.method.upper()} kept diverging after {MAX_STEP_HALVINGS} halvings of the step "
-                        f"size (now {step:.4g}): most chains' proposals still blow up the energy",
+                        f"size (now {step:.4g}): most chains' proposals still blow up the energy"
+                        + (f"; the largest term where the chains are is '{worst}' ({sizes[worst]:.3g})"
+                           if worst is not None else ""),
+                        template.span if template is not None else None, source=graph.source,
                         hint="the energy may be unbounded below or extremely stiff; check the terms' "
                              "signs and scales, or start from a better init=... with a smaller step_size")
 

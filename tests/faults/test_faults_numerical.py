@@ -140,3 +140,14 @@ energy scale = sqrt(s) * (x[0] - x[1])^2
     with pytest.raises(EbmError, match="gradient of energy term 'scale' with respect to param 's'") as caught:
         model.fit(data, epochs=1, progress=False, method="pcd", chains=16)
     assert caught.value.span.line == 6
+
+
+def test_a_sampler_that_keeps_diverging_points_at_the_stiff_term():
+    model = ebm.loads("latent x[2] : real\nparam a = 1e6\nenergy soft = x[1]^2\nenergy stiff = a * x[0]^4\n",
+                      backend="torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # the ten step-size halvings on the way
+        with pytest.raises(EbmError, match="kept diverging.*the largest term where the chains are is 'stiff'") \
+                as caught:
+            model.sample(chains=4, steps=300, seed=0, progress=False)
+    assert caught.value.span.line == 4
