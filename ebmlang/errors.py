@@ -103,3 +103,28 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean' hint for a misspelt name, or None when nothing is close."""
     matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{matches[0]}'?" if matches else None
+
+
+def check_whole_number(name: str, value, minimum: int = 0, maximum: int = 2 ** 40) -> int:
+    """`value` as an int in [minimum, maximum], or an EbmError naming the argument (a bool,
+    a float such as 2.5 or NaN, or a string is not a whole number)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value <= maximum:
+        raise EbmError(f"{name} must be a whole number from {minimum:,} to {maximum:,}, got {value!r}")
+    return int(value)
+
+
+def check_real_number(name: str, value, *, positive: bool = False, minimum: float | None = None,
+                      finite: bool = True) -> float:
+    """`value` as a float (positive / at least `minimum` / finite as asked), or an EbmError."""
+    import math
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise EbmError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if (finite and math.isinf(value)) or (positive and not value > 0) or (minimum is not None and value < minimum):
+        what = "a positive" if positive else f"a number >= {minimum:g}" if minimum is not None else "a"
+        raise EbmError(f"{name} must be {what}{' finite' if finite else ''} number, got {value!r}")
+    return value

@@ -49,6 +49,7 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
         if suffix == ".npy":
             return {path.stem: np.load(path, allow_pickle=False)}
         if suffix == ".npz":
+            _check_npz_sizes(path)
             with np.load(path, allow_pickle=False) as archive:
                 return {name: archive[name] for name in archive.files}
         from safetensors.numpy import load_file
@@ -62,6 +63,27 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
     except Exception as exc:  # noqa: BLE001 -- safetensors raises its own error types
         raise EbmError(f"cannot read {path} as a {suffix} file: {exc}",
                        hint="the file may be truncated, or saved in another format") from None
+
+
+# An archive member may unpack to far more than the file's size (zeros compress well):
+# members are sized from their headers before any is read.
+MAX_UNPACKED_BYTES = 2 * 2 ** 30
+
+
+def _check_npz_sizes(path: Path) -> None:
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            with archive.open(member) as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(handle)
+            total += int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+            if total > MAX_UNPACKED_BYTES:
+                raise EbmError(f"{path} unpacks to more than {MAX_UNPACKED_BYTES / 2 ** 30:g} GiB "
+                               f"({member.filename} alone is shape {list(shape)} of {np.dtype(dtype)})",
+                               hint="split the data into smaller files")
 
 
 def split_spec(spec: str) -> tuple[Path, str | None]:

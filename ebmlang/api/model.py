@@ -133,12 +133,32 @@ class Model:
                 from ebmlang.errors import did_you_mean
                 raise EbmError(f"no parameter '{k}'", hint=did_you_mean(k, self.params))
             current = self.backend.to_numpy(self.params[k])
-            self.params[k] = self.backend.asarray(np.broadcast_to(np.asarray(v, float), current.shape).copy())
+            try:
+                value = np.asarray(v, dtype=float)
+                value = np.broadcast_to(value, current.shape).copy()
+            except (TypeError, ValueError):
+                raise EbmError(f"cannot set param '{k}' of shape {list(current.shape)} to {v!r}",
+                               expected="a real number or an array of that shape (or one that broadcasts to it)",
+                               span=self.graph.params[k].span, source=self.graph.source) from None
+            if not np.isfinite(value).all():
+                raise EbmError(f"param '{k}' would hold NaN or infinite values", span=self.graph.params[k].span,
+                               source=self.graph.source)
+            self.params[k] = self.backend.asarray(value)
         return self
+
+    def _merged(self, state, values: dict) -> dict:
+        """A state given as a dict and/or keyword arrays."""
+        if state is not None and not isinstance(state, dict):
+            raise EbmError(f"a state is a dict of arrays by variable name, got {type(state).__name__}",
+                           hint=f"e.g. energy({{'{next(iter(self.graph.variables))}': array}}) or energy(name=array)")
+        return {**(state or {}), **values}
 
     def _state(self, values: dict, batched: bool | None = None) -> dict:
         from ebmlang.graph.values import check_values
 
+        if not isinstance(values, dict):
+            raise EbmError(f"a state is a dict of arrays by variable name, got {type(values).__name__}",
+                           hint=f"e.g. energy({{'{next(iter(self.graph.variables))}': array}})")
         out, batch = {}, None
         for name, value in values.items():
             if name not in self.graph.variables:
@@ -151,13 +171,18 @@ class Model:
         missing = [n for n in self.graph.variables if n not in out]
         if missing:
             raise EbmError(f"energy needs a value for every variable; missing: {', '.join(missing)}")
+        rows = {k: v.shape[0] for k, v in out.items() if v.shape[0] != 1}
+        if len(set(rows.values())) > 1:
+            raise EbmError("the state's batches disagree on the number of rows ("
+                           + ", ".join(f"{k}: {b}" for k, b in rows.items()) + ")",
+                           expected="the same number of rows for every variable, or one row to share")
         return {k: self.backend.asarray(np.broadcast_to(v, (batch,) + v.shape[1:]).copy()) for k, v in out.items()}
 
     def energy(self, state: dict | None = None, *, nan_is_error: bool = False, **values) -> np.ndarray:
         """Total energy of a state (or a batch of states) given as arrays per variable.
 
         nan_is_error: raise an EbmError at the term that gave NaN instead of returning it."""
-        state = {**(state or {}), **values}
+        state = self._merged(state, values)
         batch = self._state(state)
         e = self.backend.to_numpy(self.compiled.energy(batch, self.params))
         if nan_is_error and np.isnan(e).any():
@@ -167,7 +192,7 @@ class Model:
         return e
 
     def term_energies(self, state: dict | None = None, **values) -> dict:
-        state = {**(state or {}), **values}
+        state = self._merged(state, values)
         terms = self.compiled.term_energies(self._state(state), self.params)
         return {k: self.backend.to_numpy(v) for k, v in terms.items()}
 

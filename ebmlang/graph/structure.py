@@ -48,6 +48,7 @@ from ebmlang.graph.structure_ground import (  # noqa: F401 -- re-exported
 # networkx's greedy colouring is used up to this many ground variables; beyond it
 # a vectorised Jones-Plassmann colouring (numpy) takes over.
 NETWORKX_COLOURING_LIMIT = 50_000
+NETWORKX_EDGE_LIMIT = 500_000
 
 
 # --------------------------------------------------------------------------
@@ -101,7 +102,8 @@ def _colour(g: ir.FactorGraph) -> Colouring:
         colours = bipartite_colours(n, edges)
         method = "bipartite"
         if colours is None:
-            if n <= NETWORKX_COLOURING_LIMIT:
+            # networkx keeps a dict per edge (hundreds of bytes): dense groups go vectorised.
+            if n <= NETWORKX_COLOURING_LIMIT and len(edges) <= NETWORKX_EDGE_LIMIT:
                 colours, method = greedy_colours(n, edges), "greedy"
             else:
                 colours, method = jones_plassmann_colours(n, edges), "jones-plassmann"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ebmlang.budget import Budget
 from ebmlang.errors import EbmError
 from ebmlang.graph.ir import FactorGraph, VariableGroup
 
@@ -36,6 +37,7 @@ def check_values(var: VariableGroup, value, *, source: str | None = None, batche
     if arr.shape[0] == 0:
         raise _error(var, f"{what} for '{var.name}' is a batch that has no rows", source,
                      expected=f"at least one row of shape {list(shape)}")
+    Budget().check(8.0 * arr.size, f"{what} for '{var.name}', {arr.shape[0]:,} rows as float64,", var.span, source)
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise _error(var, f"{what} for '{var.name}' contains NaN or infinite entries", source)
@@ -58,6 +60,9 @@ def check_observed(graph: FactorGraph, observed: dict | None, *, source: str | N
     """Validate a dict of observed values; unknown names get a did-you-mean hint."""
     from ebmlang.errors import did_you_mean
 
+    if observed is not None and not isinstance(observed, dict):
+        raise EbmError(f"observed must be a dict of values by variable name, got {type(observed).__name__}",
+                       hint="e.g. observed={'y': array}")
     out = {}
     for name, value in (observed or {}).items():
         if name not in graph.variables:

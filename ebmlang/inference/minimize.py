@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.errors import EbmError
+from ebmlang.errors import EbmError, check_real_number
 from ebmlang.graph.values import check_observed
 from ebmlang.inference.plan import ENUMERATION_LIMIT, plan_query
 from ebmlang.inference.results import ArgminResult, Conditional
@@ -234,6 +234,7 @@ def exact_conditional(model, observed=None, beta: float = 1.0):
     `Conditional`, or a list with one per row when `observed` is a batch."""
     from ebmlang.inference.discrete_map import enumerate_distribution
 
+    check_real_number("beta", beta, positive=True)
     models, index, batched = _discrete_only_mrfs(model, observed)
     answers = []
     for mrf in models:

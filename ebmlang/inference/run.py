@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebmlang.errors import EbmError
+from ebmlang.errors import EbmError, check_whole_number
 from ebmlang.graph.values import check_observed, check_values
 from ebmlang.inference.gibbs import check_gibbs_budget
 from ebmlang.inference.plan import SAMPLE_DISCRETE, plan_query
@@ -32,6 +32,8 @@ def initial_state(model, chains: int, observed: dict, init: dict | None, rng: np
     """
     graph = model.graph
     state = {}
+    if init is not None and not isinstance(init, dict):
+        raise EbmError(f"init must be a dict of initial values by variable name, got {type(init).__name__}")
     unknown = sorted(set(init or {}) - set(graph.variables))
     if unknown:
         from ebmlang.errors import did_you_mean
@@ -102,10 +104,14 @@ def check_sample_request(model, *, chains: int, steps: int, observed, method, te
     """Every check a sampling run makes before it starts (one place for `Model.sample`
     and `sample_sharded`); an EbmError names the first bad argument."""
     graph = model.graph
-    if chains < 1 or steps < 1:
-        raise EbmError(f"need at least one chain and one step (got chains={chains}, steps={steps})")
-    if not 0 < temperature < np.inf:
-        raise EbmError(f"temperature must be a positive, finite number (got {temperature})",
+    chains = check_whole_number("chains", chains, 1)
+    steps = check_whole_number("steps", steps, 1)
+    if burn_in is not None:
+        check_whole_number("burn_in", burn_in, 0)
+    check_whole_number("thin", thin, 1)
+    if not isinstance(temperature, (int, float, np.integer, np.floating)) or isinstance(temperature, bool) \
+            or not 0 < temperature < np.inf:
+        raise EbmError(f"temperature must be a positive, finite number (got {temperature!r})",
                        hint="use argmin(...) for the zero-temperature limit")
     obs = check_observed(graph, observed, source=graph.source)
     plan = plan_query(graph, "sample", tuple(obs), method)

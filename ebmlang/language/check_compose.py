@@ -142,6 +142,11 @@ def _expert_label(expr: ast.ModelExpr) -> str:
     return _expert_label(expr.base)
 
 
+# A composite's terms are copies of its experts' terms: products of products of a model
+# with itself double them at every level, so their number is held to this.
+MAX_COMPOSITE_TERMS = 10_000
+
+
 def _composite_signature(expr: ast.ModelExpr, models: dict, memo: dict) -> ModelInterface:
     """Unify the experts' variables by name; their params and terms keep the expert's name."""
     variables: dict[str, VariableInfo] = {}
@@ -168,6 +173,11 @@ def _composite_signature(expr: ast.ModelExpr, models: dict, memo: dict) -> Model
                            (info.span, f"and here as {_var_text(name, info)}")])
             variables[name] = dataclasses.replace(other, observed=other.observed or info.observed)
         params.update({f"{label}.{p}": span for p, span in signature.params.items()})
+        if len(terms) + len(signature.terms) > MAX_COMPOSITE_TERMS:
+            raise EbmError(f"this product would have {len(terms) + len(signature.terms):,} energy terms, more than "
+                           f"{MAX_COMPOSITE_TERMS:,}", leaf.span,
+                           hint="a product of a model with itself doubles its terms; nested a few times, "
+                                "it grows beyond any machine")
         terms.extend(f"{label}.{t}" for t in signature.terms)
         if weight is not None:  # a learnable weight: one scalar param, shared by name
             if weight.name in signature.variables:

@@ -239,7 +239,12 @@ def read_model_checkpoint(path: str | Path, budget=None) -> tuple[FactorGraph, d
     """The factor graph, params and metadata of a checkpoint: its stored source recompiled
     (imports served from the checkpoint alone) within `budget`, as a `.ebm` file is, and
     its params checked against it."""
+    from ebmlang.language.loader import MAX_SOURCE_BYTES
+
     arrays, metadata = read_checkpoint(path)
+    if len(metadata["source"].encode("utf-8")) > MAX_SOURCE_BYTES:
+        raise EbmError(f"{path}: the stored model source has more than {MAX_SOURCE_BYTES:,} bytes, more than a "
+                       "model file may have", hint="the file was crafted or corrupted; use another checkpoint")
     file = metadata.get("file", "<checkpoint>")
     # Import roots guard the file system; here nothing comes from it (the loader serves the
     # checkpoint's own sources), so a stored key such as "../shared/prior.ebm" is allowed.

@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -104,6 +105,9 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
     data = prepare_data(graph, data)
     _check_options(epochs=epochs, batch_size=batch_size, lr=lr, k=k, checkpoint_every=checkpoint_every,
                    eval_every=eval_every, lr_schedule=lr_schedule, method=method)
+    _check_more_options(model, chains=chains, seed=seed, eval_size=eval_size, grad_clip=grad_clip,
+                        momentum=momentum, margin=margin, gen_weight=gen_weight, weight_decay=weight_decay,
+                        energy_reg=energy_reg, checkpoint_dir=checkpoint_dir, callback=callback)
     n = num_examples(data)
     batch_size = min(int(batch_size), n)
     chains = int(chains or batch_size)
@@ -311,6 +315,34 @@ def _check_options(*, epochs, batch_size, lr, k, checkpoint_every, eval_every, l
         raise EbmError(f"lr must be a positive number, got {lr!r}")
     if not (lr_schedule in SCHEDULES or callable(lr_schedule)):
         raise EbmError(f"unknown lr_schedule {lr_schedule!r}", expected="None, 'cosine', 'step' or a callable")
+
+
+def _check_more_options(model, *, chains, seed, eval_size, grad_clip, momentum, margin, gen_weight,
+                        weight_decay, energy_reg, checkpoint_dir, callback) -> None:
+    """The remaining numeric options, and persistent chains against the model's budget."""
+    from ebmlang.budget import Budget
+    from ebmlang.errors import check_real_number, check_whole_number
+
+    check_whole_number("seed", seed, 0)
+    check_whole_number("eval_size", eval_size, 0)
+    if chains is not None:
+        chains = check_whole_number("chains", chains, 1)
+        state_size = sum(v.size for v in model.graph.variables.values())
+        (getattr(model, "budget", None) or Budget()).check(
+            8.0 * chains * state_size, f"{chains:,} persistent chains of {state_size:,} values each")
+    if grad_clip is not None:
+        check_real_number("grad_clip", grad_clip, positive=True)
+    check_real_number("momentum", momentum, minimum=0.0)
+    for name, value in (("margin", margin), ("gen_weight", gen_weight), ("weight_decay", weight_decay),
+                        ("energy_reg", energy_reg)):
+        check_real_number(name, value, minimum=0.0)
+    if checkpoint_dir is not None:
+        folder = Path(checkpoint_dir)
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise EbmError(f"checkpoint_dir {checkpoint_dir}: {existing} is a file, not a folder")
+    if callback is not None and not callable(callback):
+        raise EbmError(f"callback must be a function (model, record) -> bool | None, got {callback!r}")
 
 
 def _schedule_name(schedule) -> str | None:

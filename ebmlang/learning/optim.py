@@ -147,7 +147,12 @@ def scheduled_lr(lr: float, schedule, epoch: int, epochs: int, step_fraction: fl
     if schedule is None:
         return float(lr)
     if callable(schedule):
-        return float(schedule(epoch))
+        rate = schedule(epoch)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+                or not 0 <= rate < math.inf:
+            raise EbmError(f"lr_schedule({epoch}) returned {rate!r}, not a learning rate",
+                           expected="a non-negative, finite number")
+        return float(rate)
     progress = (epoch + step_fraction) / max(epochs, 1)
     if schedule == "cosine":
         return float(lr) * 0.5 * (1.0 + math.cos(math.pi * progress))

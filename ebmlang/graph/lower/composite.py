@@ -19,6 +19,9 @@ from ebmlang.graph.lower.static import evaluate_constant
 from ebmlang.language import ast
 from ebmlang.language.builtin_names import BUILTIN_CONSTANTS
 
+# Bytes one energy template costs beyond its index arrays (its expression tree and plans).
+TEMPLATE_OVERHEAD = 16 * 2 ** 10
+
 
 class _ProgramLowerer:
     """Lowers models by name, each once; composites recurse into their experts."""
@@ -78,11 +81,18 @@ class _ProgramLowerer:
         experts = _flatten_product(expr, composite, source)
         lowered: list[tuple[str, ir.FactorGraph, float | str]] = []
         used: dict[str, int] = {}
+        size = 0.0
         for leaf, label, weight in experts:
             graph = self._lower_leaf(leaf, composite, source)
             used[label] = used.get(label, 0) + 1
             unique = label if used[label] == 1 else f"{label}_{used[label]}"
             lowered.append((unique, graph, weight))
+            # A product copies every expert's factors: nested products of products grow
+            # exponentially in a few lines of source, so the copies are priced first.
+            size += sum(t.index_values.nbytes + TEMPLATE_OVERHEAD for t in graph.templates)
+            self.budget.check(size, f"model '{top_name}', a product of {len(lowered)} experts with "
+                              f"{sum(len(g.templates) for _, g, _ in lowered):,} energy templates,",
+                              expr.span, source)
         return compose(lowered, top_name, span=expr.span, source=source)
 
     def _lower_leaf(self, leaf: ast.ModelExpr, composite: ast.CheckedComposite, source: str) -> ir.FactorGraph:

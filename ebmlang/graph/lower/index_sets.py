@@ -49,6 +49,17 @@ class _IndexSetLowerer:
         width = depth + (len(decl.index_set.bindings) if decl.index_set is not None else 0) + 2
         total = own * tuples
         self.spend(total * width, f"term '{decl.name}', with up to {total:,.0f} index tuples,", decl.span)
+        # A network called per tuple holds its widest layer for every tuple of every state.
+        layers = [max(self.params[node.func].init.layer_sizes) for node in _walk_ast(body)
+                  if isinstance(node, ast.Call) and node.func in self.params
+                  and self.params[node.func].init.kind == "mlp"]
+        if layers:
+            self.spend(total * 2 * max(layers), f"term '{decl.name}', a network over up to {total:,.0f} index "
+                       f"tuples with layers of up to {max(layers):,} units, per state,", decl.span)
+        # Every term's index arrays stay in the graph: their sum is held to the budget too.
+        self.index_elements += total * width
+        self.spend(self.index_elements, f"term '{decl.name}' brings the model's index tuples to "
+                   f"{self.index_elements / width:,.0f} or more, which", decl.span)
 
     def _nested_tuples(self, expr) -> tuple[float, int]:
         """(largest product of reduction extents along one nesting path, bindings on it)."""

@@ -32,6 +32,7 @@ class _ModelLowerer(_DeclarationLowerer, _IndexSetLowerer, _ExpressionLowerer, _
     def __init__(self, model: ast.CheckedModel, budget: Budget):
         self.model = model
         self.budget = budget
+        self.index_elements = 0.0  # the index tuples of every term lowered so far
         self.consts = dict(model.consts)
         self.variables: dict[str, ir.VariableGroup] = {}
         self.params: dict[str, ir.ParamGroup] = {}
