@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebmlang.errors import EbmError
+from ebmlang.errors import EbmError, check_real_number, check_whole_number
 from ebmlang.learning.exact import Summed, VariableSet, with_roles
 
 
@@ -47,7 +47,16 @@ class LangevinOptions:
             if unknown:
                 raise EbmError(f"unknown Langevin option(s): {', '.join(sorted(unknown))}",
                                expected=", ".join(cls.__dataclass_fields__))
-            return cls(**value)
+            options = cls(**value)
+            check_whole_number("langevin steps", options.steps, 1)
+            check_whole_number("langevin buffer_size", options.buffer_size, 1)
+            check_real_number("langevin step_size", options.step_size, positive=True)
+            for name in ("noise_scale", "grad_clip"):
+                if getattr(options, name) is not None:
+                    check_real_number(f"langevin {name}", getattr(options, name), positive=True)
+            if not 0.0 <= check_real_number("langevin reinit_prob", options.reinit_prob) <= 1.0:
+                raise EbmError(f"langevin reinit_prob must lie in [0, 1], got {options.reinit_prob!r}")
+            return options
         raise EbmError("langevin= takes a dict of options or a LangevinOptions",
                        hint="langevin={'steps': 20, 'step_size': 0.01}")
 

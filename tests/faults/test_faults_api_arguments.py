@@ -114,3 +114,11 @@ def test_a_network_over_many_tuples_is_priced_with_its_layers():
               "energy e = sum(i in 0..3000, j in 0..3000) f(x[i], x[j])\n")
     with pytest.raises(EbmError, match="a network over up to 9,000,000 index tuples with layers of up to 256"):
         ebm.loads(source, backend="torch")
+
+
+@pytest.mark.parametrize("langevin", [{"steps": -1}, {"step_size": float("nan")}, {"reinit_prob": 2.0},
+                                      {"buffer_size": 0}, {"grad_clip": -1.0}])
+def test_langevin_options_are_checked(langevin):
+    model = ebm.loads("observed x[2] : real\nparam mu[2] = 0\nenergy q = sum(d in 0..2) (x[d] - mu[d])^2\n")
+    with pytest.raises(EbmError, match="langevin"):
+        model.fit({"x": np.zeros((8, 2))}, epochs=1, progress=False, method="pcd", langevin=langevin)
