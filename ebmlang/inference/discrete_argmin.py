@@ -13,10 +13,8 @@ import inspect
 
 import numpy as np
 
-from ebmlang.errors import EbmError
+from ebmlang.errors import EbmError, check_real_number, check_whole_number
 from ebmlang.inference.plan import ENUMERATION_LIMIT
-
-ANNEALING_DEFAULTS = {"sweeps": 400, "t_start": 5.0, "t_end": 0.02}
 
 _PROOFS = {
     "enumeration": "enumerating every allowed labelling",
@@ -26,32 +24,38 @@ _PROOFS = {
 }
 
 
-# What each option a user may pass to argmin must be: (test, what it must be).
-_OPTION_RULES = {
-    "time_limit": (lambda v: _number(v) and 0 < v < float("inf"), "a positive number of seconds"),
-    "mip_rel_gap": (lambda v: _number(v) and 0 <= v < 1, "a relative gap in [0, 1)"),
-    "sweeps": (lambda v: _integer(v) and v >= 1, "a positive integer"),
-    "max_sweeps": (lambda v: _integer(v) and v >= 1, "a positive integer"),
-    "iters": (lambda v: _integer(v) and v >= 1, "a positive integer"),
-    "num_chains": (lambda v: _integer(v) and v >= 1, "a positive integer"),
-    "damping": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "tol": (lambda v: _number(v) and v >= 0, "a non-negative number"),
-    "t_start": (lambda v: _number(v) and 0 < v < float("inf"), "a positive temperature"),
-    "t_end": (lambda v: _number(v) and 0 < v < float("inf"), "a positive temperature"),
-    "polish": (lambda v: isinstance(v, bool), "True or False"),
-    "presolve": (lambda v: isinstance(v, bool), "True or False"),
+def _fraction(name: str, value) -> None:
+    if not 0.0 <= check_real_number(name, value) < 1.0:
+        raise EbmError(f"{name} must lie in [0, 1), got {value!r}")
+
+
+def _flag(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise EbmError(f"{name} must be True or False, got {value!r}")
+
+
+# How each option a user may pass to argmin is checked (an EbmError names it).
+_OPTION_CHECKS = {
+    "time_limit": lambda n, v: check_real_number(n, v, positive=True),
+    "mip_rel_gap": _fraction,
+    "damping": _fraction,
+    "sweeps": lambda n, v: check_whole_number(n, v, 1),
+    "max_sweeps": lambda n, v: check_whole_number(n, v, 1),
+    "iters": lambda n, v: check_whole_number(n, v, 1),
+    "num_chains": lambda n, v: check_whole_number(n, v, 1),
+    "tol": lambda n, v: check_real_number(n, v, minimum=0.0),
+    "t_start": lambda n, v: check_real_number(n, v, positive=True),
+    "t_end": lambda n, v: check_real_number(n, v, positive=True),
+    "polish": _flag,
+    "presolve": _flag,
 }
 # Solver arguments that are not user options (the model, starting labels, internals).
 _INTERNAL = {"mrf", "init", "colouring", "schedule", "seed", "max_states", "forest"}
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and value == value
-
-
-def _integer(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+def annealing_options() -> set[str]:
+    """The options of `anneal` a user may pass (its keyword arguments after the row's)."""
+    return set(inspect.signature(anneal).parameters) - {"model", "block", "state", "seed", "row_note"}
 
 
 def method_options(method: str) -> set[str]:
@@ -59,7 +63,7 @@ def method_options(method: str) -> set[str]:
     from ebmlang.inference import discrete_map
 
     if method == "annealing":
-        return set(ANNEALING_DEFAULTS)
+        return annealing_options()
     solver = discrete_map.MAP_SOLVERS.get(method)
     return set(inspect.signature(solver).parameters) - _INTERNAL if solver else set()
 
@@ -69,7 +73,7 @@ def check_argmin_options(options: dict, method: str | None) -> None:
     values of the wrong kind, before anything runs."""
     from ebmlang.inference import discrete_map
 
-    names = set(ANNEALING_DEFAULTS)
+    names = annealing_options()
     for name in discrete_map.MAP_SOLVERS:
         names |= method_options(name)
     unknown = sorted(set(options) - names)
@@ -82,9 +86,7 @@ def check_argmin_options(options: dict, method: str | None) -> None:
             raise EbmError(f"method '{method}' does not take {', '.join(foreign)}",
                            expected=f"its options: {', '.join(sorted(method_options(method))) or 'none'}")
     for name, value in options.items():
-        test, what = _OPTION_RULES.get(name, (lambda v: True, ""))
-        if not test(value):
-            raise EbmError(f"argmin option {name}={value!r} is not {what}")
+        _OPTION_CHECKS.get(name, lambda n, v: None)(name, value)
 
 
 def solve_tabular(mrf, block, row_note: str, **options):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.errors import EbmError, check_real_number
+from ebmlang.errors import EbmError, check_real_number, check_whole_number
 from ebmlang.graph.values import check_observed
 from ebmlang.inference.plan import ENUMERATION_LIMIT, plan_query
 from ebmlang.inference.results import ArgminResult, Conditional
@@ -58,8 +58,7 @@ def argmin_model(model, *, observed=None, method=None, seed: int = 0, starts: in
     graph = model.graph
     check_argmin_options(options, method)
     for name, value, low in (("seed", seed, 0), ("starts", starts, 1), ("max_rounds", max_rounds, 1)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            raise EbmError(f"argmin needs {name} to be an integer >= {low}, got {value!r}")
+        check_whole_number(name, value, low)
     obs, rows, batched = observed_rows(graph, observed)
     plan = plan_query(graph, "argmin", tuple(obs), method)
     tables = _row_tables(model, plan, obs)
@@ -143,12 +142,12 @@ def _argmin_row(model, plan, obs: dict, seed, starts, max_rounds, note, tables, 
 
 def _minimise_discrete(model, block, state, obs, seed, note, tables, options):
     """(values of the block's groups, method, reason, info) for one row."""
-    from ebmlang.inference.discrete_argmin import anneal, solve_tabular
+    from ebmlang.inference.discrete_argmin import anneal, annealing_options, solve_tabular
     from ebmlang.inference.tabulate import labels_to_state, tabulate
 
     if block.method == "annealing":
-        values, _ = anneal(model, block, state, seed, note, **{k: v for k, v in options.items()
-                                                               if k in ("sweeps", "t_start", "t_end")})
+        values, _ = anneal(model, block, state, seed, note,
+                           **{k: v for k, v in options.items() if k in annealing_options()})
         return values, "annealing", block.reason, {"proven": False}
     if tables is None:
         context = _context(model, {k: v for k, v in state.items() if k not in block.groups})
@@ -255,8 +254,7 @@ def rank_states(model, observed=None, k: int = 5):
     from ebmlang.inference.discrete_map import top_k
     from ebmlang.inference.tabulate import labels_to_state
 
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise EbmError(f"rank needs k, the number of states, to be an integer >= 1, got {k!r}")
+    check_whole_number("k, the number of states to rank,", k, 1)
     models, index, batched = _discrete_only_mrfs(model, observed)
     answers = []
     for r, mrf in enumerate(models):

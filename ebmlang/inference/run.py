@@ -140,8 +140,7 @@ def sample_model(model, *, chains: int, steps: int, observed=None, method=None, 
                  step_size: float | None = None) -> Samples:
     graph = model.graph
     bk = model.backend
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise EbmError(f"seed must be a whole number >= 0, got {seed!r}")
+    check_whole_number("seed", seed, 0)
     request = check_sample_request(model, chains=chains, steps=steps, observed=observed, method=method,
                                    temperature=temperature, burn_in=burn_in, thin=thin)
     obs, plan = request.observed, request.plan

@@ -318,7 +318,7 @@ def test_bad_argmin_arguments_are_located_errors():
         model.argmin(observed={"y": y}, method="BP")
     with pytest.raises(EbmError, match="has no rows"):
         model.argmin(observed={"y": np.zeros((0, 5, 6))})
-    with pytest.raises(EbmError, match="integer >= 1"):
+    with pytest.raises(EbmError, match="k, the number of states to rank, must be a whole number"):
         model.rank(observed={"y": y}, k=1.5)
     assert model.argmin(observed={"y": y}, method="annealing").info["proven"] is False
     assert model.argmin(observed={"y": np.stack([y, y])}).info["proven"] is True
