@@ -154,12 +154,12 @@ class Model:
         return {**(state or {}), **values}
 
     def _state(self, values: dict, batched: bool | None = None) -> dict:
-        from ebmlang.graph.values import check_values
+        from ebmlang.graph.values import batch_rows, check_values
 
         if not isinstance(values, dict):
             raise EbmError(f"a state is a dict of arrays by variable name, got {type(values).__name__}",
                            hint=f"e.g. energy({{'{next(iter(self.graph.variables))}': array}})")
-        out, batch = {}, None
+        out = {}
         for name, value in values.items():
             if name not in self.graph.variables:
                 from ebmlang.errors import did_you_mean
@@ -167,15 +167,10 @@ class Model:
                                hint=did_you_mean(name, self.graph.variables))
             arr = check_values(self.graph.variables[name], value, source=self.graph.source, batched=batched)
             out[name] = arr
-            batch = arr.shape[0] if batch is None else max(batch, arr.shape[0])
         missing = [n for n in self.graph.variables if n not in out]
         if missing:
             raise EbmError(f"energy needs a value for every variable; missing: {', '.join(missing)}")
-        rows = {k: v.shape[0] for k, v in out.items() if v.shape[0] != 1}
-        if len(set(rows.values())) > 1:
-            raise EbmError("the state's batches disagree on the number of rows ("
-                           + ", ".join(f"{k}: {b}" for k, b in rows.items()) + ")",
-                           expected="the same number of rows for every variable, or one row to share")
+        batch = batch_rows(out, "the state's batches")
         return {k: self.backend.asarray(np.broadcast_to(v, (batch,) + v.shape[1:]).copy()) for k, v in out.items()}
 
     def energy(self, state: dict | None = None, *, nan_is_error: bool = False, **values) -> np.ndarray:

@@ -392,13 +392,9 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.history:
         _write_history(args.history, curve)
     if args.out:
-        out = Path(args.out)
-        if out.suffix != ".safetensors":
-            raise EbmError(f"checkpoints are .safetensors files, not '{out.suffix}'",
-                           hint=f"use --out {out.with_suffix('.safetensors')}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        model.save(out)
-        print(f"wrote {out}")
+        # The suffix was checked before fitting (check_output_paths); save makes the folder.
+        model.save(args.out)
+        print(f"wrote {args.out}")
     return 0
 
 

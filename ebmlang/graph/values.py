@@ -79,6 +79,18 @@ def check_observed(graph: FactorGraph, observed: dict | None, *, source: str | N
     return out
 
 
+def batch_rows(arrays: dict, what: str) -> int:
+    """The number of rows of checked arrays [B or 1, *shape]: every batched one must have
+    the same B (an array of one row is shared by all)."""
+    sizes = {k: v.shape[0] for k, v in arrays.items() if v.shape[0] != 1}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{k}: {b}" for k, b in sizes.items())
+        raise EbmError(f"{what} disagree on the number of rows ({listed})",
+                       expected="the same number of rows for every variable, or one row to share",
+                       hint="pass one array per row for each variable")
+    return max(sizes.values(), default=1)
+
+
 def _error(var: VariableGroup, message: str, source, expected: str | None = None, hint: str | None = None):
     return EbmError(message, var.span, source=source, expected=expected,
                     hint=hint or f"'{var.name}' is declared here as {var.domain} with shape "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ebmlang.errors import EbmError, check_real_number, check_whole_number
-from ebmlang.graph.values import check_observed
+from ebmlang.graph.values import batch_rows, check_observed
 from ebmlang.inference.plan import ENUMERATION_LIMIT, plan_query
 from ebmlang.inference.results import ArgminResult, Conditional
 
@@ -37,13 +37,7 @@ def observed_rows(graph, observed) -> tuple[dict, int, bool]:
     and every batched value must have the same number of rows (or one, shared by all)."""
     obs = check_observed(graph, observed, source=graph.source)
     batched = any(np.shape(v) != tuple(graph.variables[k].shape) for k, v in (observed or {}).items())
-    sizes = {k: v.shape[0] for k, v in obs.items() if v.shape[0] != 1}
-    if len(set(sizes.values())) > 1:
-        listed = ", ".join(f"{k}: {b}" for k, b in sizes.items())
-        raise EbmError(f"observed batches disagree on the number of rows ({listed})",
-                       expected="the same number of rows for every observed variable, or one row to share",
-                       hint="pass one array per observation row for each variable")
-    return obs, max(sizes.values(), default=1), batched
+    return obs, batch_rows(obs, "observed batches"), batched
 
 
 def _row(obs: dict, r: int) -> dict:

@@ -307,10 +307,8 @@ class TabularMRF:
         second_k = self.num_labels[self.edges[:, 1]]
         # Models usually repeat a few tables on many edges: check each distinct one once.
         # Rows are compared as raw bytes (np.unique(axis=0) is far slower on wide rows).
-        keys = np.ascontiguousarray(np.concatenate(
-            [self.pairwise.reshape(m, -1), first_k[:, None], second_k[:, None]], axis=1))
-        row_bytes = keys.view(np.dtype((np.void, keys.shape[1] * keys.itemsize))).reshape(-1)
-        _, representative, which = np.unique(row_bytes, return_index=True, return_inverse=True)
+        keys = np.concatenate([self.pairwise.reshape(m, -1), first_k[:, None], second_k[:, None]], axis=1)
+        _, representative, which = np.unique(_row_bytes(keys), return_index=True, return_inverse=True)
         tables = self.pairwise[representative]
         distinct_first = first_k[representative]
         distinct_second = second_k[representative]
@@ -342,11 +340,19 @@ class TabularMRF:
         return np.stack([keys // n, keys % n], axis=1)
 
 
+def _row_bytes(rows: np.ndarray) -> np.ndarray:
+    """Each row of a 2-d array as one raw-bytes value: np.unique on these is far faster than
+    np.unique(axis=0) (the order of the distinct rows is not numeric)."""
+    rows = np.ascontiguousarray(rows)
+    return rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).reshape(-1)
+
+
 def _merge_same_scope(factor: HigherFactor) -> HigherFactor:
     """`factor` with its rows reordered to sorted variables and rows over one set summed."""
     order = np.argsort(factor.variables, axis=1, kind="stable")
     scopes = np.take_along_axis(factor.variables, order, axis=1)
-    unique_scopes, slot = np.unique(scopes, axis=0, return_inverse=True)
+    _, first, slot = np.unique(_row_bytes(scopes), return_index=True, return_inverse=True)
+    unique_scopes = scopes[first]
     slot = slot.reshape(-1)
     if unique_scopes.shape[0] == factor.num_factors and (order == np.arange(factor.arity)).all():
         return factor
