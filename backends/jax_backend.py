@@ -82,6 +82,11 @@ class JaxOps:
     any = staticmethod(jnp.any)
     argmin = staticmethod(jnp.argmin)
     argmax = staticmethod(jnp.argmax)
+
+    @staticmethod
+    def max_argmax(x, axis):
+        """(max, argmax) along `axis`."""
+        return jnp.max(x, axis=axis), jnp.argmax(x, axis=axis)
     cumsum = staticmethod(jnp.cumsum)
 
     @staticmethod
@@ -189,6 +194,9 @@ class JaxBackend(Backend):
 
     def fori_loop(self, count, body, carry):
         return jax.lax.fori_loop(0, count, body, carry)
+
+    def scan(self, body, carry, xs, reverse=False):
+        return jax.lax.scan(body, carry, tuple(xs), reverse=reverse)
 
     def write_column(self, array, index, values):
         return array.at[:, index].set(values.astype(array.dtype))

@@ -119,6 +119,12 @@ class NumpyOps:
     any = staticmethod(np.any)
     argmin = staticmethod(np.argmin)
     argmax = staticmethod(np.argmax)
+
+    @staticmethod
+    def max_argmax(x, axis):
+        """(max, argmax) along `axis`."""
+        index = np.argmax(x, axis=axis)
+        return np.take_along_axis(x, np.expand_dims(index, axis), axis).squeeze(axis), index
     cumsum = staticmethod(np.cumsum)
 
     @staticmethod

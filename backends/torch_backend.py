@@ -150,6 +150,12 @@ class TorchOps:
         return torch.argmax(x, dim=axis)
 
     @staticmethod
+    def max_argmax(x, axis):
+        """(max, argmax) along `axis` in one pass."""
+        values, indices = torch.max(x, dim=axis)
+        return values, indices
+
+    @staticmethod
     def cumsum(x, axis=0):
         return torch.cumsum(x, dim=axis)
 

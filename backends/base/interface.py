@@ -114,6 +114,18 @@ class Backend(ABC):
         its carry -- numpy and torch copy it on entry, so `write_column` in the body may
         update it in place -- and nothing is differentiated through it."""
 
+    def scan(self, body: Callable, carry: Any, xs: tuple, reverse: bool = False) -> tuple[Any, Any]:
+        """`carry, ys[i] = body(carry, xs[.][i])` along the leading axis of the arrays `xs`
+        (last to first when `reverse`), with the outputs stacked: `jax.lax.scan` on JAX, a
+        plain loop elsewhere (differentiable on torch)."""
+        count = int(xs[0].shape[0])
+        outputs: list = [None] * count
+        for i in (reversed(range(count)) if reverse else range(count)):
+            carry, outputs[i] = body(carry, tuple(x[i] for x in xs))
+        if not isinstance(outputs[0], tuple):
+            return carry, self.ops.stack(outputs, 0)
+        return carry, tuple(self.ops.stack([out[k] for out in outputs], 0) for k in range(len(outputs[0])))
+
     @abstractmethod
     def write_column(self, array: Any, index: Any, values: Any) -> Any:
         """`array` [batch, n] with column `index` set to `values` [batch]; only inside a

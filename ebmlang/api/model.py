@@ -228,6 +228,18 @@ class Model:
 
         return exact_conditional(self, observed=observed, beta=beta)
 
+    def marginals(self, observed: dict | None = None, *, beta: float = 1.0, draws: int = 0, seed: int = 0):
+        """Exact marginals, log Z, mode and (with `draws`) independent joint draws of the latent
+        discrete variables given `observed`, by sum-product on a tree or a junction tree
+        (see `Marginals`); a leading batch axis on the observations batches every answer."""
+        from ebmlang.inference.exact.query import exact_answers
+
+        return exact_answers(self, observed=observed, beta=beta, draws=draws, seed=seed)
+
+    def log_partition(self, observed: dict | None = None, *, beta: float = 1.0):
+        """log sum over the latent discrete states of exp(-beta E), observed values fixed (exact)."""
+        return self.marginals(observed, beta=beta).log_z
+
     def rank(self, observed: dict | None = None, k: int = 5):
         """The k lowest-energy joint values of the latent variables, with their energies
         (a list of such lists, one per row, for a batch of observations)."""

@@ -101,7 +101,8 @@ class Constant(Node):
 
 @dataclass(frozen=True, eq=False)
 class Data(Node):
-    """A compile-time array (index arithmetic, const arrays): shape [num_ground or 1, *inner]."""
+    """A compile-time array (index arithmetic, const arrays): shape [num_ground or 1, *inner]
+    (plus a last axis of entries when it is the vector of a `Select`: `scale[z[n]]`)."""
 
     array: np.ndarray
 
@@ -122,7 +123,9 @@ class Slot(Node):
 
 @dataclass(frozen=True, eq=False)
 class ParamRef(Node):
-    """A parameter value; `index` = flat indices into the param (None for a scalar param)."""
+    """A parameter value; `index` = flat indices into the param (None for a scalar param),
+    shape [num_ground or 1, *inner] -- plus a last axis of the entries a `Select` picks from
+    when discrete variables index the param (`mu[z[n]]`, `A[z[t], z[t+1]]`)."""
 
     param: str
     index: np.ndarray | None = None
@@ -185,7 +188,8 @@ class Neural(Node):
 @dataclass(frozen=True, eq=False)
 class Select(Node):
     """`vector[index]`: entry `index` (an integer-valued node, e.g. a categorical
-    variable) of the last axis of `vector`."""
+    variable) of the last axis of `vector` -- an mlp's outputs, or the entries of a
+    param or const that discrete variables index (lower/selection.py)."""
 
     vector: Node
     index: Node

@@ -13,7 +13,7 @@ import numpy as np
 
 from ebmlang.errors import EbmError, check_real_number, check_whole_number
 from ebmlang.graph.values import batch_rows, check_observed
-from ebmlang.inference.plan import ENUMERATION_LIMIT, plan_query
+from ebmlang.inference.plan import ENUMERATION_LIMIT, plan_query, unobserved_continuous_error
 from ebmlang.inference.results import ArgminResult, Conditional
 
 
@@ -55,6 +55,11 @@ def argmin_model(model, *, observed=None, method=None, seed: int = 0, starts: in
         check_whole_number(name, value, low)
     obs, rows, batched = observed_rows(graph, observed)
     plan = plan_query(graph, "argmin", tuple(obs), method)
+    discrete = plan.block("discrete")
+    if method is None and discrete is not None and discrete.method == "bp" and plan.block("continuous") is None:
+        found = _forest_minimum(model, observed, discrete, batched)
+        if found is not None:
+            return found
     tables = _row_tables(model, plan, obs)
     results = []
     for r in range(rows):
@@ -70,6 +75,34 @@ def argmin_model(model, *, observed=None, method=None, seed: int = 0, starts: in
                         {"rows": [res.info for res in results],
                          **({"proven": all(res.info.get("proven") for res in results)}
                             if any("proven" in res.info for res in results) else {})})
+
+
+def _forest_minimum(model, observed, block, batched) -> ArgminResult | None:
+    """Every row's exact minimum by batched max-product on the forest (None when some row has
+    no feasible state: the row-by-row path then says which and why)."""
+    from ebmlang.inference.exact.program import ForestProgram
+    from ebmlang.inference.exact.query import exact_model_form
+
+    form, index, _ = exact_model_form(model, observed)
+    if form.bags is not None:
+        return None
+    node_labels, energy = ForestProgram(model.backend, form, memo=model.compiled.memo).minimum()
+    if not np.all(np.isfinite(energy)):
+        return None
+    graph = model.graph
+    state = {}
+    for g in index.groups:
+        var = graph.variables[g]
+        labels = node_labels[:, index.offsets[g]: index.offsets[g] + index.sizes[g]]
+        state[g] = var.domain.values.astype(np.int64)[labels].reshape((-1,) + var.shape)
+    obs, rows, _ = observed_rows(graph, observed)
+    full = {**{k: np.broadcast_to(v, (rows,) + v.shape[1:]) for k, v in obs.items()}, **state}
+    energies = np.asarray(model.energy(full), dtype=np.float64).reshape(rows)
+    info = {"exact": True, "proven": True, "structure": form.forest.shape, "schedule": "two-pass tree",
+            "feasible": True, "batched": True}
+    if not batched:
+        return ArgminResult({g: v[0] for g, v in state.items()}, float(energies[0]), "bp", block.reason, info)
+    return ArgminResult(state, energies, "bp", block.reason, {"rows": [info] * rows, "proven": True})
 
 
 def _row_tables(model, plan, obs):
@@ -206,9 +239,7 @@ def _discrete_only_mrfs(model, observed):
     obs, _, batched = observed_rows(graph, observed)
     continuous = [k for k, v in graph.variables.items() if not v.domain.is_discrete and k not in obs]
     if continuous:
-        raise EbmError(f"exact conditionals need every continuous variable observed; "
-                       f"{', '.join(continuous)} {'is' if len(continuous) == 1 else 'are'} not",
-                       hint=f"pass observed={{'{continuous[0]}': ...}}")
+        raise unobserved_continuous_error(continuous, "exact conditionals")
     context = {k: model.backend.asarray(v) for k, v in obs.items()}
     models, index = tabulate_rows(model.compiled, model.params, context, observed=tuple(obs),
                                   budget=model.budget)

@@ -16,7 +16,7 @@ from ebmlang.graph.ir import FactorGraph
 # state space has at most this many joint states (2^20: a few MB per chunk).
 ENUMERATION_LIMIT = 2 ** 20
 
-SAMPLE_DISCRETE = ("gibbs",)  # annealed_gibbs is an argmin method (it does not sample at T)
+SAMPLE_DISCRETE = ("gibbs", "exact")  # annealed_gibbs is an argmin method (it does not sample at T)
 SAMPLE_CONTINUOUS = ("mala", "ula", "hmc", "rwmh")
 ARGMIN_DISCRETE = ("enumeration", "graphcut", "ilp", "alpha_expansion", "bp", "icm", "annealed_gibbs", "annealing")
 ARGMIN_CONTINUOUS = ("lbfgs", "adam")
@@ -90,10 +90,13 @@ def plan_query(graph: FactorGraph, query: str, observed=(), method: str | dict |
                temperature: float = 1.0) -> Plan:
     from ebmlang.graph import structure
 
-    if query not in ("sample", "argmin"):
-        raise EbmError(f"unknown query '{query}'", expected="'sample' or 'argmin'")
+    if query not in ("sample", "argmin", "marginals"):
+        raise EbmError(f"unknown query '{query}'", expected="'sample', 'argmin' or 'marginals'")
     observed = tuple(sorted(set(observed) | {n for n, v in graph.variables.items() if v.observed}))
     discrete, continuous = split_latent(graph, observed)
+    if query == "marginals":
+        return Plan(query, (_marginals_choice(graph, discrete, continuous, observed),), observed, "",
+                    evaluation_paths(graph))
     overrides = _overrides(method, bool(discrete), bool(continuous), query)
     blocks = []
     if not discrete and not continuous:
@@ -101,7 +104,7 @@ def plan_query(graph: FactorGraph, query: str, observed=(), method: str | dict |
                        hint="every variable is observed; use energy() to score data")
     if discrete:
         blocks.append(_discrete_choice(graph, query, discrete, observed, overrides.get("discrete"),
-                                       structure))
+                                       structure, continuous))
     if continuous:
         blocks.append(_continuous_choice(graph, query, continuous, overrides.get("continuous"),
                                          structure))
@@ -154,7 +157,18 @@ def _overrides(method, has_discrete, has_continuous, query) -> dict:
                    expected="one of " + ", ".join(valid))
 
 
-def _discrete_choice(graph, query, groups, observed, override, structure) -> BlockChoice:
+def _discrete_choice(graph, query, groups, observed, override, structure, continuous=()) -> BlockChoice:
+    if query == "sample" and (override == "exact" or (override is None and continuous)):
+        fits, tree = _exact_block(graph, groups, tuple(observed) + tuple(continuous))
+        if override == "exact" and not fits:
+            raise EbmError(f"method 'exact' cannot draw {', '.join(groups)} in one block: {tree}",
+                           hint="method='gibbs' samples them site by site")
+        if fits:
+            given = " given the continuous values" if continuous else ""
+            return BlockChoice(tuple(groups), "discrete", "exact",
+                               f"{'requested by the caller: ' if override else ''}the discrete variables{given} "
+                               f"form {tree} -> one exact joint draw per step (forward filtering, backward "
+                               "sampling on the tree)")
     colours = structure.colouring(graph)
     n_colours = len(colours.classes)
     if query == "sample":
@@ -203,6 +217,83 @@ def _discrete_choice(graph, query, groups, observed, override, structure) -> Blo
     return BlockChoice(tuple(groups), "discrete", "auto-tabular",
                        "tabular factors -> method chosen from the factor tables at run time (graph "
                        "cut, the exact integer program when small, else alpha-expansion or loopy BP)")
+
+
+def _exact_block(graph, groups, given) -> tuple[bool, str]:
+    """(True, "a chain (...)") when `groups` given `given` are a pairwise forest that tabulates,
+    else (False, why not)."""
+    from ebmlang.inference.discrete_map.tree_dp import rooted_forest
+    from ebmlang.inference.tabulate import latent_index, latent_pairs, tabular_status
+
+    status = tabular_status(graph, given)
+    if not status.tabular:
+        return False, status.why_not
+    if not _pairwise(graph, given):
+        return False, "a factor reads three or more of them"
+    pairs = latent_pairs(graph, given)
+    forest = rooted_forest(latent_index(graph, given).total, pairs)
+    if forest is None:
+        return False, "their interaction graph has a cycle"
+    return True, forest.describe(pairs.shape[0])
+
+
+# Plan-time tree decompositions stop here (networkx's min-fill-in is quadratic); larger
+# models are decomposed when the query runs.
+PLAN_DECOMPOSE_PAIRS = 20_000
+
+
+def unobserved_continuous_error(continuous, what: str) -> EbmError:
+    """Exact discrete queries sum over the discrete variables only: continuous ones must be given."""
+    return EbmError(f"{what} need every continuous variable observed; {', '.join(continuous)} "
+                    f"{'is' if len(continuous) == 1 else 'are'} not",
+                    hint=f"pass observed={{'{continuous[0]}': ...}}, or use sample(...) for the joint")
+
+
+def _marginals_choice(graph, discrete, continuous, observed) -> BlockChoice:
+    """Exact marginals: sum-product on the forest, or on a junction tree of small width."""
+    import networkx as nx
+
+    from ebmlang.inference.discrete_map.tree_dp import rooted_forest
+    from ebmlang.inference.tabulate import latent_index, latent_pairs, tabular_status
+
+    if continuous:
+        raise unobserved_continuous_error(continuous, "exact marginals")
+    if not discrete:
+        raise EbmError("the model has no latent discrete variables to sum over")
+    status = tabular_status(graph, observed)
+    if not status.tabular:
+        return BlockChoice(tuple(discrete), "discrete", "none", f"{status.why_not}: no exact tables")
+    pairs = latent_pairs(graph, observed)
+    total = latent_index(graph, observed).total
+    forest = rooted_forest(total, pairs)
+    if forest is not None and _pairwise(graph, observed):
+        return BlockChoice(tuple(discrete), "discrete", "exact",
+                           f"tree sum-product, width 1 -- the interaction graph is "
+                           f"{forest.describe(pairs.shape[0])}: log Z, marginals and draws in two passes")
+    if pairs.shape[0] > PLAN_DECOMPOSE_PAIRS:
+        return BlockChoice(tuple(discrete), "discrete", "exact",
+                           f"exact if its junction tree fits the budget ({pairs.shape[0]:,} interacting pairs: "
+                           "decomposed when the query runs)")
+    interaction = nx.Graph()
+    interaction.add_nodes_from(range(total))
+    interaction.add_edges_from(map(tuple, pairs.tolist()))
+    width, bags = nx.algorithms.approximation.treewidth_min_fill_in(interaction)
+    return BlockChoice(tuple(discrete), "discrete", "exact",
+                       f"junction tree, width {width} ({bags.number_of_nodes()} bags, min-fill-in "
+                       "elimination order) -- the interaction graph has cycles or factors over 3+ variables")
+
+
+def _pairwise(graph, observed) -> bool:
+    from ebmlang.inference.tabulate import _factor_positions, _latent_slots, _slot_variable_ids, latent_index
+
+    index = latent_index(graph, observed)
+    latent = set(index.groups)
+    for t in graph.templates:
+        slots = _latent_slots(t, latent)
+        found = _slot_variable_ids(t, slots, index) if slots else None
+        if found is not None and int(_factor_positions(found[0])[1].max(initial=0)) > 2:
+            return False
+    return True
 
 
 def _scanned(graph: FactorGraph, groups, colours) -> list[str]:

@@ -82,7 +82,11 @@ def plan_steppers(model, plan, state: dict, temperature: float, *, burn_in: int,
     kernel, its step size adapted during the first `burn_in` steps."""
     steps: list[Stepper] = []
     discrete = plan.block("discrete")
-    if discrete is not None:
+    if discrete is not None and discrete.method == "exact":
+        from ebmlang.inference.exact.block import ExactBlockStepper
+
+        steps.append(ExactBlockStepper(model, discrete.groups, temperature))
+    elif discrete is not None:
         graph = model.graph
         blocks = gibbs_blocks(graph, groups=set(discrete.groups))
         steps.append(sweep(model, blocks, state, temperature))

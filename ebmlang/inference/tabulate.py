@@ -10,7 +10,6 @@ are exactly the model's energies, whatever expression wrote them.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from ebmlang.budget import as_budget
 from ebmlang.errors import EbmError
-from ebmlang.graph.ir import FactorGraph, FactorTemplate, Node, Slot, VariableGroup, walk
+from ebmlang.graph.ir import FactorGraph, FactorTemplate, Slot
 
 
 @dataclass(frozen=True)
@@ -235,70 +234,14 @@ def tabulate_rows(compiled, params, context: dict, observed=(), budget=None):
 def _local_energies(compiled, template: FactorTemplate, reads: dict, context, params,
                     rows: int, sizes: tuple[int, ...]) -> np.ndarray:
     """Energies of each ground factor of `template` for every joint label of its local
-    positions, per context row: [rows, num_ground, *sizes].
+    positions, per context row: [rows, num_ground, *sizes] (see LocalTable)."""
+    from ebmlang.inference.local_tables import LocalTable
 
-    reads: id(slot) -> [num_ground, *inner] local position (0..len(sizes)-1) each element of a
-    latent slot reads.
-    """
-    graph = compiled.graph
-    n_g = template.num_ground
-    arity = len(sizes)
-    local_groups: dict[str, VariableGroup] = {}
-    replaced: dict[int, Slot] = {}
-    for node in walk(template.body):
-        if isinstance(node, Slot) and id(node) in reads:
-            local_name = f"__local_{node.group}"
-            var = graph.variables[node.group]
-            local_groups[local_name] = VariableGroup(local_name, (arity * n_g,), var.domain, False, var.span)
-            pos = reads[id(node)]
-            ground = np.arange(n_g).reshape((n_g,) + (1,) * (pos.ndim - 1))
-            replaced[id(node)] = dataclasses.replace(node, group=local_name, index=pos * n_g + ground)
-    body = _replace_slots(template.body, replaced)
-    local_template = dataclasses.replace(template, body=body, name=template.name, term=template.term)
-    variables = dict(graph.variables)
-    variables.update(local_groups)
-    local_graph = dataclasses.replace(graph, variables=variables, templates=(local_template,),
-                                      terms=(template.term,))
-    local_compiled = compiled.backend.compile(local_graph)
-    for name, fn in getattr(compiled, "externs", {}).items():
-        local_compiled.register_extern(name, fn)
-    joint = int(np.prod(sizes, dtype=np.int64))
-    batch = rows * joint
-    labels = np.indices(sizes).reshape(arity, joint)          # [arity, joint]
-    state = {}
+    table = LocalTable(compiled, template, reads, sizes)
     backend = compiled.backend
-    for name, arr in context.items():
-        # Row-major over (row, joint label): every row sees every joint label.
-        per_row = np.broadcast_to(arr[:, None], (rows, joint) + arr.shape[1:])
-        state[name] = backend.asarray(per_row.reshape((batch,) + arr.shape[1:]).copy())
-    for local_name in local_groups:
-        values = variables[local_name].domain.values
-        by_position = [np.repeat(values[np.minimum(labels[p], len(values) - 1)][:, None], n_g, 1)
-                       for p in range(arity)]
-        state[local_name] = backend.asarray(np.tile(np.concatenate(by_position, axis=1), (rows, 1)))
-    for name, var in graph.variables.items():
-        if name not in state:
-            state[name] = backend.asarray(np.zeros((batch,) + var.shape))
-    energies = backend.to_numpy(local_compiled.template_energies(state, params)[template.name])
-    energies = energies.reshape((rows,) + tuple(sizes) + (n_g,))
+    values = {k: backend.asarray(v) for k, v in context.items() if k in table.context_groups}
+    energies = backend.to_numpy(table.energies(values, params, rows))
     return np.moveaxis(energies, -1, 1).astype(np.float64)
-
-
-def _replace_slots(node: Node, replaced: dict) -> Node:
-    if id(node) in replaced:
-        return replaced[id(node)]
-    changes = {}
-    for f in dataclasses.fields(node):
-        value = getattr(node, f.name)
-        if isinstance(value, Node):
-            new = _replace_slots(value, replaced)
-            if new is not value:
-                changes[f.name] = new
-        elif isinstance(value, tuple) and value and all(isinstance(v, Node) for v in value):
-            new_t = tuple(_replace_slots(v, replaced) for v in value)
-            if any(x is not y for x, y in zip(new_t, value)):
-                changes[f.name] = new_t
-    return dataclasses.replace(node, **changes) if changes else node
 
 
 def labels_to_state(labels: np.ndarray, index: LatentIndex, graph: FactorGraph) -> dict:

@@ -185,6 +185,9 @@ class ExprChecker:
         index_ctx = ctx.as_compile_time("an index")
         indices = []
         for axis, index in enumerate(expr.indices):
+            if not ctx.compile_time and _mentions_kind(index, self.scope, ("variable",)):
+                indices.append(self.variable_index(index, shape[axis], axis, symbol, ctx))
+                continue
             checked = self.integer(index, index_ctx, "an index")
             self.check_constant_index(checked, shape[axis], axis, symbol.describe(), ctx)
             indices.append(checked)
@@ -195,7 +198,42 @@ class ExprChecker:
             ty = T_INDEX if value.dtype.kind in "iub" else T_REAL
         else:
             ty = self.element_type(symbol)
+        if any(i.ty.depends_on_variables for i in indices):   # an entry picked by variables
+            ty = Type("real" if ty.kind == "index" else ty.kind, True)
         return dataclasses.replace(expr, base=base, indices=tuple(indices), ty=ty)
+
+    def variable_index(self, index: ast.Expr, size: int, axis: int, symbol: Symbol, ctx: ExprContext) -> ast.Expr:
+        """`mu[z[n]]`, `A[z[t], z[t+1]]`: a discrete variable picks an entry of a const or param."""
+        if symbol.kind == "variable":
+            raise EbmError(
+                f"variable '{symbol.name}' cannot be indexed by a variable", index.span,
+                expected="numbers, consts and index variables",
+                hint="which variables a term reads must not depend on their values; "
+                     "a discrete variable may index a const or a param, e.g. mu[z[n]]")
+        checked = self.scalar(index, ctx, "an index")
+        if checked.ty.kind != "discrete":
+            raise EbmError(
+                f"an index must be an integer, but {describe_expr(index)} is real-valued", index.span,
+                expected="a discrete variable (categorical, integer, binary, spin), index variables "
+                         "and + - * % on them",
+                hint="declare the variable categorical(K) to pick one of K entries")
+        self.check_selector(checked, size, f"dimension {axis + 1} of {symbol.describe()} has size {size}")
+        return checked
+
+    def check_selector(self, index: ast.Expr, size: int, what: str) -> None:
+        """A discrete variable read as an index must take values 0..size-1 only (arithmetic on
+        variables is bounded when the model is lowered)."""
+        selector = self.discrete_symbol(index)
+        if selector is None:
+            return
+        low, high = selector.domain.value_range
+        if low < 0 or high >= size:
+            raise EbmError(
+                f"{selector.describe()} takes values {int(low)}..{int(high)}, but {what}", index.span,
+                expected=f"a variable with values in 0..{size}",
+                hint=f"declare it categorical({size})" if low >= 0 else
+                "indices count from 0; a spin s picks entry 0 or 1 as [s == 1]",
+                notes=[(selector.span, f"'{selector.name}' declared here")])
 
     def check_constant_index(self, index: ast.Expr, size: int, axis: int, what: str, ctx: ExprContext) -> None:
         """An index without index variables is checked against the dimension right away."""
@@ -223,15 +261,7 @@ class ExprChecker:
         if kind == "index":
             self.check_constant_index(index, size, 0, describe_expr(vector), ctx)
         else:
-            symbol = self.discrete_symbol(index)
-            if symbol is not None:
-                low, high = symbol.domain.value_range
-                if low < 0 or high >= size:
-                    raise EbmError(
-                        f"{symbol.describe()} takes values {int(low)}..{int(high)}, but "
-                        f"{describe_expr(vector)} has only {size} outputs", index.span,
-                        expected=f"a selector with values in 0..{size}",
-                        notes=[(symbol.span, f"'{symbol.name}' declared here")])
+            self.check_selector(index, size, f"{describe_expr(vector)} has only {size} outputs")
         depends = vector.ty.depends_on_variables or index.ty.depends_on_variables
         return dataclasses.replace(expr, base=vector, indices=(index,), ty=Type("real", depends))
 

@@ -40,7 +40,8 @@ def make_objective(model, data, *, method, loss, margin, k, persistent, chains, 
         objective = JointEnergy(model, data, chains=chains, langevin=langevin, gen_weight=gen_weight,
                                 energy_reg=energy_reg, seed=seed)
     elif method == "contrastive":
-        objective = Contrastive(model, data, loss=loss or "nll", margin=margin)
+        objective = _structured(model, data) if loss in (None, "nll") else None
+        objective = objective or Contrastive(model, data, loss=loss or "nll", margin=margin)
     elif method == "exact":
         objective = ExactLikelihood(model, data, energy_reg=energy_reg)
     else:
@@ -49,3 +50,19 @@ def make_objective(model, data, *, method, loss, margin, k, persistent, chains, 
                                       rao_blackwell=rao_blackwell)
     objective.kind = method
     return objective
+
+
+def _structured(model, data):
+    """The exact chain likelihood when the targets have more joint labellings than the
+    contrastive losses enumerate (an error when they do not form a tree); else None."""
+    import math
+
+    from ebmlang.learning.losses import TARGET_STATE_LIMIT, target_groups
+    from ebmlang.learning.structured import chain_likelihood
+
+    targets = target_groups(model.graph, data, None)
+    log_count = sum(model.graph.variables[g].size * math.log(model.graph.variables[g].domain.num_values)
+                    for g in targets)
+    if log_count <= math.log(TARGET_STATE_LIMIT):
+        return None
+    return chain_likelihood(model, data, targets, f"2^{log_count / math.log(2):.1f}")

@@ -11,12 +11,17 @@ from ebmlang.graph.lower import lower_program
 from ebmlang.language.checker import check_source
 
 
-def _leaf_depths(node: ir.Node, depth: int = 0):
-    """(leaf, reduction depth) for every leaf with an index/array."""
+def _leaf_depths(node: ir.Node, depth: int = 0, entries: bool = False):
+    """(leaf, reduction depth, whether it lays out the entries a Select picks from) for
+    every leaf with an index/array."""
     if isinstance(node, (ir.Slot, ir.ParamRef, ir.Data)):
-        yield node, depth
+        yield node, depth, entries
     if isinstance(node, ir.Reduce):
         yield from _leaf_depths(node.body, depth + 1)
+        return
+    if isinstance(node, ir.Select):
+        yield from _leaf_depths(node.vector, depth, not isinstance(node.vector, ir.Neural))
+        yield from _leaf_depths(node.index, depth)
         return
     for child in node.children():
         yield from _leaf_depths(child, depth)
@@ -28,12 +33,12 @@ def _assert_well_formed(g: ir.FactorGraph) -> None:
     for t in g.templates:
         assert t.num_ground >= 1
         assert t.index_values.shape == (t.num_ground, len(t.index_names))
-        for leaf, depth in _leaf_depths(t.body):
+        for leaf, depth, entries in _leaf_depths(t.body):
             array = leaf.array if isinstance(leaf, ir.Data) else leaf.index
             if array is None:  # a scalar param
                 continue
             vector = isinstance(leaf, ir.Slot) and leaf.vector
-            assert array.ndim == depth + 1 + vector, (t.name, leaf)
+            assert array.ndim == depth + 1 + (vector or entries), (t.name, leaf)
             assert array.shape[0] in (1, t.num_ground), (t.name, leaf)
             if isinstance(leaf, ir.Slot):
                 assert leaf.group in g.variables

@@ -144,6 +144,16 @@ class _ExpressionLowerer:
                 f"{kind} '{name}' has {len(shape)} dimension{'s' if len(shape) != 1 else ''} "
                 f"but is indexed with {len(expr.indices)}", expr.span, expected=f"{name}[{len(shape)} indices]")
         components = [self.lower_expr(i, scope) for i in expr.indices]
+        if kind != "variable" and any(isinstance(c, ir.Node) for c in components):
+            components = [c if isinstance(c, ir.Node) else self.integer_index(c, i)
+                          for c, i in zip(components, expr.indices)]
+            fixed = [(a, c) for a, c in enumerate(components) if not isinstance(c, ir.Node)]
+            self.check_bounds(name, tuple(shape[a] for a, _ in fixed), [c for _, c in fixed],
+                              tuple(expr.indices[a] for a, _ in fixed), scope)
+            cleared = self.clear_padding([c for _, c in fixed], tuple(shape[a] for a, _ in fixed), scope)
+            for (axis, _), component in zip(fixed, cleared):
+                components[axis] = component
+            return self.select_entries(name, kind, tuple(shape), components, expr.indices, expr.span, scope)
         for component, index_expr in zip(components, expr.indices):
             if isinstance(component, ir.Node):
                 raise self.error(f"{kind} '{name}' must be indexed by compile-time indices", index_expr.span,

@@ -16,6 +16,7 @@ from ebmlang.graph.lower.declarations import _DeclarationLowerer
 from ebmlang.graph.lower.expressions import _ExpressionLowerer
 from ebmlang.graph.lower.index_sets import _IndexSetLowerer
 from ebmlang.graph.lower.scope import _ROOT_SCOPE, _walk_ast
+from ebmlang.graph.lower.selection import _SelectionLowerer
 from ebmlang.graph.lower.split import _Part, _split_conjunction, _Splitter
 from ebmlang.language import ast
 
@@ -25,7 +26,7 @@ def lower_model(model: ast.CheckedModel, budget: Budget | None = None) -> ir.Fac
     return _ModelLowerer(model, budget or Budget()).lower()
 
 
-class _ModelLowerer(_DeclarationLowerer, _IndexSetLowerer, _ExpressionLowerer, _CallLowerer):
+class _ModelLowerer(_DeclarationLowerer, _IndexSetLowerer, _ExpressionLowerer, _CallLowerer, _SelectionLowerer):
     """Lowers one CheckedModel. Expression handlers are found by node class name
     (`lower_Binary`, ...); anything else goes to `unsupported`."""
 

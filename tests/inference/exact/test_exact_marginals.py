@@ -1,0 +1,163 @@
+"""Exact marginals, log Z, mode and draws (model.marginals) against independent code in
+this file: forward-backward and Viterbi for HMMs written out in numpy, and brute-force
+enumeration of the model's energy for loopy and higher-order models (junction trees).
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+import ebmlang as ebm
+from ebmlang.errors import EbmError
+
+BACKENDS = ["numpy", "torch", "jax"]
+K, T = 3, 7
+
+HMM = f"""
+const K = {K}
+const T = {T}
+param A[K, K] ~ normal(0, 1)
+param mu[K] = 0
+param start[K] = 0
+observed x[T]: real
+latent z[T]: categorical(K)
+energy first = start[z[0]]
+energy move = sum(t in 0..T-1) A[z[t], z[t+1]]
+energy emit = sum(t in 0..T) 0.5 * (x[t] - mu[z[t]])^2
+"""
+RNG = np.random.default_rng(7)
+PARAMS = {"A": RNG.normal(size=(K, K)), "mu": np.array([-1.5, 0.0, 1.5]), "start": RNG.normal(size=K)}
+X = RNG.normal(size=(3, T)) * 1.5
+
+
+def forward_backward(x):
+    """log Z and posterior marginals [T, K] of the HMM, written out."""
+    emit = -0.5 * (x[:, None] - PARAMS["mu"][None, :]) ** 2
+    alpha = [-PARAMS["start"] + emit[0]]
+    for t in range(1, T):
+        alpha.append(logsumexp(alpha[-1][:, None] - PARAMS["A"], axis=0) + emit[t])
+    beta = [np.zeros(K)]
+    for t in range(T - 1, 0, -1):
+        beta.insert(0, logsumexp(-PARAMS["A"] + (emit[t] + beta[0])[None, :], axis=1))
+    log_z = logsumexp(alpha[-1])
+    return log_z, np.exp(np.array(alpha) + np.array(beta) - log_z)
+
+
+def viterbi(x):
+    emit = 0.5 * (x[:, None] - PARAMS["mu"][None, :]) ** 2
+    cost, back = PARAMS["start"] + emit[0], []
+    for t in range(1, T):
+        total = cost[:, None] + PARAMS["A"]
+        back.append(total.argmin(axis=0))
+        cost = total.min(axis=0) + emit[t]
+    path = [int(cost.argmin())]
+    for pointers in reversed(back):
+        path.insert(0, int(pointers[path[0]]))
+    return np.array(path), float(cost.min())
+
+
+def hmm(backend):
+    return ebm.loads(HMM, backend=backend, dtype="float64").set_params(**PARAMS)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hmm_marginals_log_z_and_mode_match_forward_backward_and_viterbi(backend):
+    model = hmm(backend)
+    batch = model.marginals(observed={"x": X})
+    assert batch.log_z.shape == (3,) and batch.probs["z"].shape == (3, T, K)
+    for row, x in enumerate(X):
+        log_z, posterior = forward_backward(x)
+        path, energy = viterbi(x)
+        np.testing.assert_allclose(batch.log_z[row], log_z, atol=1e-9)
+        np.testing.assert_allclose(batch.probs["z"][row], posterior, atol=1e-9)
+        np.testing.assert_array_equal(batch.mode["z"][row], path)
+        np.testing.assert_allclose(batch.mode_energy[row], energy, atol=1e-9)
+    single = model.marginals(observed={"x": X[1]})
+    np.testing.assert_allclose(single.log_z, batch.log_z[1], atol=1e-12)
+    np.testing.assert_allclose(single.probs["z"], batch.probs["z"][1], atol=1e-12)
+    assert "tree sum-product, width 1" in single.method and "chain" in single.method
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_exact_draws_follow_the_pair_marginals(backend):
+    # 6000 independent draws: each pair frequency has sd <= 0.0065, so 0.03 is > 4.5 sd.
+    model = hmm(backend)
+    answer = model.marginals(observed={"x": X[0]}, draws=6000, seed=3)
+    drawn = answer.draws["z"]
+    assert drawn.shape == (6000, T)
+    _, posterior = forward_backward(X[0])
+    for t in range(T):
+        frequency = np.bincount(drawn[:, t], minlength=K) / len(drawn)
+        np.testing.assert_allclose(frequency, posterior[t], atol=0.03)
+    # the joint of neighbours, from the full enumeration of the chain (3^7 states)
+    states = np.array(list(itertools.product(range(K), repeat=T)))
+    energies = hmm("numpy").energy({"x": np.broadcast_to(X[0], (len(states), T)), "z": states})
+    weights = np.exp(-energies - logsumexp(-energies))
+    exact = np.zeros((K, K))
+    np.add.at(exact, (states[:, 2], states[:, 3]), weights)
+    observed_pairs = np.zeros((K, K))
+    np.add.at(observed_pairs, (drawn[:, 2], drawn[:, 3]), 1.0 / len(drawn))
+    np.testing.assert_allclose(observed_pairs, exact, atol=0.03)
+
+
+LOOPY = """
+const N = 3
+param J = 0.6
+param h[N, N] ~ normal(0, 0.5)
+param W[2, 2, 2] ~ normal(0, 1)
+latent s[N, N]: binary
+energy field = sum(i in 0..N, j in 0..N) h[i, j] * s[i, j]
+energy right = sum(i in 0..N, j in 0..N-1) -J * [s[i, j] == s[i, j+1]]
+energy down = sum(i in 0..N-1, j in 0..N) -J * [s[i, j] == s[i+1, j]]
+energy triple = W[s[0, 0], s[1, 1], s[2, 2]]
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_junction_tree_on_a_loopy_grid_with_a_triple_factor_matches_enumeration(backend):
+    model = ebm.loads(LOOPY, backend=backend, dtype="float64")
+    model.set_params(h=RNG.normal(size=(3, 3)), W=RNG.normal(size=(2, 2, 2)))
+    states = np.array(list(itertools.product([0, 1], repeat=9))).reshape(-1, 3, 3)
+    energies = ebm.loads(LOOPY, backend="numpy", dtype="float64").set_params(
+        **{k: np.asarray(v) for k, v in model.param_values().items()}).energy({"s": states})
+    weights = np.exp(-energies - logsumexp(-energies))
+    answer = model.marginals()
+    assert "junction tree, width" in answer.method
+    np.testing.assert_allclose(answer.log_z, logsumexp(-energies), atol=1e-9)
+    np.testing.assert_allclose(answer.probs["s"][..., 1], np.tensordot(weights, states, axes=1), atol=1e-9)
+    np.testing.assert_array_equal(answer.mode["s"], states[np.argmin(energies)])
+    np.testing.assert_allclose(answer.mode_energy, energies.min(), atol=1e-9)
+    assert "junction tree, width" in str(model.plan("marginals"))
+
+
+def test_beta_scales_the_energy():
+    model = hmm("numpy")
+    hot, cold = model.marginals(observed={"x": X[0]}), model.marginals(observed={"x": X[0]}, beta=2.0)
+    scaled = ebm.loads(HMM, backend="numpy", dtype="float64").set_params(
+        A=2 * PARAMS["A"], start=2 * PARAMS["start"], mu=PARAMS["mu"])
+    # beta = 2 on the original model is the distribution of twice its energy; the
+    # emission's 0.5 (x - mu)^2 doubles through x scaled by sqrt(2) and mu by sqrt(2)
+    scaled.set_params(mu=np.sqrt(2) * PARAMS["mu"])
+    doubled = scaled.marginals(observed={"x": np.sqrt(2) * X[0]})
+    np.testing.assert_allclose(cold.log_z, doubled.log_z, atol=1e-9)
+    assert not np.allclose(hot.probs["z"], cold.probs["z"])
+
+
+def test_bad_queries_get_named_errors():
+    model = hmm("numpy")
+    with pytest.raises(EbmError, match="declared observed but no value"):
+        model.marginals()
+    mixed = ebm.loads(HMM.replace("observed x[T]: real", "latent x[T]: real"))
+    with pytest.raises(EbmError, match="continuous variable observed"):
+        mixed.marginals()
+    with pytest.raises(EbmError, match="continuous variable observed"):
+        mixed.plan("marginals")
+    with pytest.raises(EbmError, match="beta"):
+        model.marginals(observed={"x": X[0]}, beta=-1.0)
+    with pytest.raises(EbmError, match="draws"):
+        model.marginals(observed={"x": X[0]}, draws=-2)
+    with pytest.raises(EbmError, match="observed"):
+        model.marginals(observed={"x": np.zeros(T + 1)})
