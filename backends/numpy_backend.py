@@ -132,6 +132,11 @@ class NumpyOps:
         return np.stack(list(xs), axis=axis)
 
     @staticmethod
+    def unstack(x):
+        """The slices of `x` along its first axis (views)."""
+        return list(x)
+
+    @staticmethod
     def concatenate(xs, axis=0):
         return np.concatenate(list(xs), axis=axis)
 

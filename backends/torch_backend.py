@@ -165,6 +165,11 @@ class TorchOps:
         return torch.stack(list(xs), dim=axis)
 
     @staticmethod
+    def unstack(x):
+        """The slices of `x` along its first axis (views, made in one call)."""
+        return x.unbind(0)
+
+    @staticmethod
     def concatenate(xs, axis=0):
         return torch.cat(list(xs), dim=axis)
 

@@ -120,8 +120,9 @@ class Backend(ABC):
         plain loop elsewhere (differentiable on torch)."""
         count = int(xs[0].shape[0])
         outputs: list = [None] * count
+        slices = list(zip(*(self.ops.unstack(x) for x in xs)))
         for i in (reversed(range(count)) if reverse else range(count)):
-            carry, outputs[i] = body(carry, tuple(x[i] for x in xs))
+            carry, outputs[i] = body(carry, slices[i])
         if not isinstance(outputs[0], tuple):
             return carry, self.ops.stack(outputs, 0)
         return carry, tuple(self.ops.stack([out[k] for out in outputs], 0) for k in range(len(outputs[0])))

@@ -65,6 +65,11 @@ class ArithmeticHandlers:
         if isinstance(node.index, Constant):
             return vector[..., int(node.index.value)]
         index = ops.as_int(ops.round(self.evaluate(node.index, plan, ctx)))
+        if all(size == 1 for size in vector.shape[:-1]):
+            # one table for every read (`mu[z[n]]`, `A[z[t], z[t+1]]`): a gather by value,
+            # without broadcasting the table to every read first
+            picked = ops.take(ops.reshape(vector, (-1,)), ops.reshape(index, (-1,)), 0)
+            return ops.reshape(picked, tuple(index.shape))
         lead = np.broadcast_shapes(tuple(vector.shape[:-1]), tuple(index.shape))
         vector = ops.broadcast_to(vector, lead + (vector.shape[-1],))
         index = ops.reshape(ops.broadcast_to(index, lead), lead + (1,))

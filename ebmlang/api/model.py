@@ -228,16 +228,21 @@ class Model:
 
         return exact_conditional(self, observed=observed, beta=beta)
 
-    def marginals(self, observed: dict | None = None, *, beta: float = 1.0, draws: int = 0, seed: int = 0):
-        """Exact marginals, log Z, mode and (with `draws`) independent joint draws of the latent
-        discrete variables given `observed`, by sum-product on a tree or a junction tree
-        (see `Marginals`); a leading batch axis on the observations batches every answer."""
+    def marginals(self, observed: dict | None = None, *, beta: float = 1.0, draws: int = 0, seed: int = 0,
+                  method: str | None = None, damping: float = 0.5, iters: int = 200, tol: float = 1e-6):
+        """Marginals, log Z, mode and (with `draws`) independent joint draws of the latent
+        discrete variables given `observed`: exact by sum-product on a tree or a junction tree
+        when one fits the budget, else (or with method="bp") loopy sum-product BP's
+        approximation (`damping`, `iters`, `tol`; `result.exact` is False and `result.info`
+        reports convergence). A leading batch axis on the observations batches every answer."""
         from ebmlang.inference.exact.query import exact_answers
 
-        return exact_answers(self, observed=observed, beta=beta, draws=draws, seed=seed)
+        return exact_answers(self, observed=observed, beta=beta, draws=draws, seed=seed, method=method,
+                             damping=damping, iters=iters, tol=tol)
 
     def log_partition(self, observed: dict | None = None, *, beta: float = 1.0):
-        """log sum over the latent discrete states of exp(-beta E), observed values fixed (exact)."""
+        """log sum over the latent discrete states of exp(-beta E), observed values fixed: exact
+        where `marginals` is exact, else loopy BP's Bethe estimate (see `marginals`)."""
         return self.marginals(observed, beta=beta).log_z
 
     def rank(self, observed: dict | None = None, k: int = 5):

@@ -4,11 +4,15 @@
 epilog. Text, not logic: kept apart so the handlers in commands.py read without it.
 """
 
+from ebmlang.cli.marginals_command import EXAMPLES as MARGINALS_EXAMPLES
+from ebmlang.cli.marginals_command import HELP as MARGINALS_HELP
+
 COMMAND_HELP = {
     "graph": "show a model's factor graph: summary, DOT, a drawing, or a file",
     "plan": "show the inference method chosen for each block of latent variables, and why",
     "sample": "draw samples with the automatically chosen MCMC method",
     "argmin": "find the minimum-energy (MAP) state",
+    "marginals": MARGINALS_HELP,
     "fit": "fit a model's parameters to data and save a checkpoint",
     "energy": "evaluate the energy (and per-term energies) of given states",
 }
@@ -36,6 +40,7 @@ and `energy` [chains, draws].""",
   ebm argmin examples/sudoku.ebm
   ebm argmin examples/denoise.ebm --observe y=noisy.npy --out clean.npz
   ebm argmin examples/gaussian.ebm --backend jax""",
+    "marginals": MARGINALS_EXAMPLES,
     "fit": """examples:
   ebm fit examples/rbm.ebm --data digits.npz --epochs 10 --out rbm.safetensors
   ebm fit examples/boltzmann.ebm --data s=spins.npy --lr 0.05 --method pcd

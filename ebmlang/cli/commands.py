@@ -41,6 +41,7 @@ from ebmlang.cli.command_inputs import (  # noqa: F401 -- read_data is re-export
     _seed_argument,
     read_data,
 )
+from ebmlang.cli.marginals_command import marginals_arguments, run_marginals
 from ebmlang.errors import EbmError
 
 # Arrays with more entries than this are summarised (mean, sd) rather than printed.
@@ -56,12 +57,13 @@ BOOKKEEPING = ("epoch", "lr", "seconds", "total_seconds")
 
 
 def register(subparsers) -> None:
-    """Add the graph, plan, sample, argmin, fit and energy subcommands to `subparsers`
+    """Add the graph, plan, sample, argmin, marginals, fit and energy subcommands to `subparsers`
     (the object `ArgumentParser.add_subparsers()` returned); each sets `run`."""
     for name, configure, handler in (("graph", _graph_arguments, run_graph),
                                      ("plan", _plan_arguments, run_plan),
                                      ("sample", _sample_arguments, run_sample),
                                      ("argmin", _argmin_arguments, run_argmin),
+                                     ("marginals", marginals_arguments, run_marginals),
                                      ("fit", _fit_arguments, run_fit),
                                      ("energy", _energy_arguments, run_energy)):
         sub = subparsers.add_parser(name, help=COMMAND_HELP[name], description=COMMAND_HELP[name],
@@ -116,6 +118,7 @@ FIGURES = (".png", ".svg", ".pdf")
 OUTPUTS = {
     "sample": {"out": DATA, "plot": FIGURES},
     "argmin": {"out": DATA},
+    "marginals": {"out": (".npz", ".safetensors")},
     "energy": {"out": DATA},
     "fit": {"out": (".safetensors",), "history": (".npz",) + FIGURES},
 }
@@ -205,7 +208,7 @@ def run_graph(args: argparse.Namespace) -> int:
 
 def _plan_arguments(p: argparse.ArgumentParser) -> None:
     _model_arguments(p, backend=False)
-    p.add_argument("--query", choices=("sample", "argmin"), default="sample",
+    p.add_argument("--query", choices=("sample", "argmin", "marginals"), default="sample",
                    help="which query to plan (default: sample)")
     p.add_argument("--observe", action="append", default=[], metavar="NAME[=FILE]",
                    help="treat variable NAME as observed (a file is accepted but not needed); repeatable")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ebmlang.budget import Budget
-from ebmlang.errors import EbmError
+from ebmlang.errors import EbmError, did_you_mean
 from ebmlang.graph.ir import FactorGraph, VariableGroup
 
 
@@ -56,20 +56,22 @@ def check_values(var: VariableGroup, value, *, source: str | None = None, batche
     return arr
 
 
+def check_observable(graph: FactorGraph, name: str) -> None:
+    """An EbmError unless `name` is a variable group of `graph`."""
+    if name not in graph.variables:
+        kind = "a parameter" if name in graph.params else "not a variable of this model"
+        raise EbmError(f"cannot observe '{name}': it is {kind}",
+                       hint=did_you_mean(name, graph.variables) or f"variables: {', '.join(graph.variables)}")
+
+
 def check_observed(graph: FactorGraph, observed: dict | None, *, source: str | None = None) -> dict:
     """Validate a dict of observed values; unknown names get a did-you-mean hint."""
-    from ebmlang.errors import did_you_mean
-
     if observed is not None and not isinstance(observed, dict):
         raise EbmError(f"observed must be a dict of values by variable name, got {type(observed).__name__}",
                        hint="e.g. observed={'y': array}")
     out = {}
     for name, value in (observed or {}).items():
-        if name not in graph.variables:
-            kind = "a parameter" if name in graph.params else "not a variable of this model"
-            raise EbmError(f"cannot observe '{name}': it is {kind}",
-                           hint=did_you_mean(name, graph.variables) or
-                           f"variables: {', '.join(graph.variables)}")
+        check_observable(graph, name)
         out[name] = check_values(graph.variables[name], value, source=source, what="observed value")
     missing = [n for n, v in graph.variables.items() if v.observed and n not in out]
     if missing:

@@ -54,7 +54,8 @@ def argmin_model(model, *, observed=None, method=None, seed: int = 0, starts: in
     for name, value, low in (("seed", seed, 0), ("starts", starts, 1), ("max_rounds", max_rounds, 1)):
         check_whole_number(name, value, low)
     obs, rows, batched = observed_rows(graph, observed)
-    plan = plan_query(graph, "argmin", tuple(obs), method)
+    plan = model.compiled.memo(("plan", "argmin", tuple(sorted(obs)), str(method)),
+                               lambda: plan_query(graph, "argmin", tuple(obs), method))
     discrete = plan.block("discrete")
     if method is None and discrete is not None and discrete.method == "bp" and plan.block("continuous") is None:
         found = _forest_minimum(model, observed, discrete, batched)
@@ -86,7 +87,8 @@ def _forest_minimum(model, observed, block, batched) -> ArgminResult | None:
     form, index, _ = exact_model_form(model, observed)
     if form.bags is not None:
         return None
-    node_labels, energy = ForestProgram(model.backend, form, memo=model.compiled.memo).minimum()
+    node_labels, energy = ForestProgram(model.backend, form, memo=model.compiled.memo,
+                                        schedule=form.schedule).minimum()
     if not np.all(np.isfinite(energy)):
         return None
     graph = model.graph
@@ -95,9 +97,8 @@ def _forest_minimum(model, observed, block, batched) -> ArgminResult | None:
         var = graph.variables[g]
         labels = node_labels[:, index.offsets[g]: index.offsets[g] + index.sizes[g]]
         state[g] = var.domain.values.astype(np.int64)[labels].reshape((-1,) + var.shape)
-    obs, rows, _ = observed_rows(graph, observed)
-    full = {**{k: np.broadcast_to(v, (rows,) + v.shape[1:]) for k, v in obs.items()}, **state}
-    energies = np.asarray(model.energy(full), dtype=np.float64).reshape(rows)
+    energies = np.asarray(energy, dtype=np.float64)   # max-product's minimum: the energy of `state`
+    rows = energies.shape[0]
     info = {"exact": True, "proven": True, "structure": form.forest.shape, "schedule": "two-pass tree",
             "feasible": True, "batched": True}
     if not batched:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ebmlang.budget import Budget
 from ebmlang.errors import EbmError
 from ebmlang.graph.ir import FactorGraph
+from ebmlang.graph.values import check_observable
 
 # Exact enumeration is used for argmin / conditionals when the latent discrete
 # state space has at most this many joint states (2^20: a few MB per chunk).
@@ -92,6 +94,8 @@ def plan_query(graph: FactorGraph, query: str, observed=(), method: str | dict |
 
     if query not in ("sample", "argmin", "marginals"):
         raise EbmError(f"unknown query '{query}'", expected="'sample', 'argmin' or 'marginals'")
+    for name in observed:
+        check_observable(graph, name)
     observed = tuple(sorted(set(observed) | {n for n, v in graph.variables.items() if v.observed}))
     discrete, continuous = split_latent(graph, observed)
     if query == "marginals":
@@ -254,6 +258,7 @@ def _marginals_choice(graph, discrete, continuous, observed) -> BlockChoice:
     import networkx as nx
 
     from ebmlang.inference.discrete_map.tree_dp import rooted_forest
+    from ebmlang.inference.exact.junction import tree_decomposition
     from ebmlang.inference.tabulate import latent_index, latent_pairs, tabular_status
 
     if continuous:
@@ -277,10 +282,16 @@ def _marginals_choice(graph, discrete, continuous, observed) -> BlockChoice:
     interaction = nx.Graph()
     interaction.add_nodes_from(range(total))
     interaction.add_edges_from(map(tuple, pairs.tolist()))
-    width, bags = nx.algorithms.approximation.treewidth_min_fill_in(interaction)
+    width, bags = tree_decomposition(interaction)
+    labels = max(graph.variables[g].domain.num_values for g in discrete)
+    table = float(labels) ** (width + 1)
+    if 8.0 * bags.number_of_nodes() * table * table > Budget().bytes:
+        return BlockChoice(tuple(discrete), "discrete", "bp",
+                           f"approximate: loopy sum-product BP, marginals and the Bethe log Z -- a junction tree "
+                           f"has width {width} (tables of {table:.3g} joint labels), more than the budget holds")
     return BlockChoice(tuple(discrete), "discrete", "exact",
-                       f"junction tree, width {width} ({bags.number_of_nodes()} bags, min-fill-in "
-                       "elimination order) -- the interaction graph has cycles or factors over 3+ variables")
+                       f"junction tree, width {width} ({bags.number_of_nodes()} bags, networkx elimination "
+                       "order) -- the interaction graph has cycles or factors over 3+ variables")
 
 
 def _pairwise(graph, observed) -> bool:

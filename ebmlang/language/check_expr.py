@@ -217,7 +217,8 @@ class ExprChecker:
                 expected="a discrete variable (categorical, integer, binary, spin), index variables "
                          "and + - * % on them",
                 hint="declare the variable categorical(K) to pick one of K entries")
-        self.check_selector(checked, size, f"dimension {axis + 1} of {symbol.describe()} has size {size}")
+        self.check_selector(checked, size, f"dimension {axis + 1} of {symbol.describe()} has size {size} "
+                                           f"(indices 0 to {size - 1})")
         return checked
 
     def check_selector(self, index: ast.Expr, size: int, what: str) -> None:
@@ -228,11 +229,13 @@ class ExprChecker:
             return
         low, high = selector.domain.value_range
         if low < 0 or high >= size:
+            hint = ("indices count from 0; a spin s picks entry 0 or 1 as [s == 1]" if low < 0 else
+                    f"declare it categorical({size})" if selector.domain.kind == "categorical" else
+                    f"shift it into 0 to {size - 1}, e.g. {selector.name}[...] - {int(low)}" if low > 0 and
+                    high - low < size else None)
             raise EbmError(
-                f"{selector.describe()} takes values {int(low)}..{int(high)}, but {what}", index.span,
-                expected=f"a variable with values in 0..{size}",
-                hint=f"declare it categorical({size})" if low >= 0 else
-                "indices count from 0; a spin s picks entry 0 or 1 as [s == 1]",
+                f"{selector.describe()} takes values from {int(low)} to {int(high)}, but {what}", index.span,
+                expected=f"a variable whose values lie from 0 to {size - 1}", hint=hint,
                 notes=[(selector.span, f"'{selector.name}' declared here")])
 
     def check_constant_index(self, index: ast.Expr, size: int, axis: int, what: str, ctx: ExprContext) -> None:

@@ -24,10 +24,30 @@ from ebmlang.inference.exact.tables import NotPairwise, PairwiseTables
 from ebmlang.learning.weighted import WeightedStates
 
 
+def _nll_gradient(compiled, tables: PairwiseTables, passes: ForestPasses, targets: tuple[str, ...]):
+    """`(params, batch) -> (mean -log p(y | x), its gradient)`: the data's energy, the tables
+    and the upward pass differentiated together."""
+    ops = compiled.backend.ops
+
+    def mean_nll(params, batch):
+        rows = int(next(iter(batch.values())).shape[0])
+        context = {g: v for g, v in batch.items() if g not in targets}
+        unary, pairwise, constant = tables.build(context, params, rows)
+        unary = ops.broadcast_to(unary, (rows,) + tuple(unary.shape[1:]))
+        log_z = passes.log_partition(unary, pairwise) - constant
+        return ops.mean(compiled.energy(batch, params) + log_z)
+
+    return compiled.backend.value_and_grad(mean_nll)
+
+
 def chain_structure(model, targets: tuple[str, ...], inputs: tuple[str, ...]):
     """(PairwiseTables, ForestPasses) when the targets given the inputs are a pairwise forest, else why not."""
     if any(not model.graph.variables[g].domain.is_discrete for g in targets):
         return "a target is not discrete"
+    return model.compiled.memo(("chain structure", targets, inputs), lambda: _structure(model, inputs))
+
+
+def _structure(model, inputs):
     try:
         tables = PairwiseTables(model.compiled, inputs, model.budget)
     except NotPairwise as reason:
@@ -49,31 +69,17 @@ class ChainLikelihood:
         self.targets = targets
         self.inputs = tuple(g for g in data if g not in targets)
         self.tables, self.passes = structure
-        backend = model.backend
-        ops = backend.ops
-
-        def mean_log_z(params, context):
-            rows = int(next(iter(context.values())).shape[0]) if context else 1
-            unary, pairwise, constant = self.tables.build(context, params, rows)
-            unary = ops.broadcast_to(unary, (rows,) + tuple(unary.shape[1:]))
-            log_z, _ = self.passes.sum_product(unary, pairwise)
-            return ops.mean(log_z - constant)
-
-        self.value_and_grad = backend.value_and_grad(mean_log_z)
+        self.value_and_grad = model.compiled.memo(
+            ("chain likelihood", targets, self.inputs),
+            lambda: _nll_gradient(model.compiled, self.tables, self.passes, targets))
         edges = self.tables.edges.shape[0]
         self.name = (f"exact -log p({', '.join(targets)} | {', '.join(self.inputs) or 'nothing'}): log Z by "
                      f"sum-product on the targets' tree ({self.tables.num_variables} variables, {edges} edges)")
 
     def step(self, key, batch, params) -> WeightedStates:
         backend = self.model.backend
-        size = len(next(iter(batch.values())))
-        context = {g: backend.asarray(batch[g]) for g in self.inputs}
-        log_z, grads = self.value_and_grad(params, context)
-        energies = backend.to_numpy(self.model.compiled.energy({g: backend.asarray(v) for g, v in batch.items()},
-                                                               params))
-        loss = float(np.mean(energies)) + float(backend.to_numpy(log_z))
-        return WeightedStates({g: np.asarray(v) for g, v in batch.items()}, np.full(size, 1.0 / size), loss,
-                              grads=[grads])
+        loss, grads = self.value_and_grad(params, {g: backend.asarray(v) for g, v in batch.items()})
+        return WeightedStates({}, np.zeros(0), float(backend.to_numpy(loss)), grads=[grads])
 
     def evaluate(self, key, data, params) -> dict:
         """Per-variable accuracy of the most probable joint labelling (max-product)."""

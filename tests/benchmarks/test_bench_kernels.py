@@ -318,3 +318,73 @@ def test_jax_sequential_boltzmann_sweep_matches_enumeration() -> None:
     run = boltzmann.jax_sweeps(jnp.asarray(boltzmann.couplings(weights), jnp.float32), jnp.asarray(bias, jnp.float32))
     out = np.asarray(run(jax.random.key(0), jnp.asarray(spins, jnp.float32), 30))
     assert_means_match(out, exact_boltzmann_means(weights, bias))
+
+
+# --------------------------------------------------------------------------
+# HMM forward-backward / Viterbi and the CRF likelihood: 3^5 paths enumerated
+
+def hmm_problem():
+    rng = np.random.default_rng(8)
+    log_start = np.log(rng.dirichlet(np.ones(3)))
+    log_A = np.log(rng.dirichlet(np.ones(3), size=3))
+    return rng.normal(size=(2, 5)) * 2, log_start, log_A, np.array([-1.5, 0.0, 1.5]), np.array([0.7, 1.0, 1.3])
+
+
+def enumerated_paths(x, log_start, log_A, mu, sigma):
+    """(paths [S, T], energies [B, S]) of every hidden path."""
+    from benchmarks.kernels import hmm
+
+    paths = np.array(list(itertools.product(range(3), repeat=x.shape[1])))
+    energies = np.stack([hmm.path_energy(paths, np.broadcast_to(row, paths.shape), log_start, log_A, mu, sigma)
+                         for row in x])
+    return paths, energies
+
+
+def test_hmm_kernels_match_enumeration(torch_one_thread) -> None:
+    import jax.numpy as jnp
+    from scipy.special import logsumexp
+
+    from benchmarks.kernels import hmm
+
+    problem = hmm_problem()
+    x = problem[0]
+    paths, energies = enumerated_paths(*problem)
+    log_z = logsumexp(-energies, axis=1)
+    weights = np.exp(-energies - log_z[:, None])
+    posterior = np.stack([[np.bincount(paths[:, t], weights=w, minlength=3) for t in range(x.shape[1])]
+                          for w in weights])
+    best = paths[np.argmin(energies, axis=1)]
+    numpy_log_z, numpy_posterior = hmm.numpy_forward_backward(*problem)
+    np.testing.assert_allclose(numpy_log_z, log_z, atol=1e-10)
+    np.testing.assert_allclose(numpy_posterior, posterior, atol=1e-10)
+    torch = torch_one_thread
+    for forward_backward, viterbi, convert in (
+            (*hmm.torch_hmm(*(torch.as_tensor(p) for p in problem[1:])), torch.as_tensor),
+            (*hmm.jax_hmm(*(jnp.asarray(p) for p in problem[1:])), jnp.asarray)):
+        got_log_z, got_posterior = forward_backward(convert(x))
+        np.testing.assert_allclose(np.asarray(got_log_z), log_z, atol=1e-4)
+        np.testing.assert_allclose(np.asarray(got_posterior), posterior, atol=1e-4)
+        np.testing.assert_array_equal(np.asarray(viterbi(convert(x))), best)
+
+
+def test_torch_crf_loss_is_the_enumerated_negative_log_likelihood(torch_one_thread) -> None:
+    from scipy.special import logsumexp
+
+    from benchmarks.kernels import crf
+
+    torch = torch_one_thread
+    train_epoch, params = crf.torch_crf_trainer(3, 2, lr=0.0, seed=1)   # lr 0: the epoch only scores
+    rng = np.random.default_rng(3)
+    with torch.no_grad():
+        params["A"].copy_(torch.as_tensor(rng.normal(size=(3, 3)), dtype=torch.float32))
+        params["b"].copy_(torch.as_tensor(rng.normal(size=3), dtype=torch.float32))
+    x, y = rng.normal(size=(4, 4, 2)), rng.integers(0, 3, size=(4, 4))
+    W, b, A = (params[k].detach().numpy().astype(np.float64) for k in ("W", "b", "A"))
+    paths = np.array(list(itertools.product(range(3), repeat=4)))
+
+    def score(xn, path):
+        return (xn @ W.T + b)[np.arange(4), path].sum() + A[path[:-1], path[1:]].sum()
+
+    expected = np.mean([logsumexp([score(xn, p) for p in paths]) - score(xn, yn) for xn, yn in zip(x, y)])
+    loss = train_epoch(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y), batch_size=4)
+    assert loss == pytest.approx(expected, abs=1e-4)

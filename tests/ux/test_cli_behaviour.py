@@ -267,7 +267,7 @@ def test_the_ebm_entry_point_has_these_commands():
     parser = ebm_parser()
     for command in COMMAND_HELP:
         args = parser.parse_args([command, str(ISING)] + (["--data", "x.npz"] if command == "fit" else []))
-        assert args.run.__module__ == "ebmlang.cli.commands", command
+        assert args.run.__module__ in ("ebmlang.cli.commands", "ebmlang.cli.marginals_command"), command
 
 
 def test_backends_agree_on_the_energy_of_a_state(run_ebm, tmp_path):
@@ -373,3 +373,30 @@ def test_a_closed_pipe_ends_the_command_quietly():
     process.stdout.close()
     err = process.stderr.read().decode()
     assert process.wait() == 0 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+# --------------------------------------------------------------------------
+# marginals
+
+
+def test_marginals_writes_exact_answers_per_observed_row(run_ebm, tmp_path):
+    from ebmlang.api.model import load
+
+    hmm = EXAMPLES_DIR / "hmm.ebm"
+    series = np.random.default_rng(4).normal(size=(2, 100))
+    np.save(tmp_path / "series.npy", series)
+    out = tmp_path / "post.npz"
+    status, text, err = run_ebm("marginals", hmm, "--backend", "numpy", "--observe", f"x={tmp_path / 'series.npy'}",
+                                "--draws", "5", "--out", out)
+    assert status == 0, err
+    assert "exact: tree sum-product, width 1" in text and "log Z per observed row" in text
+    written = read_arrays(out)
+    assert written["z"].shape == (2, 100, 3) and written["z_draws"].shape == (2, 5, 100)
+    expected = load(hmm, backend="numpy").marginals(observed={"x": series})
+    np.testing.assert_allclose(written["z"], expected.probs["z"], atol=1e-6)
+    np.testing.assert_allclose(written["log_z"], expected.log_z, rtol=1e-6)
+    np.testing.assert_array_equal(written["z_mode"], expected.mode["z"])
+    status, text, err = run_ebm("marginals", hmm, "--observe", f"x={tmp_path / 'series.npy'}", "--beta", "0")
+    assert status != 0 and "--beta must be a positive number" in err
+    status, text, _ = run_ebm("plan", hmm, "--query", "marginals", "--observe", "x")
+    assert status == 0 and "tree sum-product" in text

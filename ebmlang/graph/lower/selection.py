@@ -1,11 +1,12 @@
 """Entries of a const or param picked by discrete variables: `mu[z[n]]`, `A[z[t], z[t+1]]`.
 
-A mixin of `_ModelLowerer` (it uses `error`, `spend`, `variables` and `as_node`). The
-read lowers to one gather: the entries the variable axes can reach are laid out on a
-last axis (a `ParamRef` or `Data` of shape [*leaf, C]), and a `Select` picks the one
-the variables' values name. So the energy, its gradient with respect to the param, and
-every table built from it read exactly the entry chosen -- never a K-way sum of
-indicators.
+A mixin of `_ModelLowerer` (it uses `error`, `variables` and `as_node`). The read
+lowers to one gather: a `Select` from the whole flattened array (a `ParamRef` or `Data`
+of shape [1, ..., 1, size]) at the flat position `base + offset`, where `base` comes from
+the compile-time indices and `offset` from the variables (row-major strides). So the
+energy, its gradient with respect to the param, and every table built from it read
+exactly the entry chosen -- never a K-way sum of indicators, and no per-read copy of the
+entries the variables could reach.
 """
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ import numpy as np
 from ebmlang.graph import ir
 from ebmlang.graph.lower.scope import _Scope
 from ebmlang.language import ast
+
+# Entries are picked by an index computed in the backend's float type: float32 counts
+# every integer exactly up to 2^24.
+MAX_EXACT_ENTRY = 2 ** 24
 
 
 class _SelectionLowerer:
@@ -25,39 +30,28 @@ class _SelectionLowerer:
         variable_axes = [a for a, c in enumerate(components) if isinstance(c, ir.Node)]
         for axis in variable_axes:
             self.check_selector_range(name, shape[axis], axis, components[axis], exprs[axis], scope)
-        reach = [shape[a] for a in variable_axes]
-        entries = int(np.prod(reach))
+        strides = [int(np.prod(shape[a + 1:], dtype=np.int64)) for a in range(len(shape))]
+        size = int(np.prod(shape, dtype=np.int64))
+        if size > MAX_EXACT_ENTRY:
+            raise self.error(f"'{name}' has {size:,} entries; an index that variables choose reaches at most "
+                             f"{MAX_EXACT_ENTRY:,}", span, hint="index it by index variables instead")
         leaf = tuple(scope.leaf_shape)
-        reads = np.broadcast_shapes(leaf, *(np.shape(c) for c in components if not isinstance(c, ir.Node)))
-        self.spend(float(np.prod(reads, dtype=np.float64)) * entries,
-                   f"'{name}' indexed by variables, {entries:,} reachable entries per read,", span)
-        grids = np.meshgrid(*[np.arange(n) for n in reach], indexing="ij")
-        columns = []
+        base = np.zeros(leaf, dtype=np.int64)
         for axis, component in enumerate(components):
-            if axis in variable_axes:
-                column = grids[variable_axes.index(axis)].reshape(-1)
-                columns.append(column.reshape((1,) * len(leaf) + (entries,)))
-            else:
-                columns.append(np.asarray(component, dtype=np.int64)[..., None])
-        picked = tuple(np.broadcast_arrays(*columns))
-        selector = self.selector_node(components, variable_axes, reach, span)
+            if axis not in variable_axes:
+                base = base + np.asarray(component, dtype=np.int64) * strides[axis]
+        offset: ir.Node | None = None
+        for axis in variable_axes:
+            term = components[axis]
+            if strides[axis] != 1:
+                term = ir.Apply(span, "mul", (term, ir.Constant(span, float(strides[axis]))))
+            offset = term if offset is None else ir.Apply(span, "add", (offset, term))
+        index = offset if not base.any() else ir.Apply(span, "add", (self.as_node(base, span), offset))
+        entries = (1,) * len(leaf) + (size,)
         if kind == "const":
             table = np.asarray(self.consts[name], dtype=float)
-            return ir.Select(span, ir.Data(span, table[picked]), selector)
-        flat = np.asarray(np.ravel_multi_index(picked, shape), dtype=np.int64)
-        return ir.Select(span, ir.ParamRef(span, name, flat), selector)
-
-    def selector_node(self, components: list, variable_axes: list[int], reach: list[int], span) -> ir.Node:
-        """The position, on the last axis of reachable entries, that the variables name (row-major)."""
-        node: ir.Node | None = None
-        stride = 1
-        for axis, size in zip(reversed(variable_axes), reversed(reach)):
-            term = components[axis]
-            if stride != 1:
-                term = ir.Apply(span, "mul", (term, ir.Constant(span, float(stride))))
-            node = term if node is None else ir.Apply(span, "add", (term, node))
-            stride *= size
-        return node
+            return ir.Select(span, ir.Data(span, table.reshape(entries)), index)
+        return ir.Select(span, ir.ParamRef(span, name, np.arange(size, dtype=np.int64).reshape(entries)), index)
 
     def check_selector_range(self, name: str, size: int, axis: int, node: ir.Node, expr: ast.Expr,
                              scope: _Scope) -> None:
@@ -69,10 +63,10 @@ class _SelectionLowerer:
         if lowest >= 0 and highest <= size - 1:
             return
         raise self.error(
-            f"index {axis + 1} of '{name}' can take values {lowest:g}..{highest:g} (from the domains of the "
-            f"variables it reads), but dimension {axis + 1} of '{name}' has size {size}", expr.span,
+            f"index {axis + 1} of '{name}' can take values from {lowest:g} to {highest:g} (from the domains of "
+            f"the variables it reads), but dimension {axis + 1} of '{name}' has size {size}", expr.span,
             expected=f"an index from 0 to {size - 1} for every value of the variables",
-            hint="a categorical(K) variable takes values 0..K-1")
+            hint="shift or wrap the index into range, e.g. (c + 1) % K")
 
     def value_bounds(self, node: ir.Node, expr: ast.Expr) -> tuple[np.ndarray, np.ndarray]:
         """Lowest and highest value of an integer index expression over the variables' domains."""
@@ -94,11 +88,16 @@ class _SelectionLowerer:
                 return a_low - b_high, a_high - b_low
             products = [a_low * b_low, a_low * b_high, a_high * b_low, a_high * b_high]
             return np.minimum.reduce(np.broadcast_arrays(*products)), np.maximum.reduce(np.broadcast_arrays(*products))
+        if isinstance(node, ir.Apply) and node.fn in ("abs", "square"):
+            low, high = self.value_bounds(node.args[0], expr)
+            magnitude_low = np.where(low > 0, low, np.where(high < 0, -high, 0.0))
+            magnitude_high = np.maximum(np.abs(low), np.abs(high))
+            return (magnitude_low, magnitude_high) if node.fn == "abs" else (magnitude_low ** 2, magnitude_high ** 2)
         if isinstance(node, ir.Apply) and node.fn in ("eq", "ne", "lt", "le", "gt", "ge", "and", "or", "not"):
             return np.asarray(0.0), np.asarray(1.0)
         if isinstance(node, ir.Apply) and node.fn == "mod" and isinstance(node.args[1], (ir.Constant, ir.Data)):
             modulus = node.args[1].value if isinstance(node.args[1], ir.Constant) else node.args[1].array
             return np.zeros_like(np.asarray(modulus, dtype=float)), np.abs(modulus) - 1.0
         raise self.error("cannot bound the values of this index", expr.span,
-                         expected="discrete variables, consts and index variables combined with + - * %",
+                         expected="discrete variables, consts and index variables combined with + - * %, abs, square",
                          hint="write the index as a sum of variables and integers")

@@ -71,7 +71,7 @@ def upward(backend, schedule: LevelSchedule, potentials: LevelPotentials, use_ma
     def step(incoming, level):
         unary, tables, slots = level
         up = unary + incoming
-        total = ops.reshape(up, (rows, width, labels, 1)) + tables
+        total = up[..., None] + tables
         message, best = ops.max_argmax(total, 2) if use_max else (ops.logsumexp(total, 2), None)
         out = (up, message, best) if use_max else (up, message)
         if schedule.direct:
@@ -113,7 +113,8 @@ def downward(backend, schedule: LevelSchedule, potentials: LevelPotentials, up, 
         unary, tables, slots, up_here, message = level
         parent = above if schedule.direct else ops.take(above, slots, 1)
         if schedule.siblings:   # leave this child's own message out of its parent's belief
-            parent = ops.where(ops.isfinite(message), parent - message, minus_inf)
+            finite = ops.isfinite(message)
+            parent = ops.where(finite, parent - ops.where(finite, message, ops.zeros_like(message)), minus_inf)
         outside = ops.logsumexp(ops.reshape(parent, (rows, width, 1, labels)) + tables, 3)
         below = (up_here if schedule.siblings else unary) + outside
         return below, outside

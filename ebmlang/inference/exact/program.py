@@ -26,6 +26,7 @@ class ForestPasses:
         self.beta = beta
         compile_ = backend.jit if backend.name == "jax" else (lambda fn: fn)
         self.sum_product = compile_(self._sum_product)
+        self.log_partition = compile_(self._log_partition)
         self.max_product = compile_(self._max_product)
         self._draws: dict[int, Callable] = {}
         self._compile = compile_
@@ -36,6 +37,13 @@ class ForestPasses:
         up, messages, _ = upward(backend, self.schedule, potentials)
         outside = downward(backend, self.schedule, potentials, up, messages)
         return root_totals(backend, self.schedule, up), backend.ops.softmax(up + outside, 3)
+
+    def _log_partition(self, unary, pairwise):
+        """log sum exp(-beta E) per row [B] (the tables' constant left out): the upward pass only."""
+        backend = self.backend
+        potentials = level_potentials(backend, self.schedule, unary, pairwise, self.beta)
+        up, _, _ = upward(backend, self.schedule, potentials)
+        return root_totals(backend, self.schedule, up)
 
     def _max_product(self, unary, pairwise):
         backend = self.backend
@@ -58,13 +66,15 @@ class ForestPasses:
 class ForestProgram:
     """log Z, marginals, the minimum and exact draws of a batch of models on one forest."""
 
-    def __init__(self, backend, form: ForestForm, beta: float = 1.0, memo: Callable | None = None):
+    def __init__(self, backend, form: ForestForm, beta: float = 1.0, memo: Callable | None = None,
+                 schedule: LevelSchedule | None = None):
         self.backend = backend
         self.form = form
         self.beta = float(beta)
-        schedule = level_schedule(form.forest, form.edges)
+        schedule = schedule or level_schedule(form.forest, form.edges)
         build = lambda: ForestPasses(backend, schedule, self.beta)  # noqa: E731
-        self.passes = memo(("forest passes", _fingerprint(schedule), self.beta), build) if memo else build()
+        key = ("forest passes", id(schedule) if form.schedule is schedule else _fingerprint(schedule), self.beta)
+        self.passes = memo(key, build) if memo else build()
         self.slots = schedule.slot_of_node()
         self.unary = backend.asarray(form.unary)
         self.pairwise = backend.asarray(form.pairwise)

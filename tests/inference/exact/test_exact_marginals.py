@@ -161,3 +161,70 @@ def test_bad_queries_get_named_errors():
         model.marginals(observed={"x": X[0]}, draws=-2)
     with pytest.raises(EbmError, match="observed"):
         model.marginals(observed={"x": np.zeros(T + 1)})
+
+
+GRID = """
+const N = {n}
+param J = {coupling}
+param h[N, N] ~ normal(0, 0.5)
+latent s[N, N]: categorical(3)
+energy field = sum(i in 0..N, j in 0..N, k in 0..3) 0.3 * h[i, j] * k * [s[i, j] == k]
+energy right = sum(i in 0..N, j in 0..N-1) -J * [s[i, j] == s[i, j+1]]
+energy down = sum(i in 0..N-1, j in 0..N) -J * [s[i, j] == s[i+1, j]]
+"""
+
+
+def grid_enumeration(model, n):
+    states = np.array(list(itertools.product(range(3), repeat=n * n))).reshape(-1, n, n)
+    energies = model.energy({"s": states})
+    weights = np.exp(-energies - logsumexp(-energies))
+    probs = np.stack([np.tensordot(weights, states == k, axes=1) for k in range(3)], axis=-1)
+    return logsumexp(-energies), probs
+
+
+@pytest.mark.parametrize("coupling, close", [(0.1, 2e-3), (0.6, 0.08)])
+def test_loopy_bp_marginals_and_bethe_log_z_near_enumeration(coupling, close):
+    # a 3x3 grid of 3-label Potts variables: 19,683 states to enumerate; weak coupling
+    # makes BP nearly exact, moderate coupling leaves the loop error of a few percent
+    model = ebm.loads(GRID.format(n=3, coupling=coupling), dtype="float64")
+    log_z, probs = grid_enumeration(model, 3)
+    answer = model.marginals(method="bp")
+    assert not answer.exact and answer.info["converged"] and "loopy sum-product BP" in answer.method
+    np.testing.assert_allclose(answer.probs["s"], probs, atol=close)
+    assert abs(answer.log_z - log_z) < 10 * close
+    exact = model.marginals()
+    assert exact.exact and "junction tree" in exact.method
+    np.testing.assert_allclose(exact.probs["s"], probs, atol=1e-9)
+
+
+def test_loopy_bp_is_exact_on_a_chain_and_batches():
+    model = hmm("numpy")
+    answer = model.marginals(observed={"x": X}, method="bp", tol=1e-10)
+    for row, x in enumerate(X):
+        log_z, posterior = forward_backward(x)
+        np.testing.assert_allclose(answer.log_z[row], log_z, atol=1e-7)
+        np.testing.assert_allclose(answer.probs["z"][row], posterior, atol=1e-7)
+    assert all(answer.info["converged"])
+
+
+def test_a_grid_too_wide_for_a_junction_tree_falls_back_to_loopy_bp_and_says_so():
+    model = ebm.loads(GRID.format(n=20, coupling=0.2))
+    assert "approximate: loopy sum-product BP" in str(model.plan("marginals"))
+    answer = model.marginals(iters=300)
+    assert not answer.exact and "exact inference does not fit" in answer.method
+    assert answer.probs["s"].shape == (20, 20, 3)
+    np.testing.assert_allclose(answer.probs["s"].sum(axis=-1), 1.0, atol=1e-9)
+    with pytest.raises(EbmError, match="not joint draws|does not fit"):
+        model.marginals(draws=5)
+    with pytest.raises(EbmError, match="exact inference does not fit"):
+        model.marginals(method="exact")
+
+
+def test_marginal_options_are_checked():
+    model = hmm("numpy")
+    with pytest.raises(EbmError, match="unknown method 'gibs'"):
+        model.marginals(observed={"x": X[0]}, method="gibs")
+    with pytest.raises(EbmError, match="damping must be below 1"):
+        model.marginals(observed={"x": X[0]}, method="bp", damping=1.0)
+    with pytest.raises(EbmError, match="iters"):
+        model.marginals(observed={"x": X[0]}, method="bp", iters=0)
