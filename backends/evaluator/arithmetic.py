@@ -64,7 +64,9 @@ class ArithmeticHandlers:
         vector = self.evaluate(node.vector, plan, ctx)
         if isinstance(node.index, Constant):
             return vector[..., int(node.index.value)]
-        index = ops.as_int(ops.round(self.evaluate(node.index, plan, ctx)))
+        # Selectors are integer arithmetic on discrete values and index variables, exact in
+        # float32 below 2^24 (lower/selection.py keeps tables under it): no rounding needed.
+        index = ops.as_int(self.evaluate(node.index, plan, ctx))
         if all(size == 1 for size in vector.shape[:-1]):
             # one table for every read (`mu[z[n]]`, `A[z[t], z[t+1]]`): a gather by value,
             # without broadcasting the table to every read first

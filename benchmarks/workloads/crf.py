@@ -53,8 +53,8 @@ def make_problem(smoke: bool) -> CrfProblem:
 def describe(smoke: bool) -> str:
     sentences, tokens, features, tags = sizes(smoke)
     return (f"{sentences} sentences of {tokens} tokens with {features} features each, {tags} tags drawn "
-            "exactly from a CRF with known weights. Adam, lr 0.05, batch 64, from the same start "
-            "weights (hand-written torch vs ebmlang's own init: W ~ N(0, 0.1), b = A = 0). Figures: "
+            "exactly from a CRF with known weights. Adam, lr 0.05, batch 64, from comparable starts "
+            "(W ~ N(0, 0.1²), b = A = 0; each contender draws its own W). Figures: "
             "seconds per epoch (best timed run), and the mean training -log p(y | x) after the timed "
             "epochs -- close when the contenders train the same maths.")
 

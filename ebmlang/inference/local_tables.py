@@ -54,6 +54,7 @@ class LocalTable:
         joint = int(np.prod(self.sizes, dtype=np.int64))
         labels = np.indices(self.sizes).reshape(arity, joint)                       # [arity, joint]
         self.local_values = {}
+        self._local_arrays = None
         for local_name, var in local_groups.items():
             values = var.domain.values
             by_position = [np.repeat(values[np.minimum(labels[p], len(values) - 1)][:, None], n_g, 1)
@@ -77,8 +78,9 @@ class LocalTable:
             shape = tuple(value.shape[1:])
             spread = ops.broadcast_to(ops.reshape(value, (value.shape[0], 1) + shape), (rows, joint) + shape)
             state[name] = ops.reshape(spread, (rows * joint,) + shape)
-        for name, values in self.local_values.items():
-            local = backend.asarray(values)
+        if self._local_arrays is None:   # converted once: a float64 -> float32 copy per call costs more than the maths
+            self._local_arrays = {name: backend.asarray(values) for name, values in self.local_values.items()}
+        for name, local in self._local_arrays.items():
             state[name] = local if rows == 1 else ops.reshape(
                 ops.broadcast_to(ops.reshape(local, (1,) + tuple(local.shape)), (rows,) + tuple(local.shape)),
                 (rows * joint, -1))

@@ -60,20 +60,27 @@ def level_potentials(backend, schedule: LevelSchedule, unary_energy, pair_energy
 
 
 def upward(backend, schedule: LevelSchedule, potentials: LevelPotentials, use_max: bool = False):
-    """(up [D, B, W, K], messages to parents of levels 1..D-1 [D-1, B, W, K_parent], and
-    when use_max the best child label per parent label [D-1, B, W, K_parent], else None)."""
+    """Sum-product: (up [D, B, W, K], messages to the parents of levels 1..D-1 [D-1, B, W,
+    K_parent] -- only where some parent has several children, else None --, None).
+    Max-product (use_max): (the roots' up [1, B, W, K], None, the best child label per parent
+    label [D-1, B, W, K_parent]). Only what the later passes read is kept."""
     ops = backend.ops
     _, rows, width, labels = potentials.unary.shape
     if schedule.depth == 1:
         return potentials.unary, None, None
     parent_slot = backend.asarray(schedule.parent_slot[1:], dtype="int64")
+    keep_messages = schedule.siblings and not use_max
 
     def step(incoming, level):
         unary, tables, slots = level
         up = unary + incoming
         total = up[..., None] + tables
-        message, best = ops.max_argmax(total, 2) if use_max else (ops.logsumexp(total, 2), None)
-        out = (up, message, best) if use_max else (up, message)
+        if use_max:
+            message, best = ops.max_argmax(total, 2)
+            out = best
+        else:
+            message = ops.logsumexp(total, 2)
+            out = (up, message) if keep_messages else up
         if schedule.direct:
             return message, out
         by_slot = ops.swapaxes(message, 1, 2)                                          # [B, K, W]
@@ -83,9 +90,11 @@ def upward(backend, schedule: LevelSchedule, potentials: LevelPotentials, use_ma
     start = ops.zeros((rows, width, labels))
     into_roots, outputs = backend.scan(step, start, (potentials.unary[1:], potentials.pairwise, parent_slot),
                                        reverse=True)
-    up, messages, best = outputs if use_max else outputs + (None,)
     roots = ops.reshape(potentials.unary[0] + into_roots, (1, rows, width, labels))
-    return ops.concatenate([roots, up], 0), messages, best
+    if use_max:
+        return roots, None, outputs
+    up, messages = outputs if keep_messages else (outputs, None)
+    return ops.concatenate([roots, up], 0), messages, None
 
 
 def root_totals(backend, schedule: LevelSchedule, up, use_max: bool = False):
@@ -107,20 +116,25 @@ def downward(backend, schedule: LevelSchedule, potentials: LevelPotentials, up, 
     if schedule.depth == 1:
         return top
     parent_slot = _parent_slots(backend, schedule)
-    minus_inf = ops.full_like(messages[0], -np.inf)
 
     def step(above, level):
-        unary, tables, slots, up_here, message = level
-        parent = above if schedule.direct else ops.take(above, slots, 1)
         if schedule.siblings:   # leave this child's own message out of its parent's belief
+            tables, slots, up_here, message = level
+            parent = above if schedule.direct else ops.take(above, slots, 1)
             finite = ops.isfinite(message)
-            parent = ops.where(finite, parent - ops.where(finite, message, ops.zeros_like(message)), minus_inf)
-        outside = ops.logsumexp(ops.reshape(parent, (rows, width, 1, labels)) + tables, 3)
+            parent = ops.where(finite, parent - ops.where(finite, message, ops.zeros_like(message)),
+                               ops.full_like(message, -np.inf))
+        else:                   # a parent's only child: everything but the child is its unary
+            unary, tables, slots = level
+            parent = above if schedule.direct else ops.take(above, slots, 1)
+        outside = ops.logsumexp(parent[..., None, :] + tables, 3)
         below = (up_here if schedule.siblings else unary) + outside
         return below, outside
 
-    first = up[0] if schedule.siblings else potentials.unary[0]
-    rest = (potentials.unary[1:], potentials.pairwise, parent_slot[1:], up[1:], messages)
+    if schedule.siblings:
+        first, rest = up[0], (potentials.pairwise, parent_slot[1:], up[1:], messages)
+    else:
+        first, rest = potentials.unary[0], (potentials.unary[1:], potentials.pairwise, parent_slot[1:])
     _, outside = backend.scan(step, first, rest)
     return ops.concatenate([top, outside], 0)
 
@@ -137,9 +151,7 @@ def decode_max(backend, schedule: LevelSchedule, up, best):
     def step(above, level):
         best_here, slots = level
         parent = above if schedule.direct else ops.take(above, slots, 1)
-        rows, width = parent.shape
-        labels = ops.reshape(ops.take_along_axis(best_here, ops.reshape(parent, (rows, width, 1)), 2),
-                             (rows, width))
+        labels = ops.take_along_axis(best_here, parent[..., None], 2)[..., 0]
         return labels, labels
 
     _, below = backend.scan(step, roots, (best, parent_slot[1:]))

@@ -9,11 +9,13 @@ differentiate log Z (passes.py) with respect to the params, as a CRF's likelihoo
 """
 from __future__ import annotations
 
+import dataclasses
 from functools import cached_property
 
 import numpy as np
 
 from ebmlang.budget import as_budget
+from ebmlang.graph.ir import Apply, FactorTemplate
 from ebmlang.inference.discrete_map.tree_dp import rooted_forest
 from ebmlang.inference.exact.passes import gather
 from ebmlang.inference.exact.schedule import LevelSchedule, level_schedule
@@ -45,15 +47,12 @@ class PairwiseTables:
         budget = as_budget(budget)
         self.constant_parts, self.unary_parts, self.pair_parts = [], [], []
         pair_keys = []
-        for t in graph.templates:
+        for t in _merged_by_scope(graph.templates, latent, self.index):
             slots = _latent_slots(t, latent)
             if not slots:
                 self.constant_parts.append(LocalTable(compiled, t, {}, ()))
                 continue
-            found = _slot_variable_ids(t, slots, self.index)
-            if found is None:
-                raise NotPairwise(f"term '{t.term}' passes a whole latent group to a network")
-            ids, shapes = found
+            ids, shapes = _slot_variable_ids(t, slots, self.index)
             distinct, count, position = _factor_positions(ids)
             arity = int(count.max())
             if arity > 2:
@@ -141,6 +140,37 @@ class PairwiseTables:
         unary = ops.swapaxes(unary, 1, 2)                                               # [R, n, K]
         pairwise = ops.swapaxes(ops.swapaxes(pairwise, 2, 3), 1, 2)                     # [R, E, K, K]
         return unary, pairwise, constant
+
+
+def _merged_by_scope(templates, latent: set, index) -> list[FactorTemplate]:
+    """The templates, with those whose ground factors read the same latent variables row by
+    row (the additive parts of one term, `emission#0` and `emission#1`) summed into one, so
+    each table is evaluated once. NotPairwise for a whole latent group passed to a network."""
+    groups: dict[tuple, list] = {}
+    for t in templates:
+        slots = _latent_slots(t, latent)
+        if not slots:
+            groups.setdefault(("constant", id(t)), []).append(t)
+            continue
+        found = _slot_variable_ids(t, slots, index)
+        if found is None:
+            raise NotPairwise(f"term '{t.term}' passes a whole latent group to a network")
+        distinct, count, _ = _factor_positions(found[0])
+        if int(count.max()) > 2:
+            raise NotPairwise(f"term '{t.term}' reads {int(count.max())} latent variables in one factor")
+        key = (t.num_ground, distinct[:, :2].tobytes(), count.tobytes())
+        groups.setdefault(key, []).append(t)
+    merged = []
+    for members in groups.values():
+        if len(members) == 1:
+            merged.append(members[0])
+            continue
+        body = members[0].body
+        for other in members[1:]:
+            body = Apply(other.body.span, "add", (body, other.body))
+        merged.append(dataclasses.replace(members[0], name="+".join(t.name for t in members), body=body,
+                                          is_constraint=any(t.is_constraint for t in members)))
+    return merged
 
 
 def _add_at(backend, target, index: np.ndarray, values):

@@ -228,3 +228,23 @@ def test_marginal_options_are_checked():
         model.marginals(observed={"x": X[0]}, method="bp", damping=1.0)
     with pytest.raises(EbmError, match="iters"):
         model.marginals(observed={"x": X[0]}, method="bp", iters=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mixture_example_responsibilities_match_bayes_rule(backend):
+    from ebmlang.cli.showcase import load_example
+
+    model = load_example("mixture.ebm", backend, N=12)
+    rng = np.random.default_rng(5)
+    log_weight, mu, sigma = np.log([0.5, 0.3, 0.2]), rng.normal(size=(3, 2)) * 2, np.array([0.5, 1.0, 1.5])
+    model.set_params(log_weight=log_weight, mu=mu, sigma=sigma)
+    points = rng.normal(size=(2, 12, 2)) * 2                      # two datasets, one answer each
+    answer = model.marginals(observed={"x": points})
+    for row, x in enumerate(points):
+        # Bayes' rule, point by point: p(z = k | x) ∝ w_k prod_d N(x_d; mu_kd, sigma_k)
+        energy = -log_weight + (0.5 * ((x[:, None, :] - mu[None]) / sigma[None, :, None]) ** 2).sum(axis=2) \
+            + 2 * np.log(sigma)
+        expected = np.exp(-energy - logsumexp(-energy, axis=1, keepdims=True))
+        np.testing.assert_allclose(answer.probs["z"][row], expected, atol=2e-5)
+        np.testing.assert_allclose(answer.log_z[row], logsumexp(-energy, axis=1).sum(), rtol=1e-5)
+    assert "forest of 12 trees" in answer.method
