@@ -69,6 +69,8 @@ class LocalTable:
         """Backend array [rows, *sizes, num_ground]; context: backend arrays [rows or 1, *shape]
         of (at least) the groups this template reads besides its latent ones."""
         backend, ops = self.backend, self.backend.ops
+        if len(self.sizes) == 1 and len(self.local_values) == 1:
+            return self._by_value_axis(context, params, rows)
         joint = self.joint
         state = {}
         for name in self.context_groups:
@@ -86,6 +88,28 @@ class LocalTable:
                 (rows * joint, -1))
         energies = self.compiled.template_energies(state, params)[self.template.name]
         return ops.reshape(energies, (rows,) + self.sizes + (self.template.num_ground,))
+
+
+    def _by_value_axis(self, context: dict, params, rows: int):
+        """A table over one variable's labels, as a local conditional: the labels ride on a
+        value axis that broadcasts against the context (`x[t] - mu[k]` is [rows, K, T] from x
+        [rows, T] and mu [K]) instead of the context being copied once per label."""
+        ops = self.backend.ops
+        (name,) = self.local_values
+        size = self.template.num_ground
+        state = {g: context[g] if g in context else ops.zeros((1,) + tuple(self.compiled.graph.variables[g].shape))
+                 for g in self.context_groups}
+        state[name] = ops.zeros((1, size))
+        table = ops.swapaxes(self.compiled.local_conditional(name, self._every_factor, state, params), 1, 2)
+        table = ops.broadcast_to(table, (rows,) + tuple(table.shape[1:]))                      # [rows, K, G]
+        labels = int(table.shape[1])
+        if labels < self.sizes[0]:   # labels past this variable's own are never read
+            table = ops.concatenate([table, ops.zeros((rows, self.sizes[0] - labels, size))], 1)
+        return table
+
+    @property
+    def _every_factor(self) -> np.ndarray:
+        return np.arange(self.template.num_ground, dtype=np.int64)
 
 
 def replace_slots(node: Node, replaced: dict) -> Node:

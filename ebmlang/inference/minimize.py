@@ -88,7 +88,7 @@ def _forest_minimum(model, observed, block, batched) -> ArgminResult | None:
     if form.bags is not None:
         return None
     node_labels, energy = ForestProgram(model.backend, form, memo=model.compiled.memo,
-                                        schedule=form.schedule).minimum()
+                                        schedule=form.schedule, params=model.params).minimum()
     if not np.all(np.isfinite(energy)):
         return None
     graph = model.graph

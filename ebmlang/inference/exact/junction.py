@@ -42,6 +42,9 @@ class ForestForm:
     bags: tuple | None = None
     codes: tuple | None = None
     schedule: object = None   # the LevelSchedule of `forest`, when the caller keeps one
+    tables: object = None     # PairwiseTables that build unary / pairwise from `context` ...
+    context: dict | None = None
+    rows: int = 1             # ... for this many rows of observations (then the arrays are None)
 
     def describe(self) -> str:
         if self.bags is None:

@@ -17,13 +17,21 @@ from ebmlang.inference.exact.passes import decode_max, downward, draw, level_pot
 from ebmlang.inference.exact.schedule import LevelSchedule, level_schedule
 
 
-class ForestPasses:
-    """The passes of one schedule as functions of (unary [B, n, K], pairwise [B or 1, E, K, K])."""
+def _given(unary, pairwise, constant=0.0):
+    return unary, pairwise, constant
 
-    def __init__(self, backend, schedule: LevelSchedule, beta: float):
+
+class ForestPasses:
+    """The passes of one schedule as functions of their inputs: by default the tables
+    (unary [B, n, K], pairwise [B or 1, E, K, K], constant), or whatever `prepare` turns into
+    them -- e.g. (observations, params) through the model's tables, so that on JAX one
+    compiled program runs from the observations to the answers."""
+
+    def __init__(self, backend, schedule: LevelSchedule, beta: float, prepare: Callable = _given):
         self.backend = backend
         self.schedule = schedule
         self.beta = beta
+        self.prepare = prepare
         compile_ = backend.jit if backend.name == "jax" else (lambda fn: fn)
         self.sum_product = compile_(self._sum_product)
         self.log_partition = compile_(self._log_partition)
@@ -31,64 +39,81 @@ class ForestPasses:
         self._draws: dict[int, Callable] = {}
         self._compile = compile_
 
-    def _sum_product(self, unary, pairwise):
+    def _potentials(self, inputs):
+        unary, pairwise, constant = self.prepare(*inputs)
+        return level_potentials(self.backend, self.schedule, unary, pairwise, self.beta), constant
+
+    def _sum_product(self, *inputs):
+        """(log sum exp(-beta E) without the constant [B], marginals per slot [D, B, W, K], constant)."""
         backend = self.backend
-        potentials = level_potentials(backend, self.schedule, unary, pairwise, self.beta)
+        potentials, constant = self._potentials(inputs)
         up, messages, _ = upward(backend, self.schedule, potentials)
         outside = downward(backend, self.schedule, potentials, up, messages)
-        return root_totals(backend, self.schedule, up), backend.ops.softmax(up + outside, 3)
+        return root_totals(backend, self.schedule, up), backend.ops.softmax(up + outside, 3), constant
 
-    def _log_partition(self, unary, pairwise):
+    def _log_partition(self, *inputs):
         """log sum exp(-beta E) per row [B] (the tables' constant left out): the upward pass only."""
-        backend = self.backend
-        potentials = level_potentials(backend, self.schedule, unary, pairwise, self.beta)
-        up, _, _ = upward(backend, self.schedule, potentials)
-        return root_totals(backend, self.schedule, up)
+        potentials, _ = self._potentials(inputs)
+        up, _, _ = upward(self.backend, self.schedule, potentials)
+        return root_totals(self.backend, self.schedule, up)
 
-    def _max_product(self, unary, pairwise):
+    def _max_product(self, *inputs):
+        """(max of -beta E without the constant [B], maximising labels per slot [D, B, W], constant)."""
         backend = self.backend
-        potentials = level_potentials(backend, self.schedule, unary, pairwise, self.beta)
+        potentials, constant = self._potentials(inputs)
         up, _, best = upward(backend, self.schedule, potentials, use_max=True)
-        return root_totals(backend, self.schedule, up, use_max=True), decode_max(backend, self.schedule, up, best)
+        return root_totals(backend, self.schedule, up, use_max=True), decode_max(backend, self.schedule, up, best), \
+            constant
 
     def draws(self, count: int) -> Callable:
-        """`(key, unary, pairwise) -> labels per slot [D, B, S, W]` for S = count."""
+        """`(key, *inputs) -> labels per slot [D, B, S, W]` for S = count."""
         if count not in self._draws:
-            def sample(key, unary, pairwise):
-                backend = self.backend
-                potentials = level_potentials(backend, self.schedule, unary, pairwise, self.beta)
-                up, _, _ = upward(backend, self.schedule, potentials)
-                return draw(backend, key, self.schedule, potentials, up, count)
+            def sample(key, *inputs):
+                potentials, _ = self._potentials(inputs)
+                up, _, _ = upward(self.backend, self.schedule, potentials)
+                return draw(self.backend, key, self.schedule, potentials, up, count)
             self._draws[count] = self._compile(sample)
         return self._draws[count]
 
 
 class ForestProgram:
-    """log Z, marginals, the minimum and exact draws of a batch of models on one forest."""
+    """log Z, marginals, the minimum and exact draws of a batch of models on one forest.
+
+    A form with `tables` (a forest straight from the model) runs from the observations:
+    the tables are built inside the passes' program; otherwise from the form's arrays."""
 
     def __init__(self, backend, form: ForestForm, beta: float = 1.0, memo: Callable | None = None,
-                 schedule: LevelSchedule | None = None):
+                 schedule: LevelSchedule | None = None, params=None):
         self.backend = backend
         self.form = form
         self.beta = float(beta)
         schedule = schedule or level_schedule(form.forest, form.edges)
-        build = lambda: ForestPasses(backend, schedule, self.beta)  # noqa: E731
-        key = ("forest passes", id(schedule) if form.schedule is schedule else _fingerprint(schedule), self.beta)
+        if form.tables is not None:
+            tables, rows = form.tables, form.rows
+            key = ("observed passes", id(tables), rows, self.beta)
+            build = lambda: ForestPasses(backend, schedule, self.beta, _from_observations(backend, tables, rows))  # noqa: E731
+            self.inputs = (form.context, params)
+        else:
+            key = ("forest passes", id(schedule) if form.schedule is schedule else _fingerprint(schedule), self.beta)
+            build = lambda: ForestPasses(backend, schedule, self.beta)  # noqa: E731
+            self.inputs = (backend.asarray(form.unary), backend.asarray(form.pairwise),
+                           backend.asarray(np.asarray(form.constant, dtype=np.float64)))
         self.passes = memo(key, build) if memo else build()
         self.slots = schedule.slot_of_node()
-        self.unary = backend.asarray(form.unary)
-        self.pairwise = backend.asarray(form.pairwise)
         self._sums = None
 
     def _sum_product(self):
         if self._sums is None:
-            self._sums = self.passes.sum_product(self.unary, self.pairwise)
+            self._sums = self.passes.sum_product(*self.inputs)
         return self._sums
+
+    def _constant(self, constant) -> np.ndarray:
+        return np.asarray(self.backend.to_numpy(constant), dtype=np.float64)
 
     def log_partition(self) -> np.ndarray:
         """log sum_x exp(-beta E(x)) per row [B] (the model's constant included)."""
-        total = self.backend.to_numpy(self._sum_product()[0])
-        return total.astype(np.float64) - self.beta * np.asarray(self.form.constant, dtype=np.float64)
+        total, _, constant = self._sum_product()
+        return self.backend.to_numpy(total).astype(np.float64) - self.beta * self._constant(constant)
 
     def node_marginals(self) -> np.ndarray:
         """[B, n_nodes, L] probabilities of every node's labels."""
@@ -99,18 +124,30 @@ class ForestProgram:
 
     def minimum(self) -> tuple[np.ndarray, np.ndarray]:
         """(node labels [B, n_nodes] of the minimum energy, that energy [B]); ties go to the lowest label."""
-        top, labels = self.passes.max_product(self.unary, self.pairwise)
+        top, labels, constant = self.passes.max_product(*self.inputs)
         top, labels = self.backend.to_numpy(top), self.backend.to_numpy(labels)        # [B], [D, B, W]
         per_node = labels.transpose(1, 0, 2).reshape(labels.shape[1], -1)[:, self.slots]
-        energy = -top.astype(np.float64) / self.beta + np.asarray(self.form.constant, dtype=np.float64)
+        energy = -top.astype(np.float64) / self.beta + self._constant(constant)
         return per_node.astype(np.int64), energy
 
     def sample(self, key, draws: int) -> np.ndarray:
         """Independent exact draws: node labels [B, S, n_nodes]."""
-        labels = self.backend.to_numpy(self.passes.draws(int(draws))(key, self.unary, self.pairwise))
+        labels = self.backend.to_numpy(self.passes.draws(int(draws))(key, *self.inputs))
         depth, rows, count, width = labels.shape
         flat = labels.transpose(1, 2, 0, 3).reshape(rows, count, depth * width)
         return flat[:, :, self.slots].astype(np.int64)
+
+
+def _from_observations(backend, tables, rows: int) -> Callable:
+    """`(context, params) -> (unary [rows, n, K], pairwise, constant [rows])` from the model's tables."""
+    ops = backend.ops
+
+    def prepare(context, params):
+        unary, pairwise, constant = tables.build(context, params, rows)
+        return (ops.broadcast_to(unary, (rows,) + tuple(unary.shape[1:])), pairwise,
+                ops.broadcast_to(constant, (rows,)))
+
+    return prepare
 
 
 def _fingerprint(schedule: LevelSchedule) -> str:

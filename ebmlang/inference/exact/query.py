@@ -93,7 +93,8 @@ def exact_answers(model, observed=None, *, beta: float = 1.0, draws: int = 0, se
         return _loopy_answers(model, observed, rows, index, batched, found if method is None else None,
                               beta=beta, damping=damping, iters=iters, tol=tol)
     form = found
-    program = ForestProgram(model.backend, form, beta, memo=model.compiled.memo, schedule=form.schedule)
+    program = ForestProgram(model.backend, form, beta, memo=model.compiled.memo, schedule=form.schedule,
+                            params=model.params)
     kmax = int(index.num_labels.max()) if index.total else 1
     marginals = form.variable_marginals(program.node_marginals(), kmax)
     sampled = form.variable_labels(program.sample(model.backend.key(int(seed)), draws)) if draws else None
@@ -195,13 +196,9 @@ def model_form(model, observed, tabulated: bool = False):
         raise EbmError("the model has no latent discrete variables to sum over",
                        hint="every discrete variable is observed; energy(...) gives the answer")
     forest = tables.forest if tables is not None else None
-    if forest is not None and tabulated is False:
-        unary, pairwise, constant = tables.compiled_build(count)(context, model.params)
-        ops = model.backend.ops
-        unary = ops.broadcast_to(unary, (count,) + tuple(unary.shape[1:]))
-        constant = model.backend.to_numpy(ops.broadcast_to(constant, (count,))).astype(np.float64)
-        form = ForestForm(unary, tables.edges, pairwise, constant, forest, 1, tables.num_variables,
-                          schedule=tables.schedule)
+    if forest is not None and tabulated is False:   # the passes build the tables themselves
+        form = ForestForm(None, tables.edges, None, None, forest, 1, tables.num_variables,
+                          schedule=tables.schedule, tables=tables, context=context, rows=count)
         return form, tables.index, batched, None
     rows, index = tabulate_rows(model.compiled, model.params, context, observed=tuple(obs), budget=model.budget)
     if index.total == 0:

@@ -80,7 +80,6 @@ class PairwiseTables:
         offsets = np.cumsum([0] + [len(p[1]) for p in self.pair_parts])
         self.pair_parts = [(table, members, swap, inverse[offsets[i]:offsets[i + 1]])
                            for i, (table, members, swap) in enumerate(self.pair_parts)]
-        self._builds: dict[int, object] = {}
         padding = np.arange(self.kmax)[None, :] >= self.index.num_labels[:, None]
         self.padding = np.where(padding, np.inf, 0.0)                                  # [n, K]
 
@@ -96,13 +95,6 @@ class PairwiseTables:
     @cached_property
     def schedule(self) -> LevelSchedule:
         return level_schedule(self.forest, self.edges)
-
-    def compiled_build(self, rows: int):
-        """`build` for `rows` observation rows as one compiled function on JAX (op by op elsewhere)."""
-        if rows not in self._builds:
-            build = lambda context, params: self.build(context, params, rows)  # noqa: E731
-            self._builds[rows] = self.backend.jit(build) if self.backend.name == "jax" else build
-        return self._builds[rows]
 
     def build(self, context: dict, params, rows: int):
         """(unary [R, n, K], pairwise [R, E, K, K], constant [R]) backend arrays; R = rows
