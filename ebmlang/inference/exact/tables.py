@@ -110,7 +110,9 @@ class PairwiseTables:
             part = gather(backend, energies, members, len(energies.shape) - 1)
             return ops.broadcast_to(part, (total_rows,) + tuple(part.shape[1:]))
 
-        unary = ops.zeros((total_rows, kmax, n)) + backend.asarray(self.padding.T[None])
+        unary = ops.zeros((total_rows, kmax, n))
+        if self.padding.any():   # labels past a variable's own count are forbidden
+            unary = unary + backend.asarray(self.padding.T[None])
         for table, members, variables in self.unary_parts:
             part = evaluate(table, members)                                            # [R, K, (K,) m]
             if len(table.sizes) == 2:
