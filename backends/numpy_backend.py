@@ -113,7 +113,8 @@ class NumpyOps:
 
     @staticmethod
     def softmax(x, axis=-1):
-        return special.softmax(x, axis=axis)
+        with np.errstate(invalid="ignore"):   # an all -inf slice is NaN, as in torch and JAX, without a warning
+            return special.softmax(x, axis=axis)
 
     all = staticmethod(np.all)
     any = staticmethod(np.any)

@@ -197,7 +197,7 @@ class Model:
         from ebmlang.inference.plan import plan_query
 
         names = observed.keys() if isinstance(observed, dict) else (observed or ())
-        return plan_query(self.graph, query, tuple(names), method)
+        return plan_query(self.graph, query, tuple(names), method, budget=self.budget)
 
     def sample(self, chains: int = 4, steps: int = 1000, *, observed: dict | None = None,
                method=None, temperature: float = 1.0, burn_in: int | None = None, thin: int = 1,

@@ -229,7 +229,7 @@ def run_plan(args: argparse.Namespace) -> int:
             raise EbmError(f"cannot observe '{name}': it is not a variable of model {graph.name}",
                            hint=did_you_mean(name, graph.variables) or f"variables: {', '.join(graph.variables)}")
         names.append(name)
-    print(plan_query(graph, args.query, tuple(names), args.method))
+    print(plan_query(graph, args.query, tuple(names), args.method, budget=args.budget))
     return 0
 
 

@@ -29,6 +29,11 @@ def check_values(var: VariableGroup, value, *, source: str | None = None, batche
         batched = arr.shape != shape
     if not batched and arr.shape == shape:
         arr = arr[None]
+    if batched and arr.shape == shape:
+        raise _error(var, f"{what} for '{var.name}' has shape {tuple(arr.shape)}, one example of '{var.name}', "
+                          "but a batch [examples, *shape] is expected here", source,
+                     expected=f"an array of shape [examples, {', '.join(map(str, shape))}]",
+                     hint=f"add the example axis: {var.name}[None] for a single example")
     if arr.shape[1:] != shape:
         raise _error(var, f"{what} for '{var.name}' has shape {tuple(arr.shape)}, but '{var.name}' is "
                           f"declared with shape {list(shape)}", source,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ebmlang.budget import as_budget
 from ebmlang.errors import EbmError, check_real_number, check_whole_number
 from ebmlang.graph.values import batch_rows, check_observed
 from ebmlang.inference.plan import ENUMERATION_LIMIT, plan_query, unobserved_continuous_error
@@ -87,6 +88,10 @@ def _forest_minimum(model, observed, block, batched) -> ArgminResult | None:
     form, index, _ = exact_model_form(model, observed)
     if form.bags is not None:
         return None
+    kmax = int(index.num_labels.max()) if index.total else 1
+    as_budget(model.budget).check(32.0 * form.rows * index.total * (kmax + 1),
+                                  f"max-product over {index.total:,} variables with up to {kmax} labels for "
+                                  f"{form.rows:,} rows")
     node_labels, energy = ForestProgram(model.backend, form, memo=model.compiled.memo,
                                         schedule=form.schedule, params=model.params).minimum()
     if not np.all(np.isfinite(energy)):
@@ -97,8 +102,10 @@ def _forest_minimum(model, observed, block, batched) -> ArgminResult | None:
         var = graph.variables[g]
         labels = node_labels[:, index.offsets[g]: index.offsets[g] + index.sizes[g]]
         state[g] = var.domain.values.astype(np.int64)[labels].reshape((-1,) + var.shape)
-    energies = np.asarray(energy, dtype=np.float64)   # max-product's minimum: the energy of `state`
-    rows = energies.shape[0]
+    obs, rows, _ = observed_rows(graph, observed)
+    # The state's energy as the model computes it (max-product's own sum drifts in float32).
+    full = {**{k: np.broadcast_to(v, (rows,) + v.shape[1:]) for k, v in obs.items()}, **state}
+    energies = np.asarray(model.energy(full), dtype=np.float64).reshape(rows)
     info = {"exact": True, "proven": True, "structure": form.forest.shape, "schedule": "two-pass tree",
             "feasible": True, "batched": True}
     if not batched:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ebmlang.budget import Budget
+from ebmlang.budget import Budget, as_budget
 from ebmlang.errors import EbmError
 from ebmlang.graph.ir import FactorGraph
 from ebmlang.graph.values import check_observable
@@ -89,7 +89,7 @@ def split_latent(graph: FactorGraph, observed) -> tuple[list[str], list[str]]:
 
 
 def plan_query(graph: FactorGraph, query: str, observed=(), method: str | dict | None = None,
-               temperature: float = 1.0) -> Plan:
+               temperature: float = 1.0, budget=None) -> Plan:
     from ebmlang.graph import structure
 
     if query not in ("sample", "argmin", "marginals"):
@@ -99,7 +99,7 @@ def plan_query(graph: FactorGraph, query: str, observed=(), method: str | dict |
     observed = tuple(sorted(set(observed) | {n for n, v in graph.variables.items() if v.observed}))
     discrete, continuous = split_latent(graph, observed)
     if query == "marginals":
-        return Plan(query, (_marginals_choice(graph, discrete, continuous, observed),), observed, "",
+        return Plan(query, (_marginals_choice(graph, discrete, continuous, observed, as_budget(budget)),), observed, "",
                     evaluation_paths(graph))
     overrides = _overrides(method, bool(discrete), bool(continuous), query)
     blocks = []
@@ -253,7 +253,7 @@ def unobserved_continuous_error(continuous, what: str) -> EbmError:
                     hint=f"pass observed={{'{continuous[0]}': ...}}, or use sample(...) for the joint")
 
 
-def _marginals_choice(graph, discrete, continuous, observed) -> BlockChoice:
+def _marginals_choice(graph, discrete, continuous, observed, budget: Budget) -> BlockChoice:
     """Exact marginals: sum-product on the forest, or on a junction tree of small width."""
     import networkx as nx
 
@@ -285,7 +285,7 @@ def _marginals_choice(graph, discrete, continuous, observed) -> BlockChoice:
     width, bags = tree_decomposition(interaction)
     labels = max(graph.variables[g].domain.num_values for g in discrete)
     table = float(labels) ** (width + 1)
-    if 8.0 * bags.number_of_nodes() * table * table > Budget().bytes:
+    if 8.0 * bags.number_of_nodes() * table * table > budget.bytes:
         return BlockChoice(tuple(discrete), "discrete", "bp",
                            f"approximate: loopy sum-product BP, marginals and the Bethe log Z -- a junction tree "
                            f"has width {width} (tables of {table:.3g} joint labels), more than the budget holds")

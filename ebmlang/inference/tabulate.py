@@ -120,6 +120,13 @@ def tabular_status(graph: FactorGraph, observed) -> TabularStatus:
         _, count, _ = _factor_positions(found[0])
         arity = int(count.max(initial=0))
         if arity > MAX_TABULAR_ARITY or float(kmax) ** arity > MAX_TABLE_ENTRIES:
+            own = max(graph.variables[s.group].domain.num_values for s in slots)
+            if own < kmax and float(own) ** arity <= MAX_TABLE_ENTRIES:
+                widest = max(latent, key=lambda g: graph.variables[g].domain.num_values)
+                return TabularStatus(space, False, f"every table is padded to the largest label count, {kmax:,} "
+                                                   f"(of '{widest}'), and term '{t.term}' couples {arity} latent "
+                                                   f"variables: {float(kmax) ** arity:.3g} joint labels per factor, "
+                                                   "more than a table holds")
             return TabularStatus(space, False, f"term '{t.term}' couples {arity} latent variables with up to "
                                                f"{kmax} labels in one factor ({float(kmax) ** arity:.3g} "
                                                "joint labels, more than a table holds)")

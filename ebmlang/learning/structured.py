@@ -78,8 +78,16 @@ class ChainLikelihood:
 
     def step(self, key, batch, params) -> WeightedStates:
         backend = self.model.backend
-        loss, grads = self.value_and_grad(params, {g: backend.asarray(v) for g, v in batch.items()})
-        return WeightedStates({}, np.zeros(0), float(backend.to_numpy(loss)), grads=[grads])
+        state = {g: backend.asarray(v) for g, v in batch.items()}
+        loss, grads = self.value_and_grad(params, state)
+        loss = float(backend.to_numpy(loss))
+        if loss == np.inf:   # an example the model gives infinite energy: a constraint it breaks
+            energies = backend.to_numpy(self.model.compiled.energy(state, params))
+            row = int(np.flatnonzero(~np.isfinite(energies))[0]) if not np.all(np.isfinite(energies)) else None
+            raise EbmError("a training example has infinite energy under the model"
+                           + (f" (example {row} of this batch)" if row is not None else ""),
+                           hint="it breaks a constraint or a bound of the model; check the data")
+        return WeightedStates({}, np.zeros(0), loss, grads=[grads])
 
     def evaluate(self, key, data, params) -> dict:
         """Per-variable accuracy of the most probable joint labelling (max-product)."""

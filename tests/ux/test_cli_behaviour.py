@@ -379,7 +379,7 @@ def test_a_closed_pipe_ends_the_command_quietly():
 # marginals
 
 
-def test_marginals_writes_exact_answers_per_observed_row(run_ebm, tmp_path):
+def test_marginals_writes_exact_answers_per_observed_row(run_ebm, tmp_path, capsys):
     from ebmlang.api.model import load
 
     hmm = EXAMPLES_DIR / "hmm.ebm"
@@ -396,7 +396,10 @@ def test_marginals_writes_exact_answers_per_observed_row(run_ebm, tmp_path):
     np.testing.assert_allclose(written["z"], expected.probs["z"], atol=1e-6)
     np.testing.assert_allclose(written["log_z"], expected.log_z, rtol=1e-6)
     np.testing.assert_array_equal(written["z_mode"], expected.mode["z"])
-    status, text, err = run_ebm("marginals", hmm, "--observe", f"x={tmp_path / 'series.npy'}", "--beta", "0")
-    assert status != 0 and "--beta must be a positive number" in err
+    for flag, value, message in (("--beta", "0", "--beta must be a positive number"),
+                                 ("--draws", "-1", "--draws is a whole number >= 0")):
+        with pytest.raises(SystemExit) as exit_:   # usage errors exit with status 2
+            run_ebm("marginals", hmm, "--observe", f"x={tmp_path / 'series.npy'}", flag, value)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
     status, text, _ = run_ebm("plan", hmm, "--query", "marginals", "--observe", "x")
     assert status == 0 and "tree sum-product" in text

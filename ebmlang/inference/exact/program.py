@@ -17,6 +17,15 @@ from ebmlang.inference.exact.passes import decode_max, downward, draw, level_pot
 from ebmlang.inference.exact.schedule import LevelSchedule, level_schedule
 
 
+def _quietly(fn: Callable) -> Callable:
+    """`fn` with numpy's warnings about -inf - -inf silenced: an infeasible model's messages
+    turn NaN on purpose (its log Z is refused), as they do in torch without a warning."""
+    def run(*args):
+        with np.errstate(invalid="ignore"):
+            return fn(*args)
+    return run
+
+
 def _given(unary, pairwise, constant=0.0):
     return unary, pairwise, constant
 
@@ -32,7 +41,7 @@ class ForestPasses:
         self.schedule = schedule
         self.beta = beta
         self.prepare = prepare
-        compile_ = backend.jit if backend.name == "jax" else (lambda fn: fn)
+        compile_ = backend.jit if backend.name == "jax" else _quietly
         self.sum_product = compile_(self._sum_product)
         self.log_partition = compile_(self._log_partition)
         self.max_product = compile_(self._max_product)
@@ -47,30 +56,30 @@ class ForestPasses:
         """(log sum exp(-beta E) without the constant [B], marginals per slot [D, B, W, K], constant)."""
         backend = self.backend
         potentials, constant = self._potentials(inputs)
-        up, messages, _ = upward(backend, self.schedule, potentials)
+        up, messages, _, offset = upward(backend, self.schedule, potentials)
         outside = downward(backend, self.schedule, potentials, up, messages)
-        return root_totals(backend, self.schedule, up), backend.ops.softmax(up + outside, 3), constant
+        return root_totals(backend, self.schedule, up) + offset, backend.ops.softmax(up + outside, 3), constant
 
     def _log_partition(self, *inputs):
         """log sum exp(-beta E) per row [B] (the tables' constant left out): the upward pass only."""
         potentials, _ = self._potentials(inputs)
-        up, _, _ = upward(self.backend, self.schedule, potentials)
-        return root_totals(self.backend, self.schedule, up)
+        up, _, _, offset = upward(self.backend, self.schedule, potentials)
+        return root_totals(self.backend, self.schedule, up) + offset
 
     def _max_product(self, *inputs):
         """(max of -beta E without the constant [B], maximising labels per slot [D, B, W], constant)."""
         backend = self.backend
         potentials, constant = self._potentials(inputs)
-        up, _, best = upward(backend, self.schedule, potentials, use_max=True)
-        return root_totals(backend, self.schedule, up, use_max=True), decode_max(backend, self.schedule, up, best), \
-            constant
+        up, _, best, offset = upward(backend, self.schedule, potentials, use_max=True)
+        return root_totals(backend, self.schedule, up, use_max=True) + offset, \
+            decode_max(backend, self.schedule, up, best), constant
 
     def draws(self, count: int) -> Callable:
         """`(key, *inputs) -> labels per slot [D, B, S, W]` for S = count."""
         if count not in self._draws:
             def sample(key, *inputs):
                 potentials, _ = self._potentials(inputs)
-                up, _, _ = upward(self.backend, self.schedule, potentials)
+                up, _, _, _ = upward(self.backend, self.schedule, potentials)
                 return draw(self.backend, key, self.schedule, potentials, up, count)
             self._draws[count] = self._compile(sample)
         return self._draws[count]

@@ -13,6 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ebmlang.budget import as_budget
 from ebmlang.errors import EbmError, check_real_number, check_whole_number, did_you_mean
 from ebmlang.graph.values import batch_rows, check_observed
 from ebmlang.inference.exact.junction import ForestForm, exact_form
@@ -80,6 +81,9 @@ def exact_answers(model, observed=None, *, beta: float = 1.0, draws: int = 0, se
         raise EbmError(f"damping must be below 1, got {damping!r}", hint="0.5 mixes old and new messages equally")
     check_whole_number("iters", iters, 1)
     check_real_number("tol", tol, positive=True)
+    if method == "bp" and draws:
+        raise EbmError("loopy BP gives marginals, not joint draws",
+                       hint="sample(...) draws from the model; draws= needs exact inference")
     found, index, batched, rows = model_form(model, observed, tabulated=method == "bp")
     if isinstance(found, str) and (method == "exact" or draws or rows is None or not rows[0].is_pairwise):
         raise EbmError(f"exact inference does not fit: {found}",
@@ -93,16 +97,27 @@ def exact_answers(model, observed=None, *, beta: float = 1.0, draws: int = 0, se
         return _loopy_answers(model, observed, rows, index, batched, found if method is None else None,
                               beta=beta, damping=damping, iters=iters, tol=tol)
     form = found
+    rows_count = form.rows if form.tables is not None else int(np.shape(form.unary)[0])
+    kmax = int(index.num_labels.max()) if index.total else 1
+    # what the passes hold per row: tables, up, outside and marginals (or the draws' noise) per node and label
+    as_budget(model.budget).check(32.0 * rows_count * max(draws, 1) * form.forest.parent.size * (kmax + 1),
+                       f"{draws:,} joint draws of {index.total:,} variables for {rows_count:,} rows" if draws else
+                       f"the marginals of {index.total:,} variables with up to {kmax} labels for {rows_count:,} rows")
     program = ForestProgram(model.backend, form, beta, memo=model.compiled.memo, schedule=form.schedule,
                             params=model.params)
-    kmax = int(index.num_labels.max()) if index.total else 1
+    log_z = program.log_partition()
+    if not np.all(np.isfinite(log_z)):
+        row = int(np.flatnonzero(~np.isfinite(log_z))[0])
+        raise EbmError("no labelling satisfies every constraint of the model"
+                       + (f" (observed row {row})" if batched else "")
+                       + ": proven by summing over every labelling exactly (log Z = -inf)",
+                       hint="check the constraints and the observed values")
     marginals = form.variable_marginals(program.node_marginals(), kmax)
     sampled = form.variable_labels(program.sample(model.backend.key(int(seed)), draws)) if draws else None
     values, parts, shapes = _layout(model.graph, index)
     probs, drawn = _per_group(marginals, values, parts, shapes), {}
     if sampled is not None:
         drawn = {g: values[g][sampled[:, :, parts[g]]].reshape((-1, draws) + shapes[g]) for g in index.groups}
-    log_z = program.log_partition()
 
     def solve_mode():
         node_labels, energy = program.minimum()
@@ -136,6 +151,12 @@ def _loopy_answers(model, observed, rows, index, batched, why_not_exact, *, beta
         raise EbmError("loopy BP here takes pairwise models; a factor reads three or more latent variables",
                        hint="sample(...) estimates marginals")
     results = [loopy_sum_product(mrf, beta=beta, iters=iters, damping=damping, tol=tol) for mrf in rows]
+    for row, result in enumerate(results):
+        if not np.all(result.marginals.sum(axis=1) > 0.5):
+            raise EbmError("no labelling satisfies every constraint of the model"
+                           + (f" (observed row {row})" if batched else "")
+                           + ": loopy BP's propagation left a variable with no allowed label",
+                           hint="check the constraints and the observed values; argmin(method='ilp') proves it")
     values, parts, shapes = _layout(model.graph, index)
     probs = _per_group(np.stack([r.marginals for r in results]), values, parts, shapes)
     log_z = np.array([r.log_z for r in results])
