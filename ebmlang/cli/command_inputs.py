@@ -50,14 +50,20 @@ def _observe_argument(p: argparse.ArgumentParser) -> None:
                         "repeatable")
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number >= 0, got {value}")
-    return value
+def whole_number(what: str):
+    """An argparse `type` for a whole number >= 0; its errors name `what` (usage errors, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} is a whole number, got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{what} is a whole number >= 0, got {value}")
+        return value
+    return parse
+
+
+_seed = whole_number("a seed")
 
 
 def _seed_argument(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,14 @@ import time
 
 import numpy as np
 
-from ebmlang.cli.command_inputs import _load, _model_arguments, _observe_argument, _observed, _seed_argument
+from ebmlang.cli.command_inputs import (
+    _load,
+    _model_arguments,
+    _observe_argument,
+    _observed,
+    _seed_argument,
+    whole_number,
+)
 
 HELP = "exact marginals, log Z, mode and joint draws of the discrete latent variables"
 EXAMPLES = """examples:
@@ -25,19 +32,10 @@ def marginals_arguments(p: argparse.ArgumentParser) -> None:
     _seed_argument(p)
     p.add_argument("--method", choices=("exact", "bp"), default=None,
                    help="exact (tree or junction tree) or bp (loopy sum-product); default: exact when it fits")
-    p.add_argument("--draws", type=_draw_count, default=0, metavar="N", help="independent exact joint draws per row")
+    p.add_argument("--draws", type=whole_number("--draws"), default=0, metavar="N",
+                   help="independent exact joint draws per row")
     p.add_argument("--beta", type=_inverse_temperature, default=1.0, help="inverse temperature (default 1)")
     p.add_argument("--out", metavar="PATH", default=None, help="write the answers (.npz or .safetensors)")
-
-
-def _draw_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--draws is a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--draws is a whole number >= 0, got {value}")
-    return value
 
 
 def _inverse_temperature(text: str) -> float:
