@@ -102,10 +102,8 @@ def _forest_minimum(model, observed, block, batched) -> ArgminResult | None:
         var = graph.variables[g]
         labels = node_labels[:, index.offsets[g]: index.offsets[g] + index.sizes[g]]
         state[g] = var.domain.values.astype(np.int64)[labels].reshape((-1,) + var.shape)
-    obs, rows, _ = observed_rows(graph, observed)
-    # The state's energy as the model computes it (max-product's own sum drifts in float32).
-    full = {**{k: np.broadcast_to(v, (rows,) + v.shape[1:]) for k, v in obs.items()}, **state}
-    energies = np.asarray(model.energy(full), dtype=np.float64).reshape(rows)
+    energies = np.asarray(energy, dtype=np.float64)   # max-product's minimum: the energy of `state`
+    rows = energies.shape[0]
     info = {"exact": True, "proven": True, "structure": form.forest.shape, "schedule": "two-pass tree",
             "feasible": True, "batched": True}
     if not batched:

@@ -65,9 +65,11 @@ def upward(backend, schedule: LevelSchedule, potentials: LevelPotentials, use_ma
     Max-product (use_max): (the roots' up [1, B, W, K], None, the best child label per parent
     label [D-1, B, W, K_parent], offset [B]). Only what the later passes read is kept.
 
-    Every message is shifted so that its largest entry is 0 and the shifts are summed into
+    Sum-product shifts every message so that its largest entry is 0 and sums the shifts into
     `offset` (add it to `root_totals`): unshifted, log-sums grow with the depth of the tree
-    and float32 loses their differences (2.5 nats of log Z on a chain of 20,000)."""
+    and float32 loses their differences (2.5 nats of log Z on a chain of 20,000). Max-product
+    leaves them (offset 0): its argmax does not need it, and the best path's score is summed
+    afresh by `path_score`."""
     ops = backend.ops
     _, rows, width, labels = potentials.unary.shape
     if schedule.depth == 1:
@@ -84,14 +86,14 @@ def upward(backend, schedule: LevelSchedule, potentials: LevelPotentials, use_ma
             message, best = ops.max_argmax(total, 2)
         else:
             message = ops.logsumexp(total, 2)
-        # (an all -inf message, of an infeasible model, turns NaN here: log Z then is not
-        # finite either, and the callers refuse it)
-        top = ops.max(message, 2)                                                      # [B, W]
-        message = message - top[..., None]
-        if not use_max:
-            out = (up, message, top) if keep_messages else (up, top)
+        if use_max:   # the argmax needs no shift; the path's score is summed afresh (path_score)
+            out = (best,)
         else:
-            out = (best, top)
+            # (an all -inf message, of an infeasible model, turns NaN here: log Z then is not
+            # finite either, and the callers refuse it)
+            top = ops.max(message, 2)                                                  # [B, W]
+            message = message - top[..., None]
+            out = (up, message, top) if keep_messages else (up, top)
         if schedule.direct:
             return message, out
         by_slot = ops.swapaxes(message, 1, 2)                                          # [B, K, W]
@@ -101,11 +103,11 @@ def upward(backend, schedule: LevelSchedule, potentials: LevelPotentials, use_ma
     start = ops.zeros((rows, width, labels))
     into_roots, outputs = backend.scan(step, start, (potentials.unary[1:], potentials.pairwise, parent_slot),
                                        reverse=True)
-    # one sum over every level's shifts at the end: float32 loses less than a running total
-    offset = ops.sum(ops.sum(ops.where(real, outputs[-1], ops.zeros_like(outputs[-1])), 2), 0)
     roots = ops.reshape(potentials.unary[0] + into_roots, (1, rows, width, labels))
     if use_max:
-        return roots, None, outputs[0], offset
+        return roots, None, outputs[0], ops.zeros((rows,))
+    # one sum over every level's shifts at the end: float32 loses less than a running total
+    offset = ops.sum(ops.sum(ops.where(real, outputs[-1], ops.zeros_like(outputs[-1])), 2), 0)
     up, messages = (outputs[0], outputs[1]) if keep_messages else (outputs[0], None)
     return ops.concatenate([roots, up], 0), messages, None, offset
 
@@ -151,6 +153,28 @@ def downward(backend, schedule: LevelSchedule, potentials: LevelPotentials, up, 
         first, rest = potentials.unary[0], (potentials.unary[1:], potentials.pairwise, parent_slot[1:])
     _, outside = backend.scan(step, first, rest)
     return ops.concatenate([top, outside], 0)
+
+
+def path_score(backend, schedule: LevelSchedule, potentials: LevelPotentials, labels):
+    """Sum of the log-potentials along labelled slots [D, B, W]: [B] (one sum, so float32
+    keeps the score of a long chain to its own precision)."""
+    ops = backend.ops
+    real = backend.asarray(schedule.is_real[:, None, :], dtype="bool")                  # [D, 1, W]
+    own = ops.take_along_axis(potentials.unary, labels[..., None], 3)[..., 0]            # [D, B, W]
+    total = ops.sum(ops.sum(ops.where(real, own, ops.zeros_like(own)), 2), 0)
+    if schedule.depth == 1:
+        return total
+    if schedule.direct:
+        parents = labels[:-1]                                                            # [D-1, B, W]
+    else:
+        slots = np.minimum(schedule.parent_slot[1:], schedule.width - 1)[:, None, :]     # [D-1, 1, W]
+        parents = ops.take_along_axis(labels[:-1], backend.asarray(slots, dtype="int64"), 2)
+    children = labels[1:]
+    tables = potentials.pairwise                                                         # [D-1, Bp, W, Kc, Kp]
+    picked = ops.take_along_axis(tables, children[..., None, None], 3)                   # [D-1, B, W, 1, Kp]
+    picked = ops.take_along_axis(picked, parents[..., None, None], 4)[..., 0, 0]         # [D-1, B, W]
+    edges = ops.where(real[1:], picked, ops.zeros_like(picked))
+    return total + ops.sum(ops.sum(edges, 2), 0)
 
 
 def decode_max(backend, schedule: LevelSchedule, up, best):

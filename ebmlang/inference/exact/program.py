@@ -13,7 +13,15 @@ from collections.abc import Callable
 import numpy as np
 
 from ebmlang.inference.exact.junction import ForestForm
-from ebmlang.inference.exact.passes import decode_max, downward, draw, level_potentials, root_totals, upward
+from ebmlang.inference.exact.passes import (
+    decode_max,
+    downward,
+    draw,
+    level_potentials,
+    path_score,
+    root_totals,
+    upward,
+)
 from ebmlang.inference.exact.schedule import LevelSchedule, level_schedule
 
 
@@ -70,9 +78,9 @@ class ForestPasses:
         """(max of -beta E without the constant [B], maximising labels per slot [D, B, W], constant)."""
         backend = self.backend
         potentials, constant = self._potentials(inputs)
-        up, _, best, offset = upward(backend, self.schedule, potentials, use_max=True)
-        return root_totals(backend, self.schedule, up, use_max=True) + offset, \
-            decode_max(backend, self.schedule, up, best), constant
+        up, _, best, _ = upward(backend, self.schedule, potentials, use_max=True)
+        labels = decode_max(backend, self.schedule, up, best)
+        return path_score(backend, self.schedule, potentials, labels), labels, constant
 
     def draws(self, count: int) -> Callable:
         """`(key, *inputs) -> labels per slot [D, B, S, W]` for S = count."""
