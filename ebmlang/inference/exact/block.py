@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.inference.discrete_map.tree_dp import rooted_forest
-from ebmlang.inference.exact.program import ForestPasses
-from ebmlang.inference.exact.schedule import level_schedule
+from ebmlang.inference.exact.program import ForestPasses, from_observations
 from ebmlang.inference.exact.tables import NotPairwise, PairwiseTables
 
 
@@ -27,8 +25,7 @@ def exact_block_structure(compiled, groups, budget=None) -> PairwiseTables | str
         return str(reason)
     if tables.num_variables == 0:
         return "no discrete variable to draw"
-    forest = rooted_forest(tables.num_variables, tables.edges)
-    if forest is None:
+    if tables.forest is None:
         return "their interaction graph has a cycle"
     return tables
 
@@ -44,23 +41,22 @@ class ExactBlockStepper:
             raise ValueError(f"no exact block for {', '.join(groups)}: {found}")
         self.tables = found
         self.model = model
-        forest = rooted_forest(found.num_variables, found.edges)
-        schedule = level_schedule(forest, found.edges)
-        self.slots = schedule.slot_of_node()
-        beta = 1.0 / float(temperature)
-        self.passes = compiled.memo(("exact block passes", tuple(groups), beta),
-                                    lambda: ForestPasses(model.backend, schedule, beta))
+        self.slots = found.schedule.slot_of_node()
+        self.beta = 1.0 / float(temperature)
         index = found.index
         self.parts = {g: (index.offsets[g], index.sizes[g]) for g in index.groups}
         self.values = {g: np.asarray(model.graph.variables[g].domain.values, dtype=np.float64) for g in index.groups}
 
     def __call__(self, key, state: dict) -> dict:
-        backend, ops = self.model.backend, self.model.backend.ops
+        backend = self.model.backend
         rows = int(next(iter(state.values())).shape[0])
         context = {g: state[g] for g in state if g not in self.parts}
-        unary, pairwise, _ = self.tables.build(context, self.model.params, rows)
-        unary = ops.broadcast_to(unary, (rows,) + tuple(unary.shape[1:]))
-        drawn = backend.to_numpy(self.passes.draws(1)(key, unary, pairwise))       # [D, B, 1, W]
+        # the tables are built inside the draw's program (one compiled call per step on JAX)
+        tables = self.tables
+        passes = self.model.compiled.memo(
+            ("exact block passes", id(tables), rows, self.beta),
+            lambda: ForestPasses(backend, tables.schedule, self.beta, from_observations(backend, tables, rows)))
+        drawn = backend.to_numpy(passes.draws(1)(key, context, self.model.params))  # [D, B, 1, W]
         depth, _, _, width = drawn.shape
         labels = drawn[:, :, 0, :].transpose(1, 0, 2).reshape(rows, depth * width)[:, self.slots]
         new = dict(state)

@@ -108,7 +108,7 @@ class ForestProgram:
         if form.tables is not None:
             tables, rows = form.tables, form.rows
             key = ("observed passes", id(tables), rows, self.beta)
-            build = lambda: ForestPasses(backend, schedule, self.beta, _from_observations(backend, tables, rows))  # noqa: E731
+            build = lambda: ForestPasses(backend, schedule, self.beta, from_observations(backend, tables, rows))  # noqa: E731
             self.inputs = (form.context, params)
         else:
             key = ("forest passes", id(schedule) if form.schedule is schedule else _fingerprint(schedule), self.beta)
@@ -155,7 +155,7 @@ class ForestProgram:
         return flat[:, :, self.slots].astype(np.int64)
 
 
-def _from_observations(backend, tables, rows: int) -> Callable:
+def from_observations(backend, tables, rows: int) -> Callable:
     """`(context, params) -> (unary [rows, n, K], pairwise, constant [rows])` from the model's tables."""
     ops = backend.ops
 
