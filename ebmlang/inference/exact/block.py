@@ -41,7 +41,7 @@ class ExactBlockStepper:
             raise ValueError(f"no exact block for {', '.join(groups)}: {found}")
         self.tables = found
         self.model = model
-        self.slots = found.schedule.slot_of_node()
+        self.slots = found.schedule.node_slots
         self.beta = 1.0 / float(temperature)
         index = found.index
         self.parts = {g: (index.offsets[g], index.sizes[g]) for g in index.groups}

@@ -116,7 +116,7 @@ class ForestProgram:
             self.inputs = (backend.asarray(form.unary), backend.asarray(form.pairwise),
                            backend.asarray(np.asarray(form.constant, dtype=np.float64)))
         self.passes = memo(key, build) if memo else build()
-        self.slots = schedule.slot_of_node()
+        self.slots = schedule.node_slots
         self._sums = None
 
     def _sum_product(self):

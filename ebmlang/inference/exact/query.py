@@ -204,7 +204,7 @@ def model_form(model, observed, tabulated: bool = False):
         raise unobserved_continuous_error(continuous, "exact marginals")
     context = {k: model.backend.asarray(v) for k, v in obs.items()}
     count = batch_rows(obs, "observed batches")
-    status = tabular_status(graph, tuple(obs))
+    status = model.compiled.memo(("tabular status", tuple(sorted(obs))), lambda: tabular_status(graph, tuple(obs)))
     if not status.tabular:
         raise EbmError(f"exact inference does not fit: {status.why_not}",
                        hint="sample(...) estimates marginals; argmin(method='annealing') finds a low state")

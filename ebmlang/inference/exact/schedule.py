@@ -9,6 +9,7 @@ zero and send their messages to a spare parent slot W that nothing reads.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -45,6 +46,10 @@ class LevelSchedule:
     @property
     def width(self) -> int:
         return int(self.nodes.shape[1])
+
+    @cached_property
+    def node_slots(self) -> np.ndarray:
+        return self.slot_of_node()
 
     def slot_of_node(self) -> np.ndarray:
         """[num_nodes] flat position (level * W + slot) of every node."""
