@@ -241,7 +241,7 @@ def _exact_block(graph, groups, given) -> tuple[bool, str]:
     return True, forest.describe(pairs.shape[0])
 
 
-# Plan-time tree decompositions stop here (networkx's min-fill-in is quadratic); larger
+# Plan-time tree decompositions stop here (networkx's heuristics grow faster than linearly); larger
 # models are decomposed when the query runs.
 PLAN_DECOMPOSE_PAIRS = 20_000
 
