@@ -98,6 +98,11 @@ class JaxOps:
         return jax.nn.softmax(x, axis=axis)
 
     @staticmethod
+    def contiguous(x):
+        """`x` as it is: XLA chooses layouts itself."""
+        return x
+
+    @staticmethod
     def stack(xs, axis=0):
         return jnp.stack(list(xs), axis=axis)
 

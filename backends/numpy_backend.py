@@ -129,6 +129,11 @@ class NumpyOps:
     cumsum = staticmethod(np.cumsum)
 
     @staticmethod
+    def contiguous(x):
+        """`x` laid out row-major (a copy only when it is not already)."""
+        return np.ascontiguousarray(x)
+
+    @staticmethod
     def stack(xs, axis=0):
         return np.stack(list(xs), axis=axis)
 

@@ -161,6 +161,11 @@ class TorchOps:
 
     # shapes and construction
     @staticmethod
+    def contiguous(x):
+        """`x` laid out row-major (a copy only when it is not already)."""
+        return x.contiguous()
+
+    @staticmethod
     def stack(xs, axis=0):
         return torch.stack(list(xs), dim=axis)
 
