@@ -40,7 +40,6 @@ class PairwiseTables:
         graph = compiled.graph
         self.backend = compiled.backend
         self.index = latent_index(graph, observed)
-        self.observed = tuple(observed)
         latent = set(self.index.groups)
         n = self.index.total
         self.kmax = int(self.index.num_labels.max()) if n else 1
