@@ -109,12 +109,16 @@ def solve_tabular(mrf, block, row_note: str, **options):
     return result, method, reason
 
 
+def proven_infeasible(row_note: str, proof: str) -> EbmError:
+    """No labelling is feasible, and `proof` says how that was shown."""
+    return EbmError(f"no labelling satisfies every constraint of the model{row_note}: proven by {proof}",
+                    hint="check the constraints and the observed values")
+
+
 def infeasible_error(mrf, result, row_note: str, options: dict) -> EbmError:
     method = result.method
     if result.info.get("proven"):
-        return EbmError(f"no labelling satisfies every constraint of the model{row_note}: proven by "
-                        f"{_PROOFS.get(method, method)}",
-                        hint="check the constraints and the observed values")
+        return proven_infeasible(row_note, _PROOFS.get(method, method))
     if method == "ilp":
         limit = options.get("time_limit", "the default")
         return EbmError(f"the integer program found no labelling that satisfies every constraint within "

@@ -51,15 +51,15 @@ class LocalTable:
         for name, fn in getattr(compiled, "externs", {}).items():
             self.compiled.register_extern(name, fn)
         self.context_groups = tuple(sorted(read - set(local_groups)))
-        joint = int(np.prod(self.sizes, dtype=np.int64))
-        labels = np.indices(self.sizes).reshape(arity, joint)                       # [arity, joint]
+        labels = np.indices(self.sizes).reshape(arity, self.joint)                  # [arity, joint]
         self.local_values = {}
-        self._local_arrays = None
         for local_name, var in local_groups.items():
             values = var.domain.values
             by_position = [np.repeat(values[np.minimum(labels[p], len(values) - 1)][:, None], n_g, 1)
                            for p in range(arity)]
             self.local_values[local_name] = np.concatenate(by_position, axis=1)     # [joint, arity * n_g]
+        # converted once: a float64 -> float32 copy per call costs more than the maths
+        self._local_arrays = {name: self.backend.asarray(v) for name, v in self.local_values.items()}
 
     @property
     def joint(self) -> int:
@@ -68,7 +68,7 @@ class LocalTable:
     def energies(self, context: dict, params, rows: int):
         """Backend array [rows, *sizes, num_ground]; context: backend arrays [rows or 1, *shape]
         of (at least) the groups this template reads besides its latent ones."""
-        backend, ops = self.backend, self.backend.ops
+        ops = self.backend.ops
         if len(self.sizes) == 1 and len(self.local_values) == 1:
             return self._by_value_axis(context, params, rows)
         joint = self.joint
@@ -80,8 +80,6 @@ class LocalTable:
             shape = tuple(value.shape[1:])
             spread = ops.broadcast_to(ops.reshape(value, (value.shape[0], 1) + shape), (rows, joint) + shape)
             state[name] = ops.reshape(spread, (rows * joint,) + shape)
-        if self._local_arrays is None:   # converted once: a float64 -> float32 copy per call costs more than the maths
-            self._local_arrays = {name: backend.asarray(values) for name, values in self.local_values.items()}
         for name, local in self._local_arrays.items():
             state[name] = local if rows == 1 else ops.reshape(
                 ops.broadcast_to(ops.reshape(local, (1,) + tuple(local.shape)), (rows,) + tuple(local.shape)),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.budget import as_budget
 from ebmlang.errors import EbmError, check_real_number, check_whole_number
 from ebmlang.graph.values import batch_rows, check_observed
 from ebmlang.inference.plan import ENUMERATION_LIMIT, plan_query, unobserved_continuous_error
@@ -82,33 +81,19 @@ def argmin_model(model, *, observed=None, method=None, seed: int = 0, starts: in
 def _forest_minimum(model, observed, block, batched) -> ArgminResult | None:
     """Every row's exact minimum by batched max-product on the forest (None when some row has
     no feasible state: the row-by-row path then says which and why)."""
-    from ebmlang.inference.exact.program import ForestProgram
-    from ebmlang.inference.exact.query import exact_model_form
+    from ebmlang.inference.exact.query import exact_model_form, forest_mode
 
     form, index, _ = exact_model_form(model, observed)
     if form.bags is not None:
         return None
-    kmax = int(index.num_labels.max()) if index.total else 1
-    as_budget(model.budget).check(32.0 * form.rows * index.total * (kmax + 1),
-                                  f"max-product over {index.total:,} variables with up to {kmax} labels for "
-                                  f"{form.rows:,} rows")
-    node_labels, energy = ForestProgram(model.backend, form, memo=model.compiled.memo,
-                                        schedule=form.schedule, params=model.params).minimum()
-    if not np.all(np.isfinite(energy)):
+    state, energies = forest_mode(model, form, index)   # max-product's minimum: the energy of `state`
+    if not np.all(np.isfinite(energies)):
         return None
-    graph = model.graph
-    state = {}
-    for g in index.groups:
-        var = graph.variables[g]
-        labels = node_labels[:, index.offsets[g]: index.offsets[g] + index.sizes[g]]
-        state[g] = var.domain.values.astype(np.int64)[labels].reshape((-1,) + var.shape)
-    energies = np.asarray(energy, dtype=np.float64)   # max-product's minimum: the energy of `state`
-    rows = energies.shape[0]
     info = {"exact": True, "proven": True, "structure": form.forest.shape, "schedule": "two-pass tree",
             "feasible": True, "batched": True}
     if not batched:
         return ArgminResult({g: v[0] for g, v in state.items()}, float(energies[0]), "bp", block.reason, info)
-    return ArgminResult(state, energies, "bp", block.reason, {"rows": [info] * rows, "proven": True})
+    return ArgminResult(state, energies, "bp", block.reason, {"rows": [info] * len(energies), "proven": True})
 
 
 def _row_tables(model, plan, obs):
@@ -282,6 +267,7 @@ def exact_conditional(model, observed=None, beta: float = 1.0):
 def rank_states(model, observed=None, k: int = 5):
     """[(state dict, energy)] for the k lowest-energy latent states; a list of such lists,
     one per row, when `observed` is a batch."""
+    from ebmlang.inference.discrete_argmin import proven_infeasible
     from ebmlang.inference.discrete_map import top_k
     from ebmlang.inference.tabulate import labels_to_state
 
@@ -291,10 +277,7 @@ def rank_states(model, observed=None, k: int = 5):
     for r, mrf in enumerate(models):
         labels, energies = top_k(mrf, k)
         if len(labels) == 0:
-            raise EbmError("no labelling satisfies every constraint of the model"
-                           + (f" (observed row {r})" if batched else "")
-                           + ": proven by enumerating every allowed labelling",
-                           hint="check the constraints and the observed values")
+            raise proven_infeasible(f" (observed row {r})" if batched else "", "enumerating every allowed labelling")
         answers.append([({g: v.astype(np.int64) for g, v in labels_to_state(np.asarray(row), index,
                                                                              model.graph).items()}, float(e))
                         for row, e in zip(labels, energies)])

@@ -232,7 +232,7 @@ def _exact_block(graph, groups, given) -> tuple[bool, str]:
     status = tabular_status(graph, given)
     if not status.tabular:
         return False, status.why_not
-    if not _pairwise(graph, given):
+    if status.arity > 2:
         return False, "a factor reads three or more of them"
     pairs = latent_pairs(graph, given)
     forest = rooted_forest(latent_index(graph, given).total, pairs)
@@ -257,7 +257,6 @@ def _marginals_choice(graph, discrete, continuous, observed, budget: Budget) -> 
     """Exact marginals: sum-product on the forest, or on a junction tree of small width."""
     import networkx as nx
 
-    from ebmlang.inference.discrete_map.tree_dp import rooted_forest
     from ebmlang.inference.exact.junction import tree_decomposition
     from ebmlang.inference.tabulate import latent_index, latent_pairs, tabular_status
 
@@ -268,13 +267,13 @@ def _marginals_choice(graph, discrete, continuous, observed, budget: Budget) -> 
     status = tabular_status(graph, observed)
     if not status.tabular:
         return BlockChoice(tuple(discrete), "discrete", "none", f"{status.why_not}: no exact tables")
+    is_tree, tree = _exact_block(graph, discrete, observed)
+    if is_tree:
+        return BlockChoice(tuple(discrete), "discrete", "exact",
+                           f"tree sum-product, width 1 -- the interaction graph is {tree}: log Z, marginals "
+                           "and draws in two passes")
     pairs = latent_pairs(graph, observed)
     total = latent_index(graph, observed).total
-    forest = rooted_forest(total, pairs)
-    if forest is not None and _pairwise(graph, observed):
-        return BlockChoice(tuple(discrete), "discrete", "exact",
-                           f"tree sum-product, width 1 -- the interaction graph is "
-                           f"{forest.describe(pairs.shape[0])}: log Z, marginals and draws in two passes")
     if pairs.shape[0] > PLAN_DECOMPOSE_PAIRS:
         return BlockChoice(tuple(discrete), "discrete", "exact",
                            f"exact if its junction tree fits the budget ({pairs.shape[0]:,} interacting pairs: "
@@ -292,19 +291,6 @@ def _marginals_choice(graph, discrete, continuous, observed, budget: Budget) -> 
     return BlockChoice(tuple(discrete), "discrete", "exact",
                        f"junction tree, width {width} ({bags.number_of_nodes()} bags, networkx elimination "
                        "order) -- the interaction graph has cycles or factors over 3+ variables")
-
-
-def _pairwise(graph, observed) -> bool:
-    from ebmlang.inference.tabulate import _factor_positions, _latent_slots, _slot_variable_ids, latent_index
-
-    index = latent_index(graph, observed)
-    latent = set(index.groups)
-    for t in graph.templates:
-        slots = _latent_slots(t, latent)
-        found = _slot_variable_ids(t, slots, index) if slots else None
-        if found is not None and int(_factor_positions(found[0])[1].max(initial=0)) > 2:
-            return False
-    return True
 
 
 def _scanned(graph: FactorGraph, groups, colours) -> list[str]:

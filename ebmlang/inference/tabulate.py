@@ -25,6 +25,7 @@ class TabularStatus:
     state_space: int
     tabular: bool
     why_not: str = ""
+    arity: int = 0   # the most latent variables one factor reads
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,17 @@ def _factor_positions(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return distinct, count, position
 
 
+def slot_reads(slots, shapes, position: np.ndarray, num_ground: int) -> dict:
+    """id(slot) -> [num_ground, *inner] local position each element of each latent slot reads
+    (`position` from `_factor_positions`, its columns slot by slot as `_slot_variable_ids` lays them)."""
+    reads, start = {}, 0
+    for slot, shape in zip(slots, shapes):
+        size = int(np.prod(shape, dtype=np.int64))
+        reads[id(slot)] = position[:, start:start + size].reshape((num_ground,) + shape)
+        start += size
+    return reads
+
+
 def tabular_status(graph: FactorGraph, observed) -> TabularStatus:
     index = latent_index(graph, observed)
     # The exact count only matters up to the enumeration limit; beyond 2^62 it is "huge".
@@ -110,6 +122,7 @@ def tabular_status(graph: FactorGraph, observed) -> TabularStatus:
     space = math.prod(int(k) for k in index.num_labels) if log2_space < 62 else 2 ** 62
     latent = set(index.groups)
     kmax = int(index.num_labels.max()) if index.total else 1
+    widest_factor = 0
     for t in graph.templates:
         slots = _latent_slots(t, latent)
         if not slots:
@@ -119,6 +132,7 @@ def tabular_status(graph: FactorGraph, observed) -> TabularStatus:
             return TabularStatus(space, False, f"term '{t.term}' passes a whole latent group to a network")
         _, count, _ = _factor_positions(found[0])
         arity = int(count.max(initial=0))
+        widest_factor = max(widest_factor, arity)
         if arity > MAX_TABULAR_ARITY or float(kmax) ** arity > MAX_TABLE_ENTRIES:
             own = max(graph.variables[s.group].domain.num_values for s in slots)
             if own < kmax and float(own) ** arity <= MAX_TABLE_ENTRIES:
@@ -130,7 +144,7 @@ def tabular_status(graph: FactorGraph, observed) -> TabularStatus:
             return TabularStatus(space, False, f"term '{t.term}' couples {arity} latent variables with up to "
                                                f"{kmax} labels in one factor ({float(kmax) ** arity:.3g} "
                                                "joint labels, more than a table holds)")
-    return TabularStatus(space, True)
+    return TabularStatus(space, True, arity=widest_factor)
 
 
 def latent_pairs(graph: FactorGraph, observed) -> np.ndarray:
@@ -203,11 +217,7 @@ def tabulate_rows(compiled, params, context: dict, observed=(), budget=None):
         ids, shapes = _slot_variable_ids(t, slots, index)
         distinct, count, position = _factor_positions(ids)
         arity = int(count.max())
-        reads, start = {}, 0
-        for s, shape in zip(slots, shapes):
-            size = int(np.prod(shape, dtype=np.int64))
-            reads[id(s)] = position[:, start:start + size].reshape((t.num_ground,) + shape)
-            start += size
+        reads = slot_reads(slots, shapes, position, t.num_ground)
         budget.check(8.0 * rows * kmax ** arity * (3 * t.num_ground + state_size),
                      f"tabulating term '{t.term}' ({t.num_ground:,} factors x {kmax ** arity:,} joint labels)",
                      t.span, graph.source)

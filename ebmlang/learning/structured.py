@@ -17,10 +17,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from ebmlang.errors import EbmError
-from ebmlang.inference.discrete_map.tree_dp import rooted_forest
 from ebmlang.inference.exact.program import ForestPasses
-from ebmlang.inference.exact.schedule import level_schedule
-from ebmlang.inference.exact.tables import NotPairwise, PairwiseTables
+from ebmlang.inference.exact.tables import NotPairwise, PairwiseTables, pairwise_tables
 from ebmlang.learning.weighted import WeightedStates
 
 
@@ -49,14 +47,12 @@ def chain_structure(model, targets: tuple[str, ...], inputs: tuple[str, ...]):
 
 def _structure(model, inputs):
     try:
-        tables = PairwiseTables(model.compiled, inputs, model.budget)
+        tables = pairwise_tables(model.compiled, inputs, model.budget)
     except NotPairwise as reason:
         return str(reason)
-    forest = rooted_forest(tables.num_variables, tables.edges)
-    if forest is None:
+    if tables.forest is None:
         return "the targets' factors form a cycle"
-    passes = ForestPasses(model.backend, level_schedule(forest, tables.edges), 1.0)
-    return tables, passes
+    return tables, ForestPasses(model.backend, tables.schedule, 1.0)
 
 
 class ChainLikelihood:

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.inference.exact.program import ForestPasses, from_observations
-from ebmlang.inference.exact.tables import NotPairwise, PairwiseTables
+from ebmlang.inference.exact.junction import ForestForm
+from ebmlang.inference.exact.program import ForestProgram
+from ebmlang.inference.exact.tables import NotPairwise, PairwiseTables, pairwise_tables
 
 
 def exact_block_structure(compiled, groups, budget=None) -> PairwiseTables | str:
     """The tables of `groups` given every other group, when they form a pairwise forest;
     else why not."""
     graph = compiled.graph
-    others = tuple(sorted(g for g in graph.variables if g not in groups))
     try:
-        tables = PairwiseTables(compiled, others, budget)
+        tables = pairwise_tables(compiled, [g for g in graph.variables if g not in groups], budget)
     except NotPairwise as reason:
         return str(reason)
     if tables.num_variables == 0:
@@ -34,31 +34,26 @@ class ExactBlockStepper:
     """`step(key, state) -> state`: the discrete groups redrawn jointly and exactly."""
 
     def __init__(self, model, groups, temperature: float):
-        compiled = model.compiled
-        found = compiled.memo(("exact block", tuple(groups)),
-                              lambda: exact_block_structure(compiled, groups, model.budget))
+        found = exact_block_structure(model.compiled, groups, model.budget)
         if isinstance(found, str):
             raise ValueError(f"no exact block for {', '.join(groups)}: {found}")
         self.tables = found
         self.model = model
-        self.slots = found.schedule.node_slots
         self.beta = 1.0 / float(temperature)
         index = found.index
         self.parts = {g: (index.offsets[g], index.sizes[g]) for g in index.groups}
         self.values = {g: np.asarray(model.graph.variables[g].domain.values, dtype=np.float64) for g in index.groups}
 
     def __call__(self, key, state: dict) -> dict:
-        backend = self.model.backend
+        backend, tables = self.model.backend, self.tables
         rows = int(next(iter(state.values())).shape[0])
         context = {g: state[g] for g in state if g not in self.parts}
         # the tables are built inside the draw's program (one compiled call per step on JAX)
-        tables = self.tables
-        passes = self.model.compiled.memo(
-            ("exact block passes", id(tables), rows, self.beta),
-            lambda: ForestPasses(backend, tables.schedule, self.beta, from_observations(backend, tables, rows)))
-        drawn = backend.to_numpy(passes.draws(1)(key, context, self.model.params))  # [D, B, 1, W]
-        depth, _, _, width = drawn.shape
-        labels = drawn[:, :, 0, :].transpose(1, 0, 2).reshape(rows, depth * width)[:, self.slots]
+        form = ForestForm(None, tables.edges, None, None, tables.forest, 1, tables.num_variables,
+                          schedule=tables.schedule, tables=tables, context=context, rows=rows)
+        program = ForestProgram(backend, form, self.beta, memo=self.model.compiled.memo, schedule=tables.schedule,
+                                params=self.model.params)
+        labels = program.sample(key, 1)[:, 0]                                             # [B, n]
         new = dict(state)
         graph = self.model.graph
         for g, (offset, size) in self.parts.items():

@@ -84,15 +84,13 @@ def upward(backend, schedule: LevelSchedule, potentials: LevelPotentials, use_ma
         unary, tables, slots = level
         up = unary + incoming
         total = up[..., None] + tables
-        if use_max:
-            message, best = ops.max_argmax(total, 2)
-        else:
-            message = ops.logsumexp(total, 2)
         if use_max:   # the argmax needs no shift; the path's score is summed afresh (path_score)
+            message, best = ops.max_argmax(total, 2)
             out = (best,)
         else:
             # (an all -inf message, of an infeasible model, turns NaN here: log Z then is not
             # finite either, and the callers refuse it)
+            message = ops.logsumexp(total, 2)
             top = ops.max(message, 2)                                                  # [B, W]
             message = message - top[..., None]
             out = (up, message, top) if keep_messages else (up, top)

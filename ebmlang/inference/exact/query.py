@@ -16,6 +16,7 @@ import numpy as np
 from ebmlang.budget import as_budget
 from ebmlang.errors import EbmError, check_real_number, check_whole_number, did_you_mean
 from ebmlang.graph.values import batch_rows, check_observed
+from ebmlang.inference.discrete_argmin import proven_infeasible
 from ebmlang.inference.exact.junction import ForestForm, exact_form
 from ebmlang.inference.exact.program import ForestProgram
 
@@ -90,28 +91,17 @@ def exact_answers(model, observed=None, *, beta: float = 1.0, draws: int = 0, se
                        hint="sample(...) estimates marginals (and draws); argmin(...) still finds the mode"
                        + ("; method='bp' gives loopy BP's approximate marginals" if rows and rows[0].is_pairwise
                           and not draws else ""))
-    if isinstance(found, str) or method == "bp":
-        if draws:
-            raise EbmError("loopy BP gives marginals, not joint draws",
-                           hint="sample(...) draws from the model; draws= needs exact inference")
+    if isinstance(found, str) or method == "bp":   # (draws were refused above on both paths)
         return _loopy_answers(model, observed, rows, index, batched, found if method is None else None,
                               beta=beta, damping=damping, iters=iters, tol=tol)
     form = found
-    rows_count = form.rows if form.tables is not None else int(np.shape(form.unary)[0])
-    kmax = int(index.num_labels.max()) if index.total else 1
-    # what the passes hold per row: tables, up, outside and marginals (or the draws' noise) per node and label
-    as_budget(model.budget).check(32.0 * rows_count * max(draws, 1) * form.forest.parent.size * (kmax + 1),
-                       f"{draws:,} joint draws of {index.total:,} variables for {rows_count:,} rows" if draws else
-                       f"the marginals of {index.total:,} variables with up to {kmax} labels for {rows_count:,} rows")
-    program = ForestProgram(model.backend, form, beta, memo=model.compiled.memo, schedule=form.schedule,
-                            params=model.params)
+    program = _program(model, form, index, beta, draws)
     log_z = program.log_partition()
     if not np.all(np.isfinite(log_z)):
         row = int(np.flatnonzero(~np.isfinite(log_z))[0])
-        raise EbmError("no labelling satisfies every constraint of the model"
-                       + (f" (observed row {row})" if batched else "")
-                       + ": proven by summing over every labelling exactly (log Z = -inf)",
-                       hint="check the constraints and the observed values")
+        raise proven_infeasible(f" (observed row {row})" if batched else "",
+                                "summing over every labelling exactly (log Z = -inf)")
+    kmax = int(index.num_labels.max()) if index.total else 1
     marginals = form.variable_marginals(program.node_marginals(), kmax)
     sampled = form.variable_labels(program.sample(model.backend.key(int(seed)), draws)) if draws else None
     values, parts, shapes = _layout(model.graph, index)
@@ -120,15 +110,34 @@ def exact_answers(model, observed=None, *, beta: float = 1.0, draws: int = 0, se
         drawn = {g: values[g][sampled[:, :, parts[g]]].reshape((-1, draws) + shapes[g]) for g in index.groups}
 
     def solve_mode():
-        node_labels, energy = program.minimum()
-        labels = form.variable_labels(node_labels)
-        mode = {g: values[g][labels[:, parts[g]]].reshape((-1,) + shapes[g]) for g in index.groups}
+        mode, energy = forest_mode(model, form, index, beta, program)
         return ({g: v[0] for g, v in mode.items()}, float(energy[0])) if not batched else (mode, energy)
 
     if not batched:
         probs, drawn = {g: v[0] for g, v in probs.items()}, {g: v[0] for g, v in drawn.items()}
         log_z = float(log_z[0])
     return Marginals(probs, values, log_z, form.describe(), drawn, solve_mode)
+
+
+def _program(model, form: ForestForm, index, beta: float, draws: int = 0,
+             what: str = "the marginals of") -> ForestProgram:
+    """The passes of `form`, once what they hold is checked against the model's budget."""
+    rows = form.rows if form.tables is not None else int(np.shape(form.unary)[0])
+    kmax = int(index.num_labels.max()) if index.total else 1
+    # per row: tables, up, outside and marginals (or the draws' noise) per node and label
+    as_budget(model.budget).check(32.0 * rows * max(draws, 1) * form.forest.parent.size * (kmax + 1),
+                                  f"{draws:,} joint draws of {index.total:,} variables for {rows:,} rows" if draws
+                                  else f"{what} {index.total:,} variables with up to {kmax} labels for {rows:,} rows")
+    return ForestProgram(model.backend, form, beta, memo=model.compiled.memo, schedule=form.schedule,
+                         params=model.params)
+
+
+def forest_mode(model, form: ForestForm, index, beta: float = 1.0, program: ForestProgram | None = None):
+    """(the minimum-energy state per group [B, *shape], its energy [B]) by max-product."""
+    node_labels, energy = (program or _program(model, form, index, beta, what="max-product over")).minimum()
+    labels = form.variable_labels(node_labels)
+    values, parts, shapes = _layout(model.graph, index)
+    return {g: values[g][labels[:, parts[g]]].reshape((-1,) + shapes[g]) for g in index.groups}, energy
 
 
 def _layout(graph, index):
@@ -153,10 +162,8 @@ def _loopy_answers(model, observed, rows, index, batched, why_not_exact, *, beta
     results = [loopy_sum_product(mrf, beta=beta, iters=iters, damping=damping, tol=tol) for mrf in rows]
     for row, result in enumerate(results):
         if not np.all(result.marginals.sum(axis=1) > 0.5):
-            raise EbmError("no labelling satisfies every constraint of the model"
-                           + (f" (observed row {row})" if batched else "")
-                           + ": loopy BP's propagation left a variable with no allowed label",
-                           hint="check the constraints and the observed values; argmin(method='ilp') proves it")
+            raise proven_infeasible(f" (observed row {row})" if batched else "",
+                                    "loopy BP's propagation, which left a variable with no allowed label")
     values, parts, shapes = _layout(model.graph, index)
     probs = _per_group(np.stack([r.marginals for r in results]), values, parts, shapes)
     log_z = np.array([r.log_z for r in results])
@@ -192,7 +199,7 @@ def model_form(model, observed, tabulated: bool = False):
     """(the ForestForm of the latent discrete part per observed row, or why there is none;
     the latent index; whether a batch was passed; the rows' TabularMRFs when they were
     tabulated -- always when `tabulated`, else only off the forest path)."""
-    from ebmlang.inference.exact.tables import NotPairwise, PairwiseTables
+    from ebmlang.inference.exact.tables import NotPairwise, pairwise_tables
     from ebmlang.inference.plan import unobserved_continuous_error
     from ebmlang.inference.tabulate import tabular_status, tabulate_rows
 
@@ -209,8 +216,7 @@ def model_form(model, observed, tabulated: bool = False):
         raise EbmError(f"exact inference does not fit: {status.why_not}",
                        hint="sample(...) estimates marginals; argmin(method='annealing') finds a low state")
     try:
-        tables = model.compiled.memo(("pairwise tables", tuple(sorted(obs))),
-                                     lambda: PairwiseTables(model.compiled, tuple(sorted(obs)), model.budget))
+        tables = pairwise_tables(model.compiled, obs, model.budget)
     except NotPairwise:
         tables = None
     if tables is not None and tables.num_variables == 0:

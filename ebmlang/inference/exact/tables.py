@@ -25,11 +25,19 @@ from ebmlang.inference.tabulate import (
     _latent_slots,
     _slot_variable_ids,
     latent_index,
+    slot_reads,
 )
 
 
 class NotPairwise(Exception):
     """A factor reads three or more latent variables (the junction-tree path serves it)."""
+
+
+def pairwise_tables(compiled, observed, budget=None) -> "PairwiseTables":
+    """The model's PairwiseTables with `observed` groups clamped, planned once per set of
+    names and shared by every query (NotPairwise when a factor reads three or more)."""
+    names = tuple(sorted(observed))
+    return compiled.memo(("pairwise tables", names), lambda: PairwiseTables(compiled, names, budget))
 
 
 class PairwiseTables:
@@ -53,18 +61,11 @@ class PairwiseTables:
                 continue
             ids, shapes = _slot_variable_ids(t, slots, self.index)
             distinct, count, position = _factor_positions(ids)
-            arity = int(count.max())
-            if arity > 2:
-                raise NotPairwise(f"term '{t.term}' reads {arity} latent variables in one factor")
+            arity = int(count.max())   # at most 2: _merged_by_scope refused wider factors
             budget.check(8.0 * self.kmax ** arity * t.num_ground * (arity + 2),
                          f"tabulating term '{t.term}' ({t.num_ground:,} factors x {self.kmax ** arity:,} labels)",
                          t.span, graph.source)
-            reads, start = {}, 0
-            for s, shape in zip(slots, shapes):
-                size = int(np.prod(shape, dtype=np.int64))
-                reads[id(s)] = position[:, start:start + size].reshape((t.num_ground,) + shape)
-                start += size
-            table = LocalTable(compiled, t, reads, (self.kmax,) * arity)
+            table = LocalTable(compiled, t, slot_reads(slots, shapes, position, t.num_ground), (self.kmax,) * arity)
             single = np.flatnonzero(count == 1)
             if single.size:
                 self.unary_parts.append((table, single, distinct[single, 0]))
