@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ebmlang.errors import EbmError
 
 from .base import Backend, CompiledGraph, seed_key, split_seed_key
+from .torch_einsum import matmul_einsum
 
 _TORCH_DTYPES = {
     "float32": torch.float32, "float64": torch.float64, "int32": torch.int32,
@@ -230,8 +231,9 @@ class TorchOps:
         return torch.linalg.vecdot(x, y)
 
     matmul = staticmethod(torch.matmul)
-    einsum = staticmethod(torch.einsum)
     linear = staticmethod(F.linear)
+
+    einsum = staticmethod(matmul_einsum)
 
 
 class TorchBackend(Backend):

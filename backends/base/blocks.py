@@ -35,6 +35,21 @@ class CompiledBlock:
     arrays: dict
     kernel: Callable
     backend: "Backend"
+    field_kernel: Callable | None = None
+
+    @property
+    def has_field(self) -> bool:
+        """Whether `field` is available: the block's energy is linear in its values and
+        holds a contraction (a dense coupling), where an eager backend pays for every
+        elementwise op on the [batch, K, n] table. (Lattice blocks keep the table: under
+        jax.jit the smaller output ran the 64x64 Ising sweep slower, see
+        `GibbsBlocks._conditional_kernel`.)"""
+        return self.field_kernel is not None
+
+    def field(self, state: Mapping[str, Any], params: Mapping[str, Any], packed=None) -> Any:
+        """The local field f [batch, n] with E(x_i = value) = value * f_i + (terms without
+        x_i): `by_value` is `values[:, None] * f[:, None, :]` (only when `has_field`)."""
+        return self.field_kernel(self.arrays, state, params, packed or {})
 
     @property
     def group(self) -> str:
@@ -112,12 +127,17 @@ class GibbsBlocks:
         # A layout block reads its values through the layout: indices only for contracted fields.
         if not whole and (plan.layout is None or plan.fields):
             arrays.update(self.backend.convert_arrays({"indices": indices}))
-        return CompiledBlock(plan, arrays, self.backend.jit(self._conditional_kernel(plan)), self.backend)
+        conditional, field = self._conditional_kernel(plan)
+        linear = field if plan.fields and all(linear_form(t) is not None and target is None
+                                              for t, target in zip(plan.templates, plan.targets)) else None
+        return CompiledBlock(plan, arrays, self.backend.jit(conditional), self.backend,
+                             None if linear is None else self.backend.jit(linear))
 
-    def _conditional_kernel(self, plan: BlockPlan) -> Callable:
-        """[batch, K, n] energies of a block's values. Templates linear in the value
-        (`linear_form`) are summed per variable first -- one local field per group of
-        equal scalar factors -- and spread over the values once at the end.
+    def _conditional_kernel(self, plan: BlockPlan) -> tuple[Callable, Callable]:
+        """[batch, K, n] energies of a block's values, and the local field of the templates
+        linear in the value (`linear_form`): those are summed per variable first -- one
+        local field per group of equal scalar factors -- and spread over the values once
+        at the end.
 
         (A binary block could return only E(v0) - E(v1), one op fewer for eager torch;
         under jax.jit that smaller output let XLA fuse the neighbour rolls into one
@@ -144,9 +164,7 @@ class GibbsBlocks:
                 field = ops.take(field, arrays["indices"], -1)
             return ops.reshape(field, (field.shape[0], 1, field.shape[-1]))
 
-        def conditional(arrays, state, params, packed=None):
-            ctx = self.context(arrays, state, params, (num_values,), arrays["values"], packed)
-            table = None
+        def linear_field(ctx, arrays, state, params):
             field = None
             for members in scalar_groups.values():
                 summed, ones = None, 0
@@ -169,6 +187,17 @@ class GibbsBlocks:
             if plan.fields:
                 contracted = contracted_field(arrays, state, params)
                 field = contracted if field is None else field + contracted
+            return field
+
+        def field_only(arrays, state, params, packed=None):
+            ctx = self.context(arrays, state, params, (num_values,), arrays["values"], packed)
+            field = ops.broadcast_to(linear_field(ctx, arrays, state, params), (ctx.prefix[0], 1, size))
+            return ops.reshape(field, (ctx.prefix[0], size))
+
+        def conditional(arrays, state, params, packed=None):
+            ctx = self.context(arrays, state, params, (num_values,), arrays["values"], packed)
+            table = None
+            field = linear_field(ctx, arrays, state, params)
             if field is not None:
                 table = ops.reshape(arrays["values"], (num_values, 1)) * field
             for i, (template, target) in enumerate(zip(plan.templates, plan.targets)):
@@ -184,7 +213,7 @@ class GibbsBlocks:
                     table = ops.index_add(into, arrays[f"target{i}"], rows)
             table = table if table is not None else ops.zeros(ctx.prefix + (size,))
             return ops.broadcast_to(table, ctx.prefix + (size,))
-        return conditional
+        return conditional, field_only
 
     def _check_block(self, group: str, indices: np.ndarray) -> np.ndarray:
         variables = self.graph.variables.get(group)

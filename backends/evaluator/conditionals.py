@@ -89,20 +89,16 @@ def plan_block(
             np.broadcast_to(s.index, (ground,) + np.shape(s.index)[1:]).reshape(ground, -1)
             for s in slots
         ]
-        rows, target = _row_targets(reads, position, size)
+        rows, target, code = _row_codes(reads, position, size, np.asarray(flat_indices))
         if rows.size == 0:
             continue
-        owner = np.asarray(flat_indices)[target]
-        # How each slot reads the row's variable: 0 nowhere, 1 everywhere, 2 somewhere.
-        hits = [read[rows] == owner[:, None] for read in reads]  # per slot [R, its positions]
-        pattern = np.stack([np.where(h.all(-1), 1, np.where(h.any(-1), 2, 0)) for h in hits], axis=1)
-        # One base-3 code per row; parts in code order (a linear-time unique of small ints).
-        code = pattern @ (3 ** np.arange(pattern.shape[1], dtype=np.int64))
+        # Parts in code order (a linear-time unique of small ints).
         for kind in np.flatnonzero(np.bincount(code)):
             chosen = np.flatnonzero(code == kind)
-            chosen = chosen[np.argsort(target[chosen], kind="stable")]
+            if not _ascending(target[chosen]):
+                chosen = chosen[np.argsort(target[chosen], kind="stable")]
             prefix = f"t{number}p{kind}"
-            owners = (group, owner[chosen])
+            owners = (group, np.asarray(flat_indices)[target[chosen]])
             positions = target[chosen]
             if layout is not None and np.all(np.diff(positions) > 0):
                 try:
@@ -135,19 +131,41 @@ def _is_linear_field(contraction: ContractionPlan | None, group: str, block: np.
     return len(slots) == 1 or not np.isin(contraction.repeated_reads(group), block).any()
 
 
-def _row_targets(reads: list[np.ndarray], position: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _row_codes(reads: list[np.ndarray], position: np.ndarray, size: int,
+               flat_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The distinct (ground factor, block position) pairs where a slot reads a block
-    variable, by ascending ground factor. Scalar slots (one read per factor) drop repeats
-    by comparing the few slots of a row; others sort the pair codes."""
-    if all(read.shape[1] == 1 for read in reads):
+    variable, by ascending ground factor (rows, targets), and per pair how each slot reads
+    that variable -- 0 nowhere, 1 everywhere, 2 somewhere -- as one base-3 code.
+
+    Scalar slots (one read per factor, a lattice's neighbours) work from the [ground,
+    slots] block positions alone, in int32 and int16: on a 16-million-site lattice the
+    general path's gathers and int64 patterns held about 100 bytes a pair at once."""
+    weights = 3 ** np.arange(len(reads), dtype=np.int64)
+    if all(read.shape[1] == 1 for read in reads) and len(reads) < 10:
         columns = np.stack([position[read[:, 0]] for read in reads], axis=1)  # [ground, slots]
         keep = columns >= 0
         for slot in range(1, columns.shape[1]):
             keep[:, slot] &= np.all(columns[:, :slot] != columns[:, slot:slot + 1], axis=1)
-        rows, slots = np.nonzero(keep)
-        return rows, columns[rows, slots]
+        pairs = np.flatnonzero(keep)
+        del keep
+        rows, slots = np.divmod(pairs, columns.shape[1])
+        del pairs
+        target = columns[rows, slots]
+        del slots
+        code = np.zeros(len(rows), dtype=np.int16)  # 3^9 < 2^15
+        for slot, weight in enumerate(weights):
+            code += (columns[rows, slot] == target).astype(np.int16) * np.int16(weight)
+        return rows, target, code
     codes = sorted_unique(np.concatenate([
         np.nonzero(position[read] >= 0)[0] * size + position[read][position[read] >= 0]
         for read in reads
     ]))
-    return codes // size, codes % size
+    rows, target = codes // size, codes % size
+    owner = flat_indices[target]
+    hits = [read[rows] == owner[:, None] for read in reads]  # per slot [R, its positions]
+    pattern = np.stack([np.where(h.all(-1), 1, np.where(h.any(-1), 2, 0)) for h in hits], axis=1)
+    return rows, target, pattern @ weights
+
+
+def _ascending(values: np.ndarray) -> bool:
+    return bool(np.all(values[1:] >= values[:-1]))

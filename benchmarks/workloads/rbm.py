@@ -71,6 +71,10 @@ def describe(smoke: bool) -> str:
         "epoch, and the exact mean log-likelihood (nats per image) of the test and train images: "
         "log Z by enumerating the 2^16 hidden states, visible units summed out analytically. "
         "scikit-learn's BernoulliRBM trains by PCD with one Gibbs step per update. The "
+        "hand-written torch loop (benchmarks/kernels/rbm.py: PCD-1, hidden units summed out, "
+        "plain SGD, no averaging) shows what eager torch costs per minibatch of ten. ebmlang "
+        "trains with ema = 0.99 and its default Rao-Blackwellisation (rao_blackwell=\"classes\"); on "
+        "JAX a whole epoch runs as one compiled scan. The "
         "\"independent pixels\" row (each pixel its own Bernoulli, add-one smoothed) is the "
         "no-interaction reference an RBM should beat."
     )
@@ -101,8 +105,25 @@ def prepare_sklearn(problem: RbmProblem) -> Callable[[int], Any]:
     return train
 
 
+def prepare_hand_torch(problem: RbmProblem) -> Callable[[int], Any]:
+    """kernels/rbm.py's PCD-1 loop (hidden units summed out, plain SGD, no averaging): how
+    fast eager torch itself runs minibatches of ten, the timing reference for ebmlang's
+    torch figure."""
+    from benchmarks.kernels.rbm import torch_pcd
+
+    weights = np.random.default_rng(problem.seed).normal(0.0, 0.01, (problem.train.shape[1], problem.hidden))
+    train = torch_pcd(problem.train, weights, batch_size=problem.batch_size, lr=problem.learning_rate,
+                      seed=problem.seed)
+
+    def run(n_epochs: int) -> tuple[Any, Any, Any]:
+        W, b, c = train(n_epochs)
+        return W.T, b, c
+
+    return run
+
+
 def hand_written_contenders() -> list[Contender[RbmProblem]]:
-    return []
+    return [Contender("torch (hand-written PCD-1)", prepare_hand_torch, requires=("torch",))]
 
 
 def peer_contenders() -> list[Contender[RbmProblem]]:

@@ -75,7 +75,7 @@ def fit_data_parallel(model, data, *, method: str = "auto", epochs: int = 10, ba
     params are updated in place, identically on every rank.
     """
     from ebmlang.learning.chains import LangevinOptions
-    from ebmlang.learning.dataset import epoch_order, minibatches, num_examples, prepare_data, step_seed
+    from ebmlang.learning.dataset import epoch_order, minibatches, num_examples, prepare_data, step_seeds
     from ebmlang.learning.fit import FitResult, ParameterAverage, trainable_names
     from ebmlang.learning.objectives import make_objective
     from ebmlang.learning.optim import make_optimizer, scheduled_lr
@@ -111,9 +111,10 @@ def fit_data_parallel(model, data, *, method: str = "auto", epochs: int = 10, ba
     history = []
     for epoch in range(epochs):
         sums: dict[str, float] = {}
+        seeds = step_seeds(local_seed, epoch, steps_per_epoch)
         for step, batch in enumerate(minibatches(data, epoch_order(seed, epoch, n), batch_size)):
             rate = scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
-            key = bk.key(step_seed(local_seed, epoch, step))
+            key = bk.key(int(seeds[step]))
             stats = _update(model, objective, optim, names, key, batch, rate, weight_decay, grad_clip, group,
                             (epoch, step))
             if average is not None:

@@ -14,8 +14,10 @@ from ebmlang.graph.ir import FactorGraph, VariableGroup
 
 
 def check_values(var: VariableGroup, value, *, source: str | None = None, batched: bool | None = None,
-                 what: str = "value") -> np.ndarray:
-    """`value` as a float64 array [batch, *shape]; accepts [*shape] (batch of 1) or [batch, *shape]."""
+                 what: str = "value", copy: bool = True) -> np.ndarray:
+    """`value` as a float64 array [batch, *shape]; accepts [*shape] (batch of 1) or [batch, *shape].
+    copy=False returns a float64 input itself (for callers that only read it during the
+    call: copying a large training set costs more than checking it)."""
     try:
         arr = np.asarray(value)
     except Exception as exc:  # noqa: BLE001 -- anything numpy cannot read is the user's input
@@ -43,7 +45,7 @@ def check_values(var: VariableGroup, value, *, source: str | None = None, batche
         raise _error(var, f"{what} for '{var.name}' is a batch that has no rows", source,
                      expected=f"at least one row of shape {list(shape)}")
     Budget().check(8.0 * arr.size, f"{what} for '{var.name}', {arr.shape[0]:,} rows as float64,", var.span, source)
-    arr = arr.astype(np.float64)
+    arr = arr.astype(np.float64, copy=copy)
     if not np.all(np.isfinite(arr)):
         raise _error(var, f"{what} for '{var.name}' contains NaN or infinite entries", source)
     dom = var.domain

@@ -131,9 +131,13 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
     owner_masks = {
         g: [[backend.asarray(m, "bool") for m in row] for row in p.owner_masks()] for g, p in packing.items()
     }
+    # A binary block with a local field draws from the field alone (no [batch, 2, n] table).
+    by_field = [h.has_field and graph.variables[b.group].domain.num_values == 2 and not h.plan.may_be_infinite()
+                for b, h in zip(blocks, handles)]
     updates = [
-        _update(backend, graph.variables[b.group].domain.values, temperature, h.plan.may_be_infinite())
-        for b, h in zip(blocks, handles)
+        _binary_field_update(backend, graph.variables[b.group].domain.values, temperature) if field
+        else _update(backend, graph.variables[b.group].domain.values, temperature, h.plan.may_be_infinite())
+        for b, h, field in zip(blocks, handles, by_field)
     ]
     # Per block, the trailing shape of its uniforms: one per variable, or one per variable
     # and value for a Gumbel draw over more than two values.
@@ -157,7 +161,7 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
             for block_key, shape in zip(backend.split(key, keys_needed), uniform_shapes)
         )
 
-    block_steps = list(zip(handles, updates, class_of))
+    block_steps = list(zip(handles, updates, class_of, by_field))
     steps = [scans[what] if kind == "scan" else block_steps.pop(0) for kind, what in order]
 
     def prepare(params):
@@ -171,9 +175,9 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
             if isinstance(step, ScanUpdate):
                 dense = step.move(dense, uniform, params, prepared[step.group])
                 continue
-            handle, update, number = step
+            handle, update, number, field = step
             classes = {g: tuple(c) for g, c in packed.items()}
-            table = handle.by_value(dense, params, classes)
+            table = handle.field(dense, params, classes) if field else handle.by_value(dense, params, classes)
             if number is None:
                 current = dense[handle.group]
                 dense[handle.group] = handle.replace(current, update(uniform, table, handle.current(current)))
@@ -263,14 +267,34 @@ def _binary_update(backend, values, temperature: float, may_be_infinite: bool = 
         gap = table[:, 0] - table[:, 1]
         p_high = ops.sigmoid(gap if inverse_temperature == 1.0 else gap * inverse_temperature)
         if not may_be_infinite:
-            # Discrete domain values are small integers: low + (high - low) * 1 is exact.
-            return ops.as_float(u < p_high) * (high - low) + low
+            return _between(ops, ops.as_float(u < p_high), low, high)
         # Both energies +inf (every value violates a hard constraint) gives p = NaN, for
         # which both comparisons are false: keep the current value, so a neighbour's move
         # can open a value up next sweep.
         return ops.where(u < p_high, high, ops.where(u >= p_high, low, old))
 
     return update
+
+
+def _binary_field_update(backend, values, temperature: float):
+    """Two values and a finite local field f [batch, n] (E(value) = value * f + rest):
+    p(second value) = sigmoid((low - high) * f / T), one uniform per variable."""
+    ops = backend.ops
+    low, high = (float(v) for v in values)
+    scale = (low - high) / float(temperature)
+
+    def update(u, field, old):
+        return _between(ops, ops.as_float(u < ops.sigmoid(field * scale)), low, high)
+
+    return update
+
+
+def _between(ops, chosen, low: float, high: float):
+    """low where `chosen` is 0, high where it is 1 (exact: domain values are small
+    integers); no arithmetic for the binary domain's 0 and 1."""
+    if (low, high) == (0.0, 1.0):
+        return chosen
+    return chosen * (high - low) + low
 
 
 def _categorical_update(backend, values, temperature: float):

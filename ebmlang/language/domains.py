@@ -48,6 +48,8 @@ class Domain:
         values = np.asarray(values, dtype=float)
         if self.kind == "spin":
             return (values == -1.0) | (values == 1.0)
+        if self.kind == "binary":  # two comparisons instead of a rounding and two bounds
+            return (values == 0.0) | (values == 1.0)
         low, high = self.value_range
         return (values == np.round(values)) & (values >= low) & (values <= high)
 

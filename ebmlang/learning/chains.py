@@ -77,8 +77,10 @@ class ChainSampler:
         self.continuous = [g for g in free if not graph.variables[g].domain.is_discrete]
         self.gibbs = None
         if self.discrete:
-            roles = with_roles(graph, clamped)
-            blocks = gibbs_blocks(roles, groups=set(self.discrete))
+            # Colouring a large graph takes milliseconds: once per model and clamped set.
+            blocks = model.compiled.memo(
+                ("learning blocks", tuple(sorted(clamped)), tuple(self.discrete)),
+                lambda: gibbs_blocks(with_roles(graph, clamped), groups=set(self.discrete)))
 
             def build():
                 kernel = build_gibbs_kernel(model.compiled, blocks, 1.0)

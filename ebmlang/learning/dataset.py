@@ -12,7 +12,8 @@ from ebmlang.graph.values import check_values
 
 def prepare_data(graph: FactorGraph, data, *, what: str = "training data") -> dict[str, np.ndarray]:
     """`data` ({group: array [N, *shape]}) checked against the declarations: float64
-    numpy arrays, one batch size N >= 1 for all groups."""
+    numpy arrays, one batch size N >= 1 for all groups (a float64 input is returned
+    itself, not copied: callers only read it)."""
     if not isinstance(data, Mapping) or not data:
         raise EbmError(f"{what} must be a non-empty dict {{variable: array [N, *shape]}}",
                        hint=f"variables of {graph.name}: {', '.join(graph.variables)}")
@@ -24,7 +25,7 @@ def prepare_data(graph: FactorGraph, data, *, what: str = "training data") -> di
                            hint=did_you_mean(name, graph.variables)
                            or f"variables: {', '.join(graph.variables)}")
         out[name] = check_values(graph.variables[name], value, source=graph.source or None,
-                                 batched=True, what=what)
+                                 batched=True, what=what, copy=False)
     sizes = {name: arr.shape[0] for name, arr in out.items()}
     if len(set(sizes.values())) != 1:
         listed = ", ".join(f"{k}: {v}" for k, v in sizes.items())
@@ -55,5 +56,17 @@ def minibatches(data: Mapping[str, np.ndarray], order: np.ndarray, batch_size: i
 
 
 def step_seed(seed: int, epoch: int, step: int) -> int:
-    """An integer seed for the random key of one training step, from (seed, epoch, step)."""
+    """An integer seed for one random key outside the epoch's steps (e.g. evaluation), from
+    (seed, epoch, step)."""
     return int(np.random.SeedSequence([int(seed), int(epoch), int(step)]).generate_state(1)[0])
+
+
+def step_seeds(seed: int, epoch: int, steps: int) -> np.ndarray:
+    """The seeds of the random keys of an epoch's first `steps` training steps, uint32 [steps]:
+    one SeedSequence per epoch (its words are prefix-stable, so step i's seed does not
+    depend on how many are asked for), not one per step, whose cost rivals a small step."""
+    return np.random.SeedSequence([int(seed), int(epoch), STEP_STREAM]).generate_state(int(steps))
+
+
+# Tags the epoch's step-seed stream apart from `step_seed(seed, epoch, n)` for small n.
+STEP_STREAM = 0x57E95

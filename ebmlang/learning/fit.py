@@ -23,7 +23,8 @@ import numpy as np
 
 from ebmlang.errors import EbmError, did_you_mean
 from ebmlang.learning.chains import LangevinOptions
-from ebmlang.learning.dataset import epoch_order, minibatches, num_examples, prepare_data, step_seed
+from ebmlang.learning.dataset import epoch_order, minibatches, num_examples, prepare_data, step_seed, step_seeds
+from ebmlang.learning.fused import STAT_NAMES as FUSED_STAT_NAMES
 from ebmlang.learning.fused import fused_epochs
 from ebmlang.learning.objectives import make_objective
 from ebmlang.learning.optim import SCHEDULES, clip_by_global_norm, make_optimizer, scheduled_lr
@@ -119,7 +120,8 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
                                seed=seed, rao_blackwell=rao_blackwell)
     average = ParameterAverage(ema) if ema is not None else None
     evaluation = _evaluation_data(graph, data, eval_data, eval_size, seed)
-    fingerprint = _fingerprint(model, data, names, objective.name, dict(
+    # Hashing the data costs tens of milliseconds on large sets: only checkpoints need it.
+    fingerprint = None if checkpoint_dir is None else _fingerprint(model, data, names, objective.name, dict(
         method=method, loss=loss, margin=margin, gen_weight=gen_weight, seed=seed, batch_size=batch_size,
         optimizer=optimizer, lr=lr, momentum=momentum, lr_schedule=_schedule_name(lr_schedule),
         epochs=epochs if lr_schedule is not None else None, k=k, persistent=persistent, chains=chains,
@@ -140,15 +142,17 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
             epoch_started = time.perf_counter()
             sums: dict[str, float] = {}
             order = epoch_order(seed, epoch, n)
-            fused_stats = fused.run(data, order, batch_size, seed, epoch, epochs, lr, lr_schedule,
+            seeds = step_seeds(seed, epoch, steps_per_epoch)
+            fused_stats = fused.run(data, order, batch_size, seeds, epoch, epochs, lr, lr_schedule,
                                     steps_per_epoch) if fused is not None else None
-            done = len(fused_stats or ())
-            for stats in fused_stats or ():
-                for name, value in stats.items():
-                    sums[name] = sums.get(name, 0.0) + value
-                bar.advance(f"epoch {epoch + 1}/{epochs} loss {stats['loss']:.4g}")
+            done = 0
+            if fused_stats is not None:
+                done = len(fused_stats)
+                sums = {name: float(total) for name, total in zip(FUSED_STAT_NAMES, fused_stats.sum(axis=0))}
+                if done:
+                    bar.advance(f"epoch {epoch + 1}/{epochs} loss {fused_stats[-1, 0]:.4g}", done)
             for step, batch in enumerate(minibatches(data, order[done * batch_size:], batch_size), start=done):
-                key = bk.key(step_seed(seed, epoch, step))
+                key = bk.key(int(seeds[step]))
                 rate = scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
                 stats = _update(model, objective, optim, names, key, batch, rate, weight_decay, grad_clip,
                                 epoch, step)
@@ -414,9 +418,9 @@ class _Progress:
             self.task = self.bar.add_task(self.label, total=self.total)
         return self
 
-    def advance(self, status: str) -> None:
+    def advance(self, status: str, steps: int = 1) -> None:
         if self.enabled:
-            self.bar.update(self.task, advance=1, description=f"{self.label}: {status}")
+            self.bar.update(self.task, advance=steps, description=f"{self.label}: {status}")
 
     def __exit__(self, *exc) -> bool:
         if self.enabled:

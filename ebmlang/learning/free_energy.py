@@ -47,15 +47,21 @@ class FreeEnergyObjective:
         """F per row [batch] (backend, differentiable in params)."""
         backend, ops = self.compiled.backend, self.compiled.backend.ops
         state = dict(state)
+        batch = max([v.shape[0] for g, v in state.items() if g not in self.whole]
+                    or [v.shape[0] for v in state.values()] or [1])
         for g, ix in self.summed.members.items():
-            value = state[g]
-            if g in self.whole:
-                state[g] = ops.zeros_like(value) + self.reference[g]
+            if g in self.whole:  # its values are never read: callers may leave it out
+                state[g] = ops.zeros((batch,) + self.compiled.graph.variables[g].shape) + self.reference[g]
             else:
-                filled = ops.zeros((value.shape[0], len(ix))) + self.reference[g]
-                state[g] = backend.set_flat(value, ix, filled)
+                filled = ops.zeros((state[g].shape[0], len(ix))) + self.reference[g]
+                state[g] = backend.set_flat(state[g], ix, filled)
         free = self.energy(self.compiled.arrays, state, params)
         for g, block in self.blocks.items():
+            values = self.compiled.graph.variables[g].domain.values
+            if len(values) == 2 and block.has_field:  # e(v0) - e(v1) = (v0 - v1) * field: no table
+                per_unit = ops.softplus(block.field(state, params) * float(values[0] - values[1]))
+                free = free - ops.sum(per_unit, axis=-1)
+                continue
             table = block.by_value(state, params)  # [batch, K, n]
             if table.shape[1] == 2:  # log(1 + exp(e(v0) - e(v1))): softplus of the field
                 per_unit = ops.softplus(table[:, 0] - table[:, 1])
@@ -66,13 +72,15 @@ class FreeEnergyObjective:
 
     def _objective(self, params, state, weights, regs):
         free = self.rows(params, state)
-        return self.compiled.backend.ops.sum(weights * free + regs * free * free), free
+        weighted = weights * free if regs is None else weights * free + regs * free * free
+        return self.compiled.backend.ops.sum(weighted), free
 
     def __call__(self, params, state, weights: np.ndarray, regs: np.ndarray) -> tuple[np.ndarray, dict]:
         """(F per row as numpy float64, gradient of sum_b weights_b F_b + regs_b F_b^2) for
         backend `state` arrays: the phases of one step that sum the same set, stacked."""
         backend = self.compiled.backend
-        _, free, grads = self.value_aux_and_grad(dict(params), state, backend.asarray(weights), backend.asarray(regs))
+        regs = None if not np.any(regs) else backend.asarray(regs)
+        _, free, grads = self.value_aux_and_grad(dict(params), state, backend.asarray(weights), regs)
         return np.asarray(backend.to_numpy(free), dtype=np.float64), grads
 
 
@@ -96,14 +104,16 @@ def stacked_phases(objectives, estimators, params, energy_reg: float):
         ops = objective.compiled.backend.ops
         parts = [estimators[n][0] for n in members]
         sizes = [max(v.shape[0] for v in part.values()) for part in parts]
+        # Whole summed groups are set to the reference in `rows`: not stacked.
         rows = parts[0] if len(parts) == 1 else {
             g: ops.concatenate([ops.broadcast_to(p[g], (size,) + tuple(p[g].shape[1:]))
                                 for p, size in zip(parts, sizes)], 0)
-            for g in parts[0]}
+            for g in parts[0] if g not in objective.whole}
         shares = np.concatenate([np.full(size, estimators[n][2] / size) for n, size in zip(members, sizes)])
         backend = objective.compiled.backend
         _, free, grads = objective.value_aux_and_grad(dict(params), rows, backend.asarray(shares),
-                                                      backend.asarray(energy_reg * np.abs(shares)))
+                                                      backend.asarray(energy_reg * np.abs(shares))
+                                                      if energy_reg else None)
         gradients.append(grads)
         offsets = np.cumsum([0] + sizes)
         for number, start, stop in zip(members, offsets[:-1], offsets[1:]):

@@ -7,7 +7,7 @@ every piece of a step is a pure backend function -- persistent chains over discr
 groups moved by a Gibbs sweep, every phase a one-pass free energy
 (`FreeEnergyObjective`), an optax optimiser, no bounded params -- `FusedEpochs` runs the
 epoch's full minibatches as one `jax.lax.scan` of exactly those steps: the same keys
-(`step_seed`), the same example order, the same gradients and updates, so the result is
+(`step_seeds`), the same example order, the same gradients and updates, so the result is
 the step-by-step run's up to float rounding. A last, smaller minibatch is a scan of one
 step (its shape compiled once too). A step whose loss or gradient is not finite sends the whole epoch back to the
 step-by-step path from its start, which raises the located error at that step.
@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from ebmlang.learning.dataset import step_seed
 from ebmlang.learning.free_energy import stacked_phases
 from ebmlang.learning.likelihood import MaximumLikelihood, _set_key, phase_figures
 from ebmlang.learning.optim import OptaxOptimizer, scheduled_lr
@@ -58,6 +57,7 @@ class FusedEpochs:
                tuple(_set_key(s) for s in objective.negative_sets), names, weight_decay, grad_clip,
                average.decay if average is not None else None, optim.kind)
         self.scan = model.compiled.memo(key, self._build)
+        self.data = None  # (the fit's data, its backend arrays)
 
     def _build(self) -> Callable:
         import jax
@@ -97,56 +97,61 @@ class FusedEpochs:
             params = {**params, **trained}
             if decay is not None:
                 averaged = {n: decay * averaged[n] + (1.0 - decay) * trained[n] for n in names}
-            stats = (loss, norm, gap, positive_mean, negative_mean)
+            stats = jnp.stack([loss, norm, gap, positive_mean, negative_mean]).astype(loss.dtype)
             return (params, opt_state, chains, averaged), stats
 
         @jax.jit
-        def scan(params, opt_state, chains, averaged, batches, keys, rates):
-            return jax.lax.scan(step, (params, opt_state, chains, averaged), (batches, keys, rates))
+        def scan(params, opt_state, chains, averaged, data, rows, keys, rates):
+            def gathered(carry, inputs):
+                picked, key, rate = inputs
+                return step(carry, ({g: v[picked] for g, v in data.items()}, key, rate))
+
+            return jax.lax.scan(gathered, (params, opt_state, chains, averaged), (rows, keys, rates))
 
         return scan
 
-    def run(self, data: Mapping[str, np.ndarray], order: np.ndarray, batch_size: int, seed: int, epoch: int,
-            epochs: int, lr: float, lr_schedule, steps_per_epoch: int) -> list[dict] | None:
-        """Train on the whole epoch: its full minibatches in one scan, a smaller last one
-        in a scan of one step (each shape compiled once). The per-step stats, or None
-        (nothing changed) when some step's loss or gradient is not finite."""
+    def run(self, data: Mapping[str, np.ndarray], order: np.ndarray, batch_size: int, seeds: np.ndarray,
+            epoch: int, epochs: int, lr: float, lr_schedule, steps_per_epoch: int) -> np.ndarray | None:
+        """Train on the whole epoch (step i keyed by `seeds[i]`): its full minibatches in
+        one scan, a smaller last one in a scan of one step (each shape compiled once). The
+        per-step stats [steps, len(STAT_NAMES)], or None (nothing changed) when some step's
+        loss or gradient is not finite."""
         import jax
-        import jax.numpy as jnp
 
         bk, model, optim, objective = self.model.backend, self.model, self.optim, self.objective
+        device = bk.jax_device
         count, tail = divmod(len(order), batch_size)
         chunks = [order[:count * batch_size].reshape(count, batch_size)] if count else []
         if tail:
             chunks.append(order[count * batch_size:].reshape(1, tail))
         steps = count + bool(tail)
-        # One key per step as `bk.key(step_seed(...))` makes them, built in one call.
-        seeds = np.array([step_seed(seed, epoch, step) for step in range(steps)], dtype=np.uint64) % 2 ** 32
-        keys = _key_maker()(jnp.asarray(seeds, dtype=jnp.uint32))
-        rates = jnp.asarray([scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
-                             for step in range(steps)], dtype=jnp.float32)
+        if lr_schedule is None:
+            rates = np.full(steps, lr, dtype=np.float32)
+        else:
+            rates = np.array([scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
+                              for step in range(steps)], dtype=np.float32)
         averaged = {}
         if self.average is not None:
-            averaged = {n: bk.asarray(self.average.values.get(n, np.zeros(np.shape(model.params[n]))))
-                        for n in self.names}
-        # The carry's input types must not change between epochs (a weakly typed learning
-        # rate from optax's init would retrace the scan once): set them as the scan returns them.
-        opt_state = optim.state._replace(hyperparams={**optim.state.hyperparams, "learning_rate": rates[0]})
-        carry = ({n: jnp.asarray(v) for n, v in model.params.items()}, opt_state, objective.chain_state, averaged)
+            averaged = {n: self.average.values.get(n, np.zeros(np.shape(model.params[n]))) for n in self.names}
+        # Every input committed to the backend's device, the carry typed as the scan returns
+        # it (a weakly typed learning rate from optax's init, or an uncommitted array, would
+        # compile the scan again once its outputs come back).
+        opt_state = optim.state._replace(hyperparams={**optim.state.hyperparams,
+                                                      "learning_rate": np.float32(rates[0])})
+        carry = (*jax.device_put((dict(model.params), opt_state, objective.chain_state), device),
+                 {n: bk.asarray(v) for n, v in averaged.items()})
+        if self.data is None or self.data[0] is not data:  # on the device once per fit, gathered there
+            self.data = (data, {g: bk.asarray(v) for g, v in data.items()})
         found, first = [], 0
         for rows in chunks:
-            batches = {g: bk.asarray(v[rows]) for g, v in data.items()}
             last = first + len(rows)
-            # Committed to the backend's device, all of them: an uncommitted input (fresh
-            # from optax's init) would compile the scan again once its outputs come back
-            # committed. The scan's own outputs already are and stay where they are.
-            inputs = jax.tree_util.tree_map(
-                lambda x: x if isinstance(x, jax.Array) and x.committed else jax.device_put(x, bk.jax_device),
-                (*carry, batches, keys[first:last], rates[first:last]))
-            carry, stats = self.scan(*inputs)
-            found.append(np.stack([np.asarray(s, dtype=np.float64) for s in stats], axis=1))  # [rows, 5]
+            rows, step_keys, step_rates = jax.device_put((rows.astype(np.int32), seeds[first:last],
+                                                          rates[first:last]), device)
+            carry, stats = self.scan(*carry, self.data[1], rows, _key_maker()(step_keys), step_rates)
+            found.append(stats)
             first = last
-        stats = np.concatenate(found) if found else np.zeros((0, len(STAT_NAMES)))
+        stats = np.concatenate([np.asarray(s, dtype=np.float64) for s in found]) if found \
+            else np.zeros((0, len(STAT_NAMES)))
         if not np.all(np.isfinite(stats[:, :2])):
             return None
         params, opt_state, chains, averaged = carry
@@ -156,7 +161,7 @@ class FusedEpochs:
         if self.average is not None:
             self.average.values = {n: np.asarray(v, dtype=np.float64) for n, v in averaged.items()}
             self.average.steps += steps
-        return [dict(zip(STAT_NAMES, row)) for row in stats.tolist()]
+        return stats
 
 
 @functools.cache

@@ -160,6 +160,23 @@ def test_block_conditionals_take_contracted_fields(backend, group, indices):
     assert model.compiled.gibbs_block(group, indices).plan.fields  # the contraction path was taken
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("group, indices", [("h", range(5)), ("v", range(7)), ("v", [1, 4, 6])])
+def test_a_binary_block_local_field_is_the_energy_gap_per_unit_of_value(backend, group, indices):
+    # E(x_u = high) - E(x_u = low) = (high - low) * field_u, for binary v (0, 1) and spin h
+    # (-1, +1): the sampler and the free energy read only the field of such blocks.
+    model = ebmlang.loads(RBM, backend=backend, dtype="float64", seed=5)
+    state = random_state(4, seed=7)
+    bk = model.backend
+    indices = np.asarray(list(indices))
+    block = model.compiled.gibbs_block(group, indices)
+    assert block.has_field
+    field = np.asarray(bk.to_numpy(block.field({g: bk.asarray(x) for g, x in state.items()}, model.params)))
+    expected = exact_conditional(model, state, group, indices)
+    low, high = model.graph.variables[group].domain.values
+    np.testing.assert_allclose((high - low) * field, expected[..., 1] - expected[..., 0], atol=1e-9)
+
+
 def test_a_template_reading_one_variable_twice_keeps_the_per_factor_path():
     # With the diagonal i == j the energy is quadratic in v[i]: not a linear field.
     source = RBM + "energy square = sum(i in 0..V, j in 0..V) b[j] * v[i] * v[j]\n"
@@ -171,6 +188,8 @@ def test_a_template_reading_one_variable_twice_keeps_the_per_factor_path():
     np.testing.assert_allclose(table - table[..., :1], expected - expected[..., :1], atol=1e-9)
     fields = {c.template.name for c in model.compiled.gibbs_block("v", indices).plan.fields}
     assert "square" not in fields and "pairs" in fields
+    # Quadratic in v[i]: the table is not values * field, so the block has no field.
+    assert not model.compiled.gibbs_block("v", indices).has_field
 
 
 def test_torch_and_jax_agree_on_contracted_energies_and_conditionals():

@@ -120,5 +120,8 @@ def test_pcd_on_both_backends_improves_the_exact_likelihood(backend):
     tracked = result.metric("log_likelihood")
     final = float(np.mean(log_prob(model, {"v": data})))
     # Two noisy prototypes: an RBM gets far above the uniform model's 6 log(1/2) = -4.16
-    # (the data's own entropy bound is about -2.4 per example).
-    assert tracked[0] < max(tracked) and final > -3.0, (tracked, final)
+    # (the data's own entropy bound is about -2.4 per example). Eight short epochs end
+    # anywhere from -2.4 to -3.6 depending on the initial weights (seeds 0-5 of the model,
+    # both backends, tried when the torch keys changed): -3.6 still needs 0.5 nats of
+    # learning, which a wrong-signed gradient or frozen chains do not give.
+    assert tracked[0] < max(tracked) and final > -3.6, (tracked, final)

@@ -91,6 +91,22 @@ def test_gibbs_on_rbm_joint_matches_enumeration(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_gibbs_from_local_fields_on_spin_units_at_a_temperature_matches_enumeration(backend):
+    # Spin hidden units (values -1, +1) and a temperature: the binary blocks draw from
+    # their contracted local field alone, p(+1) = sigmoid(2 f / T) -- a wrong scale of the
+    # field (values' gap) or a missed temperature moves TV far past the threshold.
+    source = RBM_4_3.replace("observed v", "latent v").replace("latent h[3] : binary", "latent h[3] : spin")
+    model = ebm.loads(source, backend=backend, dtype="float64")
+    temperature, chains = 1.7, 8000
+    samples = model.sample(chains=chains, steps=40, burn_in=39, seed=3, temperature=temperature, progress=False)
+    compiled = model.compiled
+    assert all(compiled.gibbs_block(g, np.arange(n)).has_field for g, n in (("v", 4), ("h", 3)))
+    last = {"v": samples["v"][:, -1], "h": samples["h"][:, -1]}
+    tv = empirical_vs_exact_tv(model, last, ["v", "h"], beta=1.0 / temperature)
+    assert tv < tv_threshold(2 ** 7, chains), tv
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_clamped_rbm_samples_the_exact_conditional(backend):
     model = ebm.loads(RBM_4_3, backend=backend, dtype="float64")
     v = np.array([1.0, 0.0, 1.0, 1.0])

@@ -1,0 +1,64 @@
+"""torch.einsum with a faster path for the contractions that are one matrix product."""
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+
+def matmul_einsum(subscripts: str, *operands) -> torch.Tensor:
+    """torch.einsum, except that a contraction of two operands that is one matrix
+    product (an RBM's `...i,ik->...k`) runs as `matmul`: torch.einsum's permuted bmm
+    and its backward cost a fifth more than matmul's on the same sizes."""
+    plan = _matmul_plan(subscripts, tuple(op.dim() for op in operands)) if len(operands) == 2 else None
+    if plan is None:
+        return torch.einsum(subscripts, *operands)
+    swap, left_order, right_order, free_left, free_right = plan
+    left, right = (operands[1], operands[0]) if swap else operands
+    left = left.permute(*range(left.dim() - len(left_order)), *(left.dim() - len(left_order) + i
+                                                                 for i in left_order))
+    right = right.permute(*right_order)
+    lead = tuple(left.shape[: left.dim() - len(left_order)])
+    kept_left = tuple(left.shape[len(lead): len(lead) + free_left])
+    kept_right = tuple(right.shape[len(right_order) - free_right:])
+    summed = int(math.prod(right.shape[: len(right_order) - free_right]))
+    product = torch.matmul(left.reshape(lead + (math.prod(kept_left), summed)),
+                           right.reshape(summed, math.prod(kept_right)))
+    return product.reshape(lead + kept_left + kept_right)
+
+
+@functools.lru_cache(maxsize=512)
+def _matmul_plan(subscripts: str, ranks: tuple[int, int]):
+    """How `einsum(subscripts, a, b)` is one matmul, or None: (swap, left_order,
+    right_order, free_left, free_right). The left operand is the one with the ellipsis
+    (the batch), if either has one; it is permuted to [..., kept, summed] and the right to
+    [summed, kept], which must be the output's order: '...' + left's kept + right's kept."""
+    if "->" not in subscripts:
+        return None
+    inputs, output = subscripts.replace(" ", "").split("->")
+    terms = inputs.split(",")
+    if len(terms) != 2 or "." in terms[1] and "." in terms[0]:
+        return None
+    swap = "..." in terms[1]
+    left, right = (terms[1], terms[0]) if swap else terms
+    left_rank, right_rank = (ranks[1], ranks[0]) if swap else ranks
+    left_letters = left.replace("...", "")
+    batched = left.startswith("...") and output.startswith("...")
+    if "..." in left and not batched or "..." in right or "..." in output and not batched:
+        return None
+    if len(set(left_letters)) != len(left_letters) or len(set(right)) != len(right):
+        return None
+    if right_rank != len(right) or left_rank < len(left_letters):
+        return None
+    out_letters = output.replace("...", "")
+    summed = [c for c in left_letters if c in right and c not in out_letters]
+    kept_left = [c for c in left_letters if c not in right]
+    kept_right = [c for c in right if c not in left_letters]
+    if not summed or out_letters != "".join(kept_left + kept_right):
+        return None
+    if any(c not in out_letters for c in kept_left + kept_right):
+        return None
+    left_order = tuple(left_letters.index(c) for c in kept_left + summed)
+    right_order = tuple(right.index(c) for c in summed + kept_right)
+    return swap, left_order, right_order, len(kept_left), len(kept_right)
