@@ -21,6 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from ebmlang.graph.ir import compact_index
+
+SHIFT_CHUNK = 1 << 18  # rows per chunk when checking a read's offset
+
 # Layouts are checkerboards (2), stripes of 3 and the like; a larger stride is a sparse
 # block better read with a gather.
 MAX_STRIDE = 8
@@ -66,15 +70,21 @@ class BlockLayout:
         index = np.asarray(index)
         if tuple(grid) != self.grid or index.ndim != 1 or len(index) != len(positions) or not len(index):
             return None
-        sites = np.unravel_index(self.flat_indices[positions], self.grid)
-        reads = np.unravel_index(index, self.grid)
-        offset = []
-        for site, read, extent in zip(sites, reads, self.grid):  # axis by axis: no stacked copies
-            moved = (read - site) % extent
-            if np.any(moved != moved[0]):
+        offset = None
+        # In chunks of rows: the coordinates of 8 million rows would be 250 MB at once.
+        for start in range(0, len(index), SHIFT_CHUNK):
+            sites = np.unravel_index(self.flat_indices[positions[start:start + SHIFT_CHUNK]], self.grid)
+            reads = np.unravel_index(index[start:start + SHIFT_CHUNK], self.grid)
+            found = []
+            for site, read, extent in zip(sites, reads, self.grid):  # axis by axis: no stacked copies
+                moved = (read - site) % extent
+                if np.any(moved != moved[0]):
+                    return None
+                found.append(int(moved[0]))
+            if offset is not None and tuple(found) != offset:
                 return None
-            offset.append(int(moved[0]))
-        return tuple(offset)
+            offset = tuple(found)
+        return offset
 
 
 def find_layout(grid: tuple[int, ...], flat_indices: np.ndarray) -> BlockLayout | None:
@@ -83,7 +93,7 @@ def find_layout(grid: tuple[int, ...], flat_indices: np.ndarray) -> BlockLayout 
     Needs the block to hold exactly one cell of every run of `stride` = size / n cells
     (runs never cross a row: the last axis is a multiple of the stride), in ascending
     order. A whole group (stride 1) is left to the plain reshape and roll reads."""
-    indices = np.asarray(flat_indices, dtype=np.int64)
+    indices = compact_index(flat_indices)
     size = int(np.prod(grid, dtype=np.int64)) if grid else 0
     count = len(indices)
     if not count or not size or size % count:
@@ -249,10 +259,12 @@ def find_packing(layouts: list[BlockLayout | None]) -> PackedGroup | None:
     stride, grid = layouts[0].stride, layouts[0].grid
     if len(layouts) != stride or any(l.stride != stride or l.grid != grid for l in layouts):
         return None
-    cover = sum(l.member.astype(np.int64) for l in layouts)
+    cover = np.zeros(grid, dtype=np.int8)
+    for layout in layouts:
+        cover += layout.member
     if not np.all(cover == 1):
         return None
-    owner = np.zeros(grid, dtype=np.int64)
+    owner = np.zeros(grid, dtype=np.int8)  # a class number, at most MAX_STRIDE
     for c, layout in enumerate(layouts):
         owner[layout.member] = c
     runs = grid[-1] // stride

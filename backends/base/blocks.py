@@ -6,6 +6,7 @@ its jitted table of energies per value, and the reads and writes of its values.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,11 +14,19 @@ from typing import Any
 import numpy as np
 
 from ebmlang.errors import EbmError, did_you_mean
+from ebmlang.graph.ir import compact_index
 
 from ..evaluator import BlockPlan, linear_form, plan_block, signature
 from ..layout import read_through, write_through
 from .checks import located
 from .interface import Backend
+
+
+def _digest(indices: np.ndarray) -> tuple:
+    """A cache key for an index array: its length and a BLAKE2b digest of its int64 bytes
+    (the bytes themselves, kept as keys, were 270 MB for the blocks of a 4096 x 4096 lattice)."""
+    indices = np.asarray(indices)
+    return len(indices), hashlib.blake2b(indices.astype(np.int64, copy=False).tobytes(), digest_size=32).digest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,9 +108,9 @@ class GibbsBlocks:
         indices = np.asarray(self.backend.to_numpy(flat_indices))
         packing = dict(packing or {})
         packed_key = tuple(sorted(
-            (g, tuple(layout.flat_indices.tobytes() for layout in p.layouts)) for g, p in packing.items()
+            (g, tuple(_digest(layout.flat_indices) for layout in p.layouts)) for g, p in packing.items()
         ))
-        cache_key = (group, indices.astype(np.int64).tobytes(), packed_key)
+        cache_key = (group, _digest(indices), packed_key)
         if cache_key not in self._blocks:
             with located(self.graph):
                 indices = self._check_block(group, indices)
@@ -241,4 +250,4 @@ class GibbsBlocks:
         ascending = indices if np.all(indices[1:] > indices[:-1]) else np.sort(indices)
         if np.any(ascending[1:] == ascending[:-1]):
             raise EbmError(f"block indices of '{group}' repeat a variable", variables.span)
-        return indices.astype(np.int64)
+        return compact_index(indices)

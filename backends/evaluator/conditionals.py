@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebmlang.graph.ir import FactorGraph, Node, Slot, walk
+from ebmlang.graph.ir import FactorGraph, Node, Slot, compact_index, walk
 from ebmlang.graph.structure_ground import sorted_unique
 
 from ..layout import PackedGroup, find_layout
@@ -20,6 +20,9 @@ from .contraction import ContractionPlan
 from .plans import BlockPlan, TemplatePlan
 from .template_plan import LayoutRows, NoLayoutRead, plan_template
 from .totals import _product_factors, is_invariant
+
+# Ground factors per chunk when finding a block's rows: bounded temporaries on any lattice.
+ROW_CHUNK = 1 << 18
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,7 +97,7 @@ def plan_block(
             continue
         # Parts in code order (a linear-time unique of small ints).
         for kind in np.flatnonzero(np.bincount(code)):
-            chosen = np.flatnonzero(code == kind)
+            chosen = compact_index(np.flatnonzero(code == kind))
             if not _ascending(target[chosen]):
                 chosen = chosen[np.argsort(target[chosen], kind="stable")]
             prefix = f"t{number}p{kind}"
@@ -142,19 +145,21 @@ def _row_codes(reads: list[np.ndarray], position: np.ndarray, size: int,
     general path's gathers and int64 patterns held about 100 bytes a pair at once."""
     weights = 3 ** np.arange(len(reads), dtype=np.int64)
     if all(read.shape[1] == 1 for read in reads) and len(reads) < 10:
-        columns = np.stack([position[read[:, 0]] for read in reads], axis=1)  # [ground, slots]
-        keep = columns >= 0
-        for slot in range(1, columns.shape[1]):
-            keep[:, slot] &= np.all(columns[:, :slot] != columns[:, slot:slot + 1], axis=1)
-        pairs = np.flatnonzero(keep)
-        del keep
-        rows, slots = np.divmod(pairs, columns.shape[1])
-        del pairs
-        target = columns[rows, slots]
-        del slots
-        code = np.zeros(len(rows), dtype=np.int16)  # 3^9 < 2^15
-        for slot, weight in enumerate(weights):
-            code += (columns[rows, slot] == target).astype(np.int16) * np.int16(weight)
+        ground = len(reads[0])
+        starts = range(0, ground, ROW_CHUNK)
+        chunks = [[read[start:start + ROW_CHUNK, 0] for read in reads] for start in starts]
+        if len(chunks) == 1:
+            return _scalar_row_codes(chunks[0], position, weights, 0)
+        # Counted first, then filled: concatenating the chunks' results would double them.
+        total = sum(int(np.count_nonzero(_distinct_reads(_block_columns(c, position)))) for c in chunks)
+        rows = np.empty(total, dtype=compact_index(np.array([ground])).dtype)
+        target, code = np.empty(total, dtype=position.dtype), np.empty(total, dtype=np.int16)
+        filled = 0
+        for start, chunk in zip(starts, chunks):
+            part = _scalar_row_codes(chunk, position, weights, start)
+            for out, values in zip((rows, target, code), part):
+                out[filled:filled + len(values)] = values
+            filled += len(part[0])
         return rows, target, code
     codes = sorted_unique(np.concatenate([
         np.nonzero(position[read] >= 0)[0] * size + position[read][position[read] >= 0]
@@ -165,6 +170,35 @@ def _row_codes(reads: list[np.ndarray], position: np.ndarray, size: int,
     hits = [read[rows] == owner[:, None] for read in reads]  # per slot [R, its positions]
     pattern = np.stack([np.where(h.all(-1), 1, np.where(h.any(-1), 2, 0)) for h in hits], axis=1)
     return rows, target, pattern @ weights
+
+
+def _scalar_row_codes(reads: list[np.ndarray], position: np.ndarray, weights: np.ndarray, first: int):
+    """`_row_codes` of ground factors first, first + 1, ... whose slots read one variable
+    each: rows (int32 where the template fits), block positions, int16 codes (3^9 < 2^15)."""
+    columns = _block_columns(reads, position)
+    rows, slots = np.divmod(np.flatnonzero(_distinct_reads(columns)), columns.shape[1])
+    target = columns[rows, slots]
+    code = np.zeros(len(rows), dtype=np.int16)
+    for slot, weight in enumerate(weights):
+        code += (columns[rows, slot] == target).astype(np.int16) * np.int16(weight)
+    rows += first
+    return compact_index(rows), target, code
+
+
+def _block_columns(reads: list[np.ndarray], position: np.ndarray) -> np.ndarray:
+    """[rows, slots]: the block position each slot reads (-1 outside the block)."""
+    columns = np.empty((len(reads[0]), len(reads)), dtype=position.dtype)
+    for slot, read in enumerate(reads):
+        columns[:, slot] = position[read]
+    return columns
+
+
+def _distinct_reads(columns: np.ndarray) -> np.ndarray:
+    """[rows, slots] bool: the slot reads a block variable no earlier slot of its row read."""
+    keep = columns >= 0
+    for slot in range(1, columns.shape[1]):
+        keep[:, slot] &= np.all(columns[:, :slot] != columns[:, slot:slot + 1], axis=1)
+    return keep
 
 
 def _ascending(values: np.ndarray) -> bool:

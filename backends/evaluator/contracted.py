@@ -3,6 +3,8 @@ local field of a group the template is linear in, as einsums of the factors read
 per point of their own index boxes. A mixin of the `Evaluator`."""
 from __future__ import annotations
 
+import functools
+
 from .context import EvalContext
 from .contraction import ContractionFactor, ContractionPlan
 
@@ -46,32 +48,16 @@ class ContractionHandlers:
     def _contract(self, plan: ContractionPlan, ctx: EvalContext, skip, keep: tuple[int, ...]):
         """sum over the box of counts * prod(factors not in `skip`), the indices `keep`
         kept (in that order): [*lead, *their extents]."""
-        ops, letters = self.ops, plan.letters
-        operands, subscripts = [], []
-        for number, factor in enumerate(plan.factors):
-            if number not in skip:
-                operands.append(self._factor_value(plan, factor, ctx))
-                subscripts.append(plan.subscript(factor))
+        ops = self.ops
+        subscripts, numbers, multiplicity, kept, spread = _contraction_spec(plan, tuple(skip), tuple(keep))
+        operands = [self._factor_value(plan, plan.factors[number], ctx) for number in numbers]
         if plan.counts_key is not None:
             operands.append(ctx.arrays[plan.counts_key])
-            subscripts.append(letters)
-        present = set("".join(subscripts))
-        # An index no operand holds: summed, it multiplies by its extent; kept, it broadcasts.
-        multiplicity = 1.0
-        for dim, size in enumerate(plan.sizes):
-            if letters[dim] not in present and dim not in keep:
-                multiplicity *= size
-        kept = "".join(letters[d] for d in keep if letters[d] in present)
-        if operands:
-            stateful = any(s.startswith("...") for s in subscripts)
-            value = ops.einsum(",".join(subscripts) + "->" + ("..." if stateful else "") + kept, *operands)
-        else:
-            value = ops.zeros(()) + 1.0
+        value = ops.einsum(subscripts, *operands) if operands else ops.zeros(()) + 1.0
         if multiplicity != 1.0:
             value = value * multiplicity
-        if len(kept) < len(keep):
+        if spread is not None:
             lead = tuple(value.shape[: value.ndim - len(kept)])
-            spread = tuple(plan.sizes[d] if letters[d] in present else 1 for d in keep)
             value = ops.broadcast_to(ops.reshape(value, lead + spread), lead + tuple(plan.sizes[d] for d in keep))
         return value
 
@@ -86,3 +72,28 @@ class ContractionHandlers:
         for node, scalar_plan in plan.scalars:
             value = value * self.ops.reshape(self.evaluate(node, scalar_plan, ctx), ())
         return -value if plan.negate else value
+
+
+@functools.lru_cache(maxsize=4096)
+def _contraction_spec(plan: ContractionPlan, skip: tuple[int, ...], keep: tuple[int, ...]):
+    """What `_contract` does for (plan, skip, keep), worked out once (a sampler asks every
+    sweep): the einsum subscripts, the factors it reads, the multiplicity of the indices
+    no operand holds (summed, each multiplies by its extent), the kept letters present,
+    and the shape to spread the kept indices no operand holds over (None when all are)."""
+    letters = plan.letters
+    numbers = tuple(n for n in range(len(plan.factors)) if n not in skip)
+    subscripts = [plan.subscript(plan.factors[n]) for n in numbers]
+    if plan.counts_key is not None:
+        subscripts.append(letters)
+    present = set("".join(subscripts))
+    multiplicity = 1.0
+    for dim, size in enumerate(plan.sizes):
+        if letters[dim] not in present and dim not in keep:
+            multiplicity *= size
+    kept = "".join(letters[d] for d in keep if letters[d] in present)
+    stateful = any(s.startswith("...") for s in subscripts)
+    spec = ",".join(subscripts) + "->" + ("..." if stateful else "") + kept
+    spread = None
+    if len(kept) < len(keep):
+        spread = tuple(plan.sizes[d] if letters[d] in present else 1 for d in keep)
+    return spec, numbers, multiplicity, kept, spread

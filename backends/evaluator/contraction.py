@@ -26,6 +26,7 @@ of their box, or whose factors all depend on every index stays on the evaluator.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import string
 import weakref
 from dataclasses import dataclass
@@ -110,6 +111,7 @@ class ContractionPlan:
         letters = letters or self.letters
         return ("..." if factor.stateful else "") + "".join(letters[d] for d in factor.dims)
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 -- plans live as long as their graph
     def linear_slots(self, group: str) -> tuple[int, ...] | None:
         """Positions of the factors reading `group`, when each is a bare slot (so the energy
         is a sum of products holding the group's values linearly, one per slot); None when

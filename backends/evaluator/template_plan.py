@@ -43,8 +43,9 @@ def classify_index(index: np.ndarray, grid: tuple[int, ...]) -> Access:
     flat = index.reshape(-1)
     if flat.size == 0 or not grid:
         return Access("gather", shape, grid)
-    arange = np.arange(size).reshape(grid)
     if flat.size == size:
+        # The grid's arange in int32 where it fits: half of what int64 held per leaf.
+        arange = np.arange(size, dtype=np.int64 if size >= 2 ** 31 else np.int32).reshape(grid)
         if np.array_equal(flat, arange.reshape(-1)):
             return Access("identity", shape, grid)
         first = np.unravel_index(int(flat[0]), grid)
@@ -59,8 +60,12 @@ def classify_index(index: np.ndarray, grid: tuple[int, ...]) -> Access:
     stop = np.unravel_index(int(flat[-1]), grid)
     extent = [b - a + 1 for a, b in zip(start, stop)]
     if min(extent) >= 1 and int(np.prod(extent)) == flat.size:
+        # Only the box itself, not the whole grid's arange (a block's rows are rarely a box).
         box = tuple((int(a), int(b) + 1) for a, b in zip(start, stop))
-        if np.array_equal(flat, arange[tuple(slice(a, b) for a, b in box)].reshape(-1)):
+        strides = np.cumprod((1,) + tuple(grid[:0:-1]))[::-1]
+        inside = sum(np.arange(a, b).reshape((-1,) + (1,) * (len(grid) - 1 - axis)) * int(stride)
+                     for axis, ((a, b), stride) in enumerate(zip(box, strides)))
+        if np.array_equal(flat, np.asarray(inside).reshape(-1)):
             return Access("slice", shape, grid, box=box)
     return Access("gather", shape, grid)
 

@@ -209,6 +209,24 @@ class Extern(Node):
         return self.args
 
 
+def compact_index(values: np.ndarray, smallest=np.int32) -> np.ndarray:
+    """An integer index array in the smallest integer type from `smallest` up to int64
+    that holds every entry with a margin of one: the index arrays of a 16-million-site
+    lattice are half the size in int32, and numpy indexing, the backends' conversions (to
+    their own index dtype) and arithmetic with int64 offsets treat them all alike.
+    Smaller types than int32 only where the caller never multiplies them (coordinates,
+    colours)."""
+    values = np.asarray(values)
+    kinds = [np.int8, np.int16, np.int32]
+    kinds = kinds[kinds.index(smallest):]
+    low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    for kind in kinds:
+        info = np.iinfo(kind)
+        if info.min < low and high < info.max:
+            return values if values.dtype == kind else values.astype(kind)
+    return values.astype(np.int64, copy=False)
+
+
 def walk(node: Node):
     """Every node of a tree, parents before children."""
     yield node

@@ -120,13 +120,13 @@ def _colouring_from_array(numbering: GroundNumbering, colours: np.ndarray, metho
     colour_of, classes = {}, [dict() for _ in used]
     for k, group in enumerate(numbering.groups):
         block = colours[numbering.offsets[k]:numbering.offsets[k + 1]]
-        colour_of[group] = _frozen(block.copy())
+        colour_of[group] = _frozen(ir.compact_index(block, smallest=np.int8))
         order = np.argsort(block, kind="stable")
         bounds = np.searchsorted(block[order], np.arange(len(used) + 1))
         for c in range(len(used)):
             members = order[bounds[c]:bounds[c + 1]]
             if len(members):
-                classes[c][group] = _frozen(members.astype(np.int64))
+                classes[c][group] = _frozen(ir.compact_index(members))
     return Colouring(tuple(classes), colour_of, method)
 
 

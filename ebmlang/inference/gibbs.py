@@ -19,7 +19,7 @@ import numpy as np
 from ebmlang.backends.layout import find_layout, find_packing
 from ebmlang.budget import Budget
 from ebmlang.graph import structure
-from ebmlang.graph.ir import FactorGraph
+from ebmlang.graph.ir import FactorGraph, compact_index
 from ebmlang.inference.dense_scan import ScanUpdate, build_scan_update, worth_scanning
 from ebmlang.inference.random_kernel import RandomKernel
 
@@ -62,7 +62,7 @@ def gibbs_blocks(graph: FactorGraph, colour_classes=None, groups: set[str] | Non
             if graph.variables[group].observed or not graph.variables[group].domain.is_discrete:
                 continue
             if len(indices):
-                blocks.append(GibbsBlock(group, np.asarray(indices, dtype=np.int64), colour))
+                blocks.append(GibbsBlock(group, compact_index(indices), colour))
     return blocks
 
 

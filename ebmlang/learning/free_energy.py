@@ -39,6 +39,11 @@ class FreeEnergyObjective:
         self.zero_groups = frozenset(g for g in whole if self.reference[g] == 0.0)
         self.whole = frozenset(whole)
         self.energy = compiled.energy_kernel(self.zero_groups)
+        # Per binary block with a local field: E(v0) - E(v1) = (v0 - v1) * field.
+        self.field_gaps = {g: float(graph.variables[g].domain.values[0] - graph.variables[g].domain.values[1])
+                           for g, block in self.blocks.items()
+                           if graph.variables[g].domain.num_values == 2 and block.has_field}
+        self.shapes = {g: graph.variables[g].shape for g in summed.members}
         # Once per graph and set: a later fit reuses the jitted pass (no retracing).
         key = ("free energy objective",) + tuple((g, ix.tobytes()) for g, ix in summed.members.items())
         self.value_aux_and_grad = compiled.memo(key, lambda: backend.value_aux_and_grad(self._objective))
@@ -51,15 +56,14 @@ class FreeEnergyObjective:
                     or [v.shape[0] for v in state.values()] or [1])
         for g, ix in self.summed.members.items():
             if g in self.whole:  # its values are never read: callers may leave it out
-                state[g] = ops.zeros((batch,) + self.compiled.graph.variables[g].shape) + self.reference[g]
+                state[g] = ops.zeros((batch,) + self.shapes[g]) + self.reference[g]
             else:
                 filled = ops.zeros((state[g].shape[0], len(ix))) + self.reference[g]
                 state[g] = backend.set_flat(state[g], ix, filled)
         free = self.energy(self.compiled.arrays, state, params)
         for g, block in self.blocks.items():
-            values = self.compiled.graph.variables[g].domain.values
-            if len(values) == 2 and block.has_field:  # e(v0) - e(v1) = (v0 - v1) * field: no table
-                per_unit = ops.softplus(block.field(state, params) * float(values[0] - values[1]))
+            if g in self.field_gaps:  # no [batch, 2, n] table
+                per_unit = ops.softplus(block.field(state, params) * self.field_gaps[g])
                 free = free - ops.sum(per_unit, axis=-1)
                 continue
             table = block.by_value(state, params)  # [batch, K, n]

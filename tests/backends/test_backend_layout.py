@@ -276,3 +276,36 @@ def test_packed_sweeps_equal_dense_sweeps(backend_name, name):
     for group in latent:
         assert np.array_equal(results[0][group], results[1][group])
         assert not np.array_equal(results[0][group], bk.to_numpy(state[group]))  # it moved
+
+
+def _plan_summary(plan):
+    """Everything a block plan decides, as comparable numpy/tuple values."""
+    return [(t.template.name, t.num_rows, sorted((k, np.asarray(v).tolist()) for k, v in t.arrays.items()),
+             sorted((str(a.kind), a.shape) for a in t.access.values()), None if target is None else target.tolist())
+            for t, target in zip(plan.templates, plan.targets)]
+
+
+@pytest.mark.parametrize("name", list(LATTICES))
+def test_block_planning_in_small_chunks_plans_the_same_blocks(name, monkeypatch):
+    # Large lattices are planned in chunks of rows (bounded temporaries); chunks of 3 rows
+    # here cross every template's rows many times and must give the very same plan, and
+    # the conditionals read through it stay exact.
+    import ebmlang.backends.evaluator.conditionals as conditionals
+    import ebmlang.backends.layout as layout
+
+    graph = lattice(name).graph
+    blocks = [(group, np.asarray(indices)) for members in colouring(graph).classes
+              for group, indices in members.items()]
+    whole = [_plan_summary(plan_block(graph, group, indices)) for group, indices in blocks]
+    monkeypatch.setattr(conditionals, "ROW_CHUNK", 3)
+    monkeypatch.setattr(layout, "SHIFT_CHUNK", 3)
+    chunked = [_plan_summary(plan_block(graph, group, indices)) for group, indices in blocks]
+    assert chunked == whole
+    model = lattice(name)
+    rng = np.random.default_rng(5)
+    state = {g: v.domain.values[rng.integers(0, len(v.domain.values), size=(2,) + v.shape)].astype(float)
+             for g, v in graph.variables.items()}
+    params = reference_init_params(graph, 2)
+    for group, indices in blocks:
+        check_block(model.compiled, lambda s: reference_energy(graph, s, params), group, indices, state, params,
+                    "float64")

@@ -237,3 +237,22 @@ def test_results_are_cached_per_graph():
     assert structure.interaction_edges(g) is structure.interaction_edges(g)
     other = lower_example("ising", L=6)
     assert structure.colouring(other).colour_of["s"].shape == (36,)
+
+
+def test_index_arrays_are_stored_compactly_with_a_margin():
+    from ebmlang.graph.ir import compact_index
+
+    assert compact_index(np.array([0, 5, 70000])).dtype == np.int32
+    assert compact_index(np.array([0, 2 ** 31 - 1])).dtype == np.int64  # no room for +1
+    assert compact_index(np.array([-2, 3]), smallest=np.int8).dtype == np.int8
+    assert compact_index(np.array([0, 127]), smallest=np.int8).dtype == np.int16
+    assert compact_index(np.array([0, 4095]), smallest=np.int16).dtype == np.int16
+    assert compact_index(np.zeros((4, 0), dtype=np.int64)).shape == (4, 0)
+    values = np.array([3, 1, 4, 1, 5])
+    assert np.array_equal(compact_index(values), values)
+    # A large lattice's templates and slots hold int16 coordinates and int32 flat indices.
+    graph = lower_source("const L = 300\nlatent s[L, L] : spin\nparam J = 1.0\n"
+                          "energy e[i in 0..L, j in 0..L] = -J * s[i, j] * s[(i + 1) % L, j]\n")
+    template = graph.templates[0]
+    assert template.index_values.dtype == np.int16
+    assert {s.index.dtype for s in template.slots} == {np.dtype(np.int32)}

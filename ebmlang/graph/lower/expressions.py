@@ -167,7 +167,7 @@ class _ExpressionLowerer:
             return table[tuple(np.broadcast_arrays(*components))] if components else table.reshape(scope.leaf_shape)
         flat = (np.ravel_multi_index(tuple(np.broadcast_arrays(*components)), shape) if shape
                 else np.zeros(scope.leaf_shape, dtype=np.int64))
-        flat = np.asarray(flat, dtype=np.int64)
+        flat = ir.compact_index(flat)
         if kind == "variable":
             return ir.Slot(expr.span, name, flat)
         return ir.ParamRef(expr.span, name, flat)

@@ -110,7 +110,7 @@ class _ModelLowerer(_DeclarationLowerer, _IndexSetLowerer, _ExpressionLowerer, _
                 body=node,
                 num_ground=int(part_ground),
                 index_names=tuple(part_names),
-                index_values=index_values.astype(np.int64, copy=False),
+                index_values=ir.compact_index(index_values, smallest=np.int16),
                 is_constraint=is_constraint,
                 span=decl.span if len(parts) == 1 else part.expr.span,
             ))
