@@ -211,18 +211,19 @@ class Extern(Node):
 
 def compact_index(values: np.ndarray, smallest=np.int32) -> np.ndarray:
     """An integer index array in the smallest integer type from `smallest` up to int64
-    that holds every entry with a margin of one: the index arrays of a 16-million-site
-    lattice are half the size in int32, and numpy indexing, the backends' conversions (to
-    their own index dtype) and arithmetic with int64 offsets treat them all alike.
-    Smaller types than int32 only where the caller never multiplies them (coordinates,
-    colours)."""
+    that holds every entry, and every difference of two entries, with a margin of one:
+    the index arrays of a 16-million-site lattice are half the size in int32, and numpy
+    indexing and the backends' conversions (to their own index dtype) treat them alike.
+    Code that multiplies indices (pair keys, table codes) converts to int64 first, where
+    it forms global ids. Smaller types than int32 only where the caller never multiplies
+    them (coordinates, colours)."""
     values = np.asarray(values)
     kinds = [np.int8, np.int16, np.int32]
     kinds = kinds[kinds.index(smallest):]
     low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
     for kind in kinds:
         info = np.iinfo(kind)
-        if info.min < low and high < info.max:
+        if info.min < low and high < info.max and high - low < info.max:
             return values if values.dtype == kind else values.astype(kind)
     return values.astype(np.int64, copy=False)
 

@@ -146,7 +146,8 @@ def _template_columns(t: ir.FactorTemplate, offsets: dict[str, int]) -> np.ndarr
     for inc in template_incidence(t):
         if inc.group not in offsets:
             continue
-        columns.append(np.where(inc.flat >= 0, inc.flat + offsets[inc.group], -1))
+        # int64 ids: the flat indices may be int32 (ir.compact_index) and pair keys multiply them.
+        columns.append(np.where(inc.flat >= 0, inc.flat.astype(np.int64) + offsets[inc.group], -1))
     if not columns:
         return None
     return np.concatenate(columns, axis=1)

@@ -80,7 +80,8 @@ def _slot_variable_ids(template: FactorTemplate, slots, index: LatentIndex):
         arr = np.asarray(s.index)
         full = np.broadcast_to(arr, (template.num_ground,) + arr.shape[1:])
         shapes.append(arr.shape[1:])
-        columns.append(full.reshape(template.num_ground, -1) + index.offsets[s.group])
+        # int64 ids: the flat indices may be int32 (ir.compact_index) and codes multiply them.
+        columns.append(full.reshape(template.num_ground, -1).astype(np.int64) + index.offsets[s.group])
     if not columns:
         return np.zeros((template.num_ground, 0), np.int64), []
     return np.concatenate(columns, axis=1), shapes

@@ -256,3 +256,25 @@ def test_index_arrays_are_stored_compactly_with_a_margin():
     template = graph.templates[0]
     assert template.index_values.dtype == np.int16
     assert {s.index.dtype for s in template.slots} == {np.dtype(np.int32)}
+
+
+def test_colouring_is_proper_when_global_ids_squared_leave_int32():
+    # 50,003 variables: a pair key lo * total + hi passes 2^31 -- computed in int32 from
+    # compact flat indices, it wrapped and put the triangle's three spins in one class.
+    graph = lower_source("latent a[50000] : spin\nlatent t[3] : spin\n"
+                         "energy u[i in 0..50000] = -0.1 * a[i]\n"
+                         "energy tri = -0.8 * (t[0] * t[1] + t[1] * t[2] + t[0] * t[2])\n")
+    colours = structure.colouring(graph).colour_of["t"]
+    assert len(set(colours.tolist())) == 3
+
+
+def test_a_contraction_over_a_wide_negative_range_keeps_its_box():
+    # Index values from -20000 to 19999 fit int16 one by one but not their spread: the
+    # box extent (max - min + 1) must not wrap.
+    import ebmlang
+
+    model = ebmlang.loads("latent v[40000] : binary\nlatent h[2] : binary\nparam W[40000, 2] = 0.001\n"
+                          "energy e = -sum(i in -20000..20000, k in 0..2) v[i + 20000] * W[i + 20000, k] * h[k]\n",
+                          backend="numpy", dtype="float64")
+    assert model.graph.templates[0].index_values.dtype != np.int16
+    np.testing.assert_allclose(model.energy(v=np.ones(40000), h=np.ones(2)), [-80.0], rtol=1e-12)
