@@ -214,7 +214,11 @@ class JaxBackend(Backend):
     def key(self, seed: int) -> jax.Array:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise EbmError(f"a random seed must be an integer, got {type(seed).__name__}")
-        return jax.random.key(int(seed) % 2**32)
+        seed = int(seed) % 2**64
+        key = jax.random.key(seed % 2**32)
+        # Without x64 a key holds 32 bits of seed: the high word is folded in, so seeds
+        # that differ only above bit 32 give different runs (below it, keys are as before).
+        return jax.random.fold_in(key, seed >> 32) if seed >> 32 else key
 
     def split(self, key: jax.Array, num: int = 2) -> tuple:
         return tuple(jax.random.split(key, num))

@@ -30,3 +30,16 @@ def test_split_keys_are_deterministic_distinct_uint64s_across_digest_blocks():
     # Their low 32 bits (all that torch's CPU generator reads) are spread as well.
     low = [k & 0xFFFFFFFF for parent in range(200) for k in split_seed_key(parent, 4)]
     assert len(set(low)) == len(low)
+
+
+def test_jax_seeds_that_differ_above_32_bits_give_different_keys():
+    import jax
+
+    from ebmlang.backends import get_backend
+
+    backend = get_backend("jax")
+    low, high = backend.key(3), backend.key(3 + 2 ** 32)
+    assert not (jax.random.key_data(low) == jax.random.key_data(high)).all()
+    # Seeds below 2^32 keep the keys they always had.
+    assert (jax.random.key_data(backend.key(7)) == jax.random.key_data(jax.random.key(7))).all()
+    assert (jax.random.key_data(backend.key(3 + 2 ** 64)) == jax.random.key_data(low)).all()
