@@ -33,7 +33,8 @@ def expected_output(block: str) -> list[str]:
     return [line[2:] for line in block.splitlines() if line.startswith("# ")]
 
 
-def same_line(expected: str, actual: str) -> bool:
+def same_line(expected: str, actual: str, relative: float = RELATIVE_TOLERANCE,
+              absolute: float = ABSOLUTE_TOLERANCE) -> bool:
     expected, actual = " ".join(expected.split()), " ".join(actual.split())
     if expected.endswith("..."):
         expected = expected[:-3].rstrip()
@@ -43,7 +44,7 @@ def same_line(expected: str, actual: str) -> bool:
         return False
     for e, a in zip(expected_numbers, actual_numbers):
         e, a = float(e), float(a)
-        if abs(e - a) > max(ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE * abs(e)):
+        if abs(e - a) > max(absolute, relative * abs(e)):
             return False
     return True
 
