@@ -44,8 +44,11 @@ from ebmlang.cli.command_inputs import (  # noqa: F401 -- read_data is re-export
 from ebmlang.cli.marginals_command import marginals_arguments, run_marginals
 from ebmlang.errors import EbmError
 
-# Arrays with more entries than this are summarised (mean, sd) rather than printed.
+# Arrays with more entries than this are summarised (mean, sd) rather than printed...
 PRINT_LIMIT = 16
+# ...except integer grids (discrete labels) up to this many entries per axis, printed
+# whole: a 9 x 9 sudoku is read as its grid, not as "mean 5".
+GRID_LIMIT = 16
 # `ebm fit` prints the metrics of at most this many (final) epochs.
 HISTORY_LINES = 10
 # Entries of a fit history record that are not training metrics.
@@ -152,13 +155,24 @@ def _show_progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False) and sys.stdout.isatty()
 
 
-def _describe_array(name: str, value) -> str:
+def _describe_array(name: str, value, labels: bool = False) -> str:
+    """One array for a person: printed whole when small (or, for the `labels` of a discrete
+    variable, a small integer grid), else shape, mean, sd and range."""
     arr = np.asarray(value)
-    if arr.size <= PRINT_LIMIT:
+    grid = labels and _small_integer_grid(arr)
+    if grid:
+        arr = arr.astype(np.int64)
+    if arr.size <= PRINT_LIMIT or grid:
         body = np.array2string(arr, precision=4, separator=", ", max_line_width=90, suppress_small=True)
         return f"{name} = {body}" if "\n" not in body else f"{name} =\n  " + body.replace("\n", "\n  ")
     return (f"{name}: shape {list(arr.shape)}, mean {float(np.mean(arr)):.4g}, sd {float(np.std(arr)):.4g}, "
             f"min {float(np.min(arr)):.4g}, max {float(np.max(arr)):.4g}")
+
+
+def _small_integer_grid(arr: np.ndarray) -> bool:
+    """A vector or matrix of whole numbers, at most GRID_LIMIT entries along each axis."""
+    return (arr.ndim in (1, 2) and 0 < arr.size and max(arr.shape) <= GRID_LIMIT
+            and bool(np.all(np.isfinite(arr))) and bool(np.all(arr == np.round(arr))))
 
 
 # --------------------------------------------------------------------------
@@ -274,6 +288,10 @@ def run_sample(args: argparse.Namespace) -> int:
                            step_size=args.step_size)
     elapsed = time.perf_counter() - start
     print(samples.summary())
+    for name, draws in samples.draws.items():
+        if model.graph.variables[name].domain.is_discrete and _small_integer_grid(np.asarray(draws[0, -1])):
+            shown = _describe_array(f"{name} (chain 0, last draw)", draws[0, -1], labels=True)
+            print("  " + shown.replace("\n", "\n  "))
     print(f"  time: {elapsed:.2f} s ({args.chains * args.steps / max(elapsed, 1e-9):.0f} chain-steps/s)")
     if args.out:
         # `energy` is a keyword of the language, so no variable can take this name.
@@ -326,7 +344,7 @@ def run_argmin(args: argparse.Namespace) -> int:
         print(f"energy: {result.energy:.6g}")
     print(f"method: {result.method} -- {result.reason}")
     for name, value in result.state.items():
-        print(_describe_array(name, value))
+        print(_describe_array(name, value, labels=model.graph.variables[name].domain.is_discrete))
     print(f"time: {elapsed:.2f} s")
     if args.out:
         print(f"wrote {write_arrays(args.out, result.state)}")

@@ -1,6 +1,7 @@
 """`ebm` flags do what they say, and bad input gives a located message and exit status 1."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -403,3 +404,38 @@ def test_marginals_writes_exact_answers_per_observed_row(run_ebm, tmp_path, caps
         assert exit_.value.code == 2 and message in capsys.readouterr().err
     status, text, _ = run_ebm("plan", hmm, "--query", "marginals", "--observe", "x")
     assert status == 0 and "tree sum-product" in text
+
+
+SOLVED_9X9 = np.array([
+    [5, 3, 4, 6, 7, 8, 9, 1, 2], [6, 7, 2, 1, 9, 5, 3, 4, 8], [1, 9, 8, 3, 4, 2, 5, 6, 7],
+    [8, 5, 9, 7, 6, 1, 4, 2, 3], [4, 2, 6, 8, 5, 3, 7, 9, 1], [7, 1, 3, 9, 2, 4, 8, 5, 6],
+    [9, 6, 1, 5, 3, 7, 2, 8, 4], [2, 8, 7, 4, 1, 9, 6, 3, 5], [3, 4, 5, 2, 8, 6, 1, 7, 9]])
+
+
+def test_argmin_and_sample_print_small_integer_grids_as_grids(run_ebm, tmp_path):
+    # One blank per row (on the diagonal): the givens fix every blank, so the answer is
+    # the solved grid, and it must be printed as the grid, row by row.
+    givens = SOLVED_9X9 * (1 - np.eye(9, dtype=int))
+    source = (EXAMPLES_DIR / "sudoku.ebm").read_text().replace("const n = 2", "const n = 3")
+    source = source.replace("[[1, 0, 0, 0], [0, 0, 3, 0], [0, 4, 0, 0], [0, 0, 0, 2]]",
+                            "[" + ", ".join("[" + ", ".join(map(str, row)) + "]" for row in givens) + "]")
+    path = tmp_path / "sudoku9.ebm"
+    path.write_text(source)
+    status, out, err = run_ebm("argmin", path, "--backend", "numpy")
+    assert status == 0, err
+    assert "mean" not in out.split("x =")[1]
+    for row in SOLVED_9X9:
+        assert "[" + ", ".join(map(str, row)) + "]" in out, out
+    # A sampled grid: the last state of chain 0 beside the summary.
+    status, out, err = run_ebm("sample", field_model_source(tmp_path), "--backend", "numpy", "--chains", 2,
+                               "--steps", 4, "--quiet")
+    assert status == 0, err
+    shown = out.split("s (chain 0, last draw) =")[1].split("time:")[0]
+    rows = [re.findall(r"-?\d+", line) for line in shown.splitlines() if line.strip()]
+    assert len(rows) == 3 and all(len(row) == 3 and set(row) <= {"-1", "1"} for row in rows), out
+
+
+def field_model_source(tmp_path):
+    path = tmp_path / "spins3x3.ebm"
+    path.write_text("latent s[3, 3] : spin\nparam h = 0.5\nenergy f[i in 0..3, j in 0..3] = -h * s[i, j]\n")
+    return path
