@@ -231,9 +231,8 @@ class TorchOps:
         return torch.linalg.vecdot(x, y)
 
     matmul = staticmethod(torch.matmul)
-    linear = staticmethod(F.linear)
-
     einsum = staticmethod(matmul_einsum)
+    linear = staticmethod(F.linear)
 
 
 class TorchBackend(Backend):

@@ -48,8 +48,8 @@ class CompiledBlock:
 
     @property
     def has_field(self) -> bool:
-        """Whether `field` is available: the block's energy is linear in its values and
-        holds a contraction (a dense coupling), where an eager backend pays for every
+        """Whether `field` is available: the block's energy is linear in its values, finite,
+        and holds a contraction (a dense coupling), where an eager backend pays for every
         elementwise op on the [batch, K, n] table. (Lattice blocks keep the table: under
         jax.jit the smaller output ran the 64x64 Ising sweep slower, see
         `GibbsBlocks._conditional_kernel`.)"""
@@ -59,6 +59,16 @@ class CompiledBlock:
         """The local field f [batch, n] with E(x_i = value) = value * f_i + (terms without
         x_i): `by_value` is `values[:, None] * f[:, None, :]` (only when `has_field`)."""
         return self.field_kernel(self.arrays, state, params, packed or {})
+
+    def gap(self, state: Mapping[str, Any], params: Mapping[str, Any], packed=None) -> Any:
+        """E(x_i = first value) - E(x_i = second value) [batch, n] of a two-valued block: its
+        field times the values' difference where it has one (no table), else the difference
+        of the table's two rows (where +inf - +inf is NaN, which samplers read as stuck)."""
+        if self.has_field:
+            low, high = self.plan.values
+            return self.field(state, params, packed) * float(low - high)
+        table = self.by_value(state, params, packed)
+        return table[:, 0] - table[:, 1]
 
     @property
     def group(self) -> str:
@@ -137,8 +147,8 @@ class GibbsBlocks:
         if not whole and (plan.layout is None or plan.fields):
             arrays.update(self.backend.convert_arrays({"indices": indices}))
         conditional, field = self._conditional_kernel(plan)
-        linear = field if plan.fields and all(linear_form(t) is not None and target is None
-                                              for t, target in zip(plan.templates, plan.targets)) else None
+        linear = field if plan.fields and not plan.may_be_infinite() and all(
+            linear_form(t) is not None and target is None for t, target in zip(plan.templates, plan.targets)) else None
         return CompiledBlock(plan, arrays, self.backend.jit(conditional), self.backend,
                              None if linear is None else self.backend.jit(linear))
 

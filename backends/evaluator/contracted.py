@@ -3,8 +3,6 @@ local field of a group the template is linear in, as einsums of the factors read
 per point of their own index boxes. A mixin of the `Evaluator`."""
 from __future__ import annotations
 
-import functools
-
 from .context import EvalContext
 from .contraction import ContractionFactor, ContractionPlan
 
@@ -49,7 +47,9 @@ class ContractionHandlers:
         """sum over the box of counts * prod(factors not in `skip`), the indices `keep`
         kept (in that order): [*lead, *their extents]."""
         ops = self.ops
-        subscripts, numbers, multiplicity, kept, spread = _contraction_spec(plan, tuple(skip), tuple(keep))
+        skip, keep = tuple(skip), tuple(keep)
+        subscripts, numbers, multiplicity, kept, spread = plan.remembered(
+            ("contraction", skip, keep), lambda: _contraction_spec(plan, skip, keep))
         operands = [self._factor_value(plan, plan.factors[number], ctx) for number in numbers]
         if plan.counts_key is not None:
             operands.append(ctx.arrays[plan.counts_key])
@@ -74,10 +74,9 @@ class ContractionHandlers:
         return -value if plan.negate else value
 
 
-@functools.lru_cache(maxsize=4096)
 def _contraction_spec(plan: ContractionPlan, skip: tuple[int, ...], keep: tuple[int, ...]):
-    """What `_contract` does for (plan, skip, keep), worked out once (a sampler asks every
-    sweep): the einsum subscripts, the factors it reads, the multiplicity of the indices
+    """What `_contract` does for (plan, skip, keep), worked out once per plan (a sampler
+    asks every sweep): the einsum subscripts, the factors it reads, the multiplicity of the indices
     no operand holds (summed, each multiplies by its extent), the kept letters present,
     and the shape to spread the kept indices no operand holds over (None when all are)."""
     letters = plan.letters

@@ -26,7 +26,6 @@ of their box, or whose factors all depend on every index stays on the evaluator.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import string
 import weakref
 from dataclasses import dataclass
@@ -94,6 +93,15 @@ class ContractionPlan:
     counts_key: str | None
     arrays: dict
     reduces: bool
+    # What the evaluator works out from the plan alone, once (`remembered`); kept with the
+    # plan, so it goes when the plan's graph does.
+    memo: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    def remembered(self, key, build):
+        """`build()` once per `key` for this plan."""
+        if key not in self.memo:
+            self.memo[key] = build()
+        return self.memo[key]
 
     def describe(self) -> str:
         """The contraction as einsum subscripts, in the template's index names where they
@@ -111,11 +119,13 @@ class ContractionPlan:
         letters = letters or self.letters
         return ("..." if factor.stateful else "") + "".join(letters[d] for d in factor.dims)
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 -- plans live as long as their graph
     def linear_slots(self, group: str) -> tuple[int, ...] | None:
         """Positions of the factors reading `group`, when each is a bare slot (so the energy
         is a sum of products holding the group's values linearly, one per slot); None when
         some other factor reads the group (inside a function, a network, a vector)."""
+        return self.remembered(("linear slots", group), lambda: self._linear_slots(group))
+
+    def _linear_slots(self, group: str) -> tuple[int, ...] | None:
         positions = []
         for number, factor in enumerate(self.factors):
             reads = any(isinstance(n, Slot) and n.group == group for n in walk(factor.node))

@@ -131,14 +131,12 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
     owner_masks = {
         g: [[backend.asarray(m, "bool") for m in row] for row in p.owner_masks()] for g, p in packing.items()
     }
-    # A binary block with a local field draws from the field alone (no [batch, 2, n] table).
-    by_field = [h.has_field and graph.variables[b.group].domain.num_values == 2 and not h.plan.may_be_infinite()
-                for b, h in zip(blocks, handles)]
     updates = [
-        _binary_field_update(backend, graph.variables[b.group].domain.values, temperature) if field
-        else _update(backend, graph.variables[b.group].domain.values, temperature, h.plan.may_be_infinite())
-        for b, h, field in zip(blocks, handles, by_field)
+        _update(backend, graph.variables[b.group].domain.values, temperature, h.plan.may_be_infinite())
+        for b, h in zip(blocks, handles)
     ]
+    # Two-valued blocks draw from the energy gap of their two values (`CompiledBlock.gap`).
+    binary = [graph.variables[b.group].domain.num_values == 2 for b in blocks]
     # Per block, the trailing shape of its uniforms: one per variable, or one per variable
     # and value for a Gumbel draw over more than two values.
     block_shapes = iter([
@@ -161,7 +159,7 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
             for block_key, shape in zip(backend.split(key, keys_needed), uniform_shapes)
         )
 
-    block_steps = list(zip(handles, updates, class_of, by_field))
+    block_steps = list(zip(handles, updates, class_of, binary))
     steps = [scans[what] if kind == "scan" else block_steps.pop(0) for kind, what in order]
 
     def prepare(params):
@@ -175,9 +173,9 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
             if isinstance(step, ScanUpdate):
                 dense = step.move(dense, uniform, params, prepared[step.group])
                 continue
-            handle, update, number, field = step
+            handle, update, number, two_valued = step
             classes = {g: tuple(c) for g, c in packed.items()}
-            table = handle.field(dense, params, classes) if field else handle.by_value(dense, params, classes)
+            table = handle.gap(dense, params, classes) if two_valued else handle.by_value(dense, params, classes)
             if number is None:
                 current = dense[handle.group]
                 dense[handle.group] = handle.replace(current, update(uniform, table, handle.current(current)))
@@ -250,7 +248,8 @@ def _leading_batch(tree: Any) -> int:
 
 
 def _update(backend, values, temperature: float, may_be_infinite: bool):
-    """`update(uniform, table, old) -> new values` of one block, from its conditional table."""
+    """`update(uniform, table, old) -> new values` of one block, from its conditional table
+    (two values: from the gap of their energies, `CompiledBlock.gap`)."""
     if len(values) == 2:
         return _binary_update(backend, values, temperature, may_be_infinite)
     return _categorical_update(backend, values, temperature)
@@ -258,13 +257,12 @@ def _update(backend, values, temperature: float, may_be_infinite: bool):
 
 def _binary_update(backend, values, temperature: float, may_be_infinite: bool = True):
     """Two values: one uniform per variable against p(second value) = sigmoid((E0 - E1) / T),
-    instead of a Gumbel draw per value. table: [batch, 2, n] (value-major)."""
+    instead of a Gumbel draw per value. gap: E0 - E1 [batch, n]."""
     ops = backend.ops
     low, high = (float(v) for v in values)
     inverse_temperature = 1.0 / float(temperature)
 
-    def update(u, table, old):
-        gap = table[:, 0] - table[:, 1]
+    def update(u, gap, old):
         p_high = ops.sigmoid(gap if inverse_temperature == 1.0 else gap * inverse_temperature)
         if not may_be_infinite:
             return _between(ops, ops.as_float(u < p_high), low, high)
@@ -272,19 +270,6 @@ def _binary_update(backend, values, temperature: float, may_be_infinite: bool = 
         # which both comparisons are false: keep the current value, so a neighbour's move
         # can open a value up next sweep.
         return ops.where(u < p_high, high, ops.where(u >= p_high, low, old))
-
-    return update
-
-
-def _binary_field_update(backend, values, temperature: float):
-    """Two values and a finite local field f [batch, n] (E(value) = value * f + rest):
-    p(second value) = sigmoid((low - high) * f / T), one uniform per variable."""
-    ops = backend.ops
-    low, high = (float(v) for v in values)
-    scale = (low - high) / float(temperature)
-
-    def update(u, field, old):
-        return _between(ops, ops.as_float(u < ops.sigmoid(field * scale)), low, high)
 
     return update
 

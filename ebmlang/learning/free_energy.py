@@ -39,10 +39,6 @@ class FreeEnergyObjective:
         self.zero_groups = frozenset(g for g in whole if self.reference[g] == 0.0)
         self.whole = frozenset(whole)
         self.energy = compiled.energy_kernel(self.zero_groups)
-        # Per binary block with a local field: E(v0) - E(v1) = (v0 - v1) * field.
-        self.field_gaps = {g: float(graph.variables[g].domain.values[0] - graph.variables[g].domain.values[1])
-                           for g, block in self.blocks.items()
-                           if graph.variables[g].domain.num_values == 2 and block.has_field}
         self.shapes = {g: graph.variables[g].shape for g in summed.members}
         # Once per graph and set: a later fit reuses the jitted pass (no retracing).
         key = ("free energy objective",) + tuple((g, ix.tobytes()) for g, ix in summed.members.items())
@@ -61,15 +57,11 @@ class FreeEnergyObjective:
                 filled = ops.zeros((state[g].shape[0], len(ix))) + self.reference[g]
                 state[g] = backend.set_flat(state[g], ix, filled)
         free = self.energy(self.compiled.arrays, state, params)
-        for g, block in self.blocks.items():
-            if g in self.field_gaps:  # no [batch, 2, n] table
-                per_unit = ops.softplus(block.field(state, params) * self.field_gaps[g])
-                free = free - ops.sum(per_unit, axis=-1)
-                continue
-            table = block.by_value(state, params)  # [batch, K, n]
-            if table.shape[1] == 2:  # log(1 + exp(e(v0) - e(v1))): softplus of the field
-                per_unit = ops.softplus(table[:, 0] - table[:, 1])
+        for block in self.blocks.values():
+            if len(block.plan.values) == 2:  # log(1 + exp(e(v0) - e(v1))): softplus of the gap
+                per_unit = ops.softplus(block.gap(state, params))
             else:
+                table = block.by_value(state, params)  # [batch, K, n]
                 per_unit = ops.logsumexp(table[:, :1] - table, axis=1)
             free = free - ops.sum(per_unit, axis=-1)
         return free
