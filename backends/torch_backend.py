@@ -99,7 +99,7 @@ class TorchOps:
         return torch.clamp(x, low, high)
 
     def as_float(self, x):
-        return x.to(self.dtype)
+        return x if x.dtype == self.dtype else x.to(self.dtype)
 
     @staticmethod
     def as_int(x):
@@ -179,13 +179,17 @@ class TorchOps:
     def concatenate(xs, axis=0):
         return torch.cat(list(xs), dim=axis)
 
+    # Most reshapes and broadcasts on the sampling path are to the shape the array has:
+    # skipping those saves a dispatch each, a good part of a small step's time.
     @staticmethod
     def reshape(x, shape):
-        return torch.reshape(x, tuple(shape))
+        shape = tuple(shape)
+        return x if x.shape == shape else torch.reshape(x, shape)
 
     @staticmethod
     def broadcast_to(x, shape):
-        return torch.broadcast_to(x, tuple(shape))
+        shape = tuple(shape)
+        return x if x.shape == shape else torch.broadcast_to(x, shape)
 
     @staticmethod
     def swapaxes(x, a, b):

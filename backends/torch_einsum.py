@@ -16,16 +16,22 @@ def matmul_einsum(subscripts: str, *operands) -> torch.Tensor:
         return torch.einsum(subscripts, *operands)
     swap, left_order, right_order, free_left, free_right = plan
     left, right = (operands[1], operands[0]) if swap else operands
-    left = left.permute(*range(left.dim() - len(left_order)), *(left.dim() - len(left_order) + i
-                                                                 for i in left_order))
-    right = right.permute(*right_order)
+    if left_order != tuple(range(len(left_order))):
+        left = left.permute(*range(left.dim() - len(left_order)), *(left.dim() - len(left_order) + i
+                                                                     for i in left_order))
+    if right_order != tuple(range(len(right_order))):
+        right = right.permute(*right_order)
     lead = tuple(left.shape[: left.dim() - len(left_order)])
     kept_left = tuple(left.shape[len(lead): len(lead) + free_left])
     kept_right = tuple(right.shape[len(right_order) - free_right:])
     summed = int(math.prod(right.shape[: len(right_order) - free_right]))
-    product = torch.matmul(left.reshape(lead + (math.prod(kept_left), summed)),
-                           right.reshape(summed, math.prod(kept_right)))
-    return product.reshape(lead + kept_left + kept_right)
+    product = torch.matmul(_shaped(left, lead + (math.prod(kept_left), summed)),
+                           _shaped(right, (summed, math.prod(kept_right))))
+    return _shaped(product, lead + kept_left + kept_right)
+
+
+def _shaped(x: torch.Tensor, shape: tuple) -> torch.Tensor:
+    return x if x.shape == shape else x.reshape(shape)
 
 
 @functools.lru_cache(maxsize=512)

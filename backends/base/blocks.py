@@ -6,6 +6,7 @@ its jitted table of energies per value, and the reads and writes of its values.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class CompiledBlock:
     kernel: Callable
     backend: "Backend"
     field_kernel: Callable | None = None
+    gap_kernel: Callable | None = None
 
     @property
     def has_field(self) -> bool:
@@ -62,11 +64,11 @@ class CompiledBlock:
 
     def gap(self, state: Mapping[str, Any], params: Mapping[str, Any], packed=None) -> Any:
         """E(x_i = first value) - E(x_i = second value) [batch, n] of a two-valued block: its
-        field times the values' difference where it has one (no table), else the difference
+        field times the values' difference where it has one (the factor joins the field's
+        signs and scalars, so it costs no product of its own; no table), else the difference
         of the table's two rows (where +inf - +inf is NaN, which samplers read as stuck)."""
-        if self.has_field:
-            low, high = self.plan.values
-            return self.field(state, params, packed) * float(low - high)
+        if self.gap_kernel is not None:
+            return self.gap_kernel(self.arrays, state, params, packed or {})
         table = self.by_value(state, params, packed)
         return table[:, 0] - table[:, 1]
 
@@ -146,11 +148,16 @@ class GibbsBlocks:
         # A layout block reads its values through the layout: indices only for contracted fields.
         if not whole and (plan.layout is None or plan.fields):
             arrays.update(self.backend.convert_arrays({"indices": indices}))
-        conditional, field = self._conditional_kernel(plan)
-        linear = field if plan.fields and not plan.may_be_infinite() and all(
-            linear_form(t) is not None and target is None for t, target in zip(plan.templates, plan.targets)) else None
+        conditional, scaled_field = self._conditional_kernel(plan)
+        if not (plan.fields and not plan.may_be_infinite() and all(
+                linear_form(t) is not None and target is None for t, target in zip(plan.templates, plan.targets))):
+            return CompiledBlock(plan, arrays, self.backend.jit(conditional), self.backend)
+        gap = None
+        if len(plan.values) == 2:  # E(v0) - E(v1) = (v0 - v1) * field, the factor folded into the field's signs
+            low, high = (float(v) for v in plan.values)
+            gap = self.backend.jit(functools.partial(scaled_field, scale=low - high))
         return CompiledBlock(plan, arrays, self.backend.jit(conditional), self.backend,
-                             None if linear is None else self.backend.jit(linear))
+                             self.backend.jit(functools.partial(scaled_field, scale=1.0)), gap)
 
     def _conditional_kernel(self, plan: BlockPlan) -> tuple[Callable, Callable]:
         """[batch, K, n] energies of a block's values, and the local field of the templates
@@ -172,18 +179,20 @@ class GibbsBlocks:
                 key = (i,) if None in signatures else (form.negate,) + tuple(sorted(map(repr, signatures)))
                 scalar_groups.setdefault(key, []).append(i)
 
-        def contracted_field(arrays, state, params):
+        def contracted_field(arrays, state, params, scale=1.0):
             # Fields are linear in the block's values: no value axis, whole group, then the block.
             ctx = self.context(arrays, state, params)
             field = None
             for contraction in plan.fields:
-                part = evaluator.contraction_field(contraction, plan.group, ctx)
+                part = evaluator.contraction_field(contraction, plan.group, ctx, scale)
                 field = part if field is None else field + part
             if "indices" in arrays:
                 field = ops.take(field, arrays["indices"], -1)
             return ops.reshape(field, (field.shape[0], 1, field.shape[-1]))
 
-        def linear_field(ctx, arrays, state, params):
+        def linear_field(ctx, arrays, state, params, scale=1.0):
+            """The field times `scale` (a number), which joins each part's sign and scalars
+            so that no full-size product is spent on it."""
             field = None
             for members in scalar_groups.values():
                 summed, ones = None, 0
@@ -196,21 +205,22 @@ class GibbsBlocks:
                 if ones:
                     summed = float(ones) if summed is None else summed + float(ones)
                 first = forms[members[0]]
-                scale = evaluator.scalar_product(first.scalars, plan.templates[members[0]], ctx)
-                # The sign joins the (0-d) scale, not the per-variable sum.
-                if first.negate:
-                    scale = -1.0 if scale is None else -scale
-                if scale is not None:
-                    summed = scale if isinstance(summed, float) and summed == 1.0 else summed * scale
+                product = evaluator.scalar_product(first.scalars, plan.templates[members[0]], ctx)
+                # The sign and `scale` join the (0-d) scalars, not the per-variable sum.
+                factor = -scale if first.negate else scale
+                group_scale = (None if factor == 1.0 else factor) if product is None else (
+                    product if factor == 1.0 else product * factor)
+                if group_scale is not None:
+                    summed = group_scale if isinstance(summed, float) and summed == 1.0 else summed * group_scale
                 field = summed if field is None else field + summed
             if plan.fields:
-                contracted = contracted_field(arrays, state, params)
+                contracted = contracted_field(arrays, state, params, scale)
                 field = contracted if field is None else field + contracted
             return field
 
-        def field_only(arrays, state, params, packed=None):
+        def scaled_field(arrays, state, params, packed=None, *, scale: float):
             ctx = self.context(arrays, state, params, (num_values,), arrays["values"], packed)
-            field = ops.broadcast_to(linear_field(ctx, arrays, state, params), (ctx.prefix[0], 1, size))
+            field = ops.broadcast_to(linear_field(ctx, arrays, state, params, scale), (ctx.prefix[0], 1, size))
             return ops.reshape(field, (ctx.prefix[0], size))
 
         def conditional(arrays, state, params, packed=None):
@@ -232,7 +242,7 @@ class GibbsBlocks:
                     table = ops.index_add(into, arrays[f"target{i}"], rows)
             table = table if table is not None else ops.zeros(ctx.prefix + (size,))
             return ops.broadcast_to(table, ctx.prefix + (size,))
-        return conditional, field_only
+        return conditional, scaled_field
 
     def _check_block(self, group: str, indices: np.ndarray) -> np.ndarray:
         variables = self.graph.variables.get(group)

@@ -7,6 +7,7 @@ two gradient methods.
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -140,7 +141,7 @@ class CompiledGraph(GibbsBlocks, QuadraticForms, InputChecks, ABC):
         packed = packed or {}
         batch = self._batch({**state, **{g: classes[0] for g, classes in packed.items()}})
         ones = tuple(1 for _ in extra_prefix)
-        flat = {g: self.ops.reshape(v, (v.shape[0],) + ones + (-1,)) for g, v in state.items()}
+        flat = {g: self.ops.reshape(v, (v.shape[0],) + ones + (math.prod(v.shape[1:]),)) for g, v in state.items()}
         packed = {
             g: tuple(self.ops.reshape(c, (c.shape[0],) + ones + tuple(c.shape[1:])) for c in classes)
             for g, classes in packed.items()

@@ -15,11 +15,12 @@ class ContractionHandlers:
         value = self._contract(plan, ctx, skip=(), keep=())
         return self.ops.broadcast_to(self._signed(value, plan, ctx), ctx.prefix)
 
-    def contraction_field(self, plan: ContractionPlan, group: str, ctx: EvalContext):
+    def contraction_field(self, plan: ContractionPlan, group: str, ctx: EvalContext, scale: float = 1.0):
         """d energy / d state[group] when the template is linear in each value it reads of
         the group (`ContractionPlan.linear_slots`): [*ctx.prefix, group size]. Each slot's
         part is the contraction of the other factors with the slot's indices kept, placed
-        at the variables it reads (a reshape, or an index_add where the box is not the grid)."""
+        at the variables it reads (a reshape, or an index_add where the box is not the grid).
+        scale: a number the field is multiplied by, with its sign (no product of its own)."""
         ops = self.ops
         size = int(ctx.state[group].shape[-1])
         shape = ctx.prefix + (size,)
@@ -32,7 +33,7 @@ class ContractionHandlers:
             if factor.flat_key is not None:
                 part = ops.index_add(ops.zeros(lead + (size,)), ctx.arrays[factor.flat_key], part)
             field = part if field is None else field + part
-        return ops.broadcast_to(self._signed(field, plan, ctx), shape)
+        return ops.broadcast_to(self._signed(field, plan, ctx, scale), shape)
 
     def contraction_pairs(self, plan: ContractionPlan, slots: tuple[int, ...], keep: tuple[int, ...],
                           ctx: EvalContext):
@@ -68,10 +69,11 @@ class ContractionHandlers:
         value = ops.broadcast_to(value, lead + (factor.plan.num_rows,))
         return ops.reshape(value, lead + tuple(plan.sizes[d] for d in factor.dims))
 
-    def _signed(self, value, plan: ContractionPlan, ctx: EvalContext):
+    def _signed(self, value, plan: ContractionPlan, ctx: EvalContext, scale: float = 1.0):
         for node, scalar_plan in plan.scalars:
             value = value * self.ops.reshape(self.evaluate(node, scalar_plan, ctx), ())
-        return -value if plan.negate else value
+        factor = -scale if plan.negate else scale
+        return value if factor == 1.0 else -value if factor == -1.0 else value * factor
 
 
 def _contraction_spec(plan: ContractionPlan, skip: tuple[int, ...], keep: tuple[int, ...]):

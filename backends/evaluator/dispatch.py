@@ -78,7 +78,14 @@ class Evaluator(LeafHandlers, ArithmeticHandlers, CallHandlers, ContractionHandl
         elif isinstance(total.core, Apply) and total.core.fn == "mul":
             # sum(a * b) as one fused dot product: no full-size temporary in either pass.
             left, right = (self.evaluate(a, plan, ctx) for a in total.core.args)
-            value = ops.vecdot(ops.broadcast_to(left, shape), ops.broadcast_to(right, shape))
+            if _unbatched(right) or _unbatched(left):
+                # One side is the same on every row (a bias): a matrix-vector product,
+                # whose gradient is one more (no [batch, rows] temporary in either pass).
+                vector, other = (right, left) if _unbatched(right) else (left, right)
+                vector = ops.broadcast_to(ops.reshape(vector, (-1,)), (plan.num_rows,))
+                value = ops.broadcast_to(ops.matmul(ops.broadcast_to(other, shape), vector), ctx.prefix)
+            else:
+                value = ops.vecdot(ops.broadcast_to(left, shape), ops.broadcast_to(right, shape))
         else:
             value = ops.sum(ops.broadcast_to(self.evaluate(total.core, plan, ctx), shape), -1)
         return self._scaled(value, total, plan, ctx)
@@ -103,9 +110,9 @@ class Evaluator(LeafHandlers, ArithmeticHandlers, CallHandlers, ContractionHandl
         return self._scaled(value, first.total, first, ctx)
 
     def linear_coefficient(self, plan: TemplatePlan, form: LinearForm, ctx: EvalContext):
-        """The product of a LinearForm template's `rest`, per row: [*ctx.prefix[:1], 1,
-        num_rows] (no value axis), zero on rows the template does not have; neither its
-        scalars nor its sign applied. None when that is 1 on every row (no `rest`, no
+        """The product of a LinearForm template's `rest`, per row: [batch or 1, 1,
+        num_rows] (no value axis; a batch axis of 1 where no state enters it), zero on
+        rows the template does not have; neither its scalars nor its sign applied. None when that is 1 on every row (no `rest`, no
         open boundary), so callers add a number instead of a materialised array of ones."""
         ops = self.ops
         if not form.rest and plan.present is None:
@@ -114,7 +121,9 @@ class Evaluator(LeafHandlers, ArithmeticHandlers, CallHandlers, ContractionHandl
         for factor in form.rest:
             read = self.evaluate(factor, plan, ctx)
             value = read if value is None else value * read
-        shape = ctx.prefix[:1] + (1,) * (len(ctx.prefix) - 1) + (plan.num_rows,)
+        # A coefficient the state does not enter (a bias) keeps a batch axis of 1.
+        batched = value is not None and value.ndim > 1 and value.shape[0] != 1
+        shape = (ctx.prefix[0] if batched else 1,) + (1,) * (len(ctx.prefix) - 1) + (plan.num_rows,)
         value = ops.broadcast_to(value if value is not None else ops.zeros((1,)) + 1.0, shape)
         if plan.present is not None:
             value = ops.where(ctx.arrays[plan.present], value, 0.0)
@@ -163,3 +172,8 @@ class Evaluator(LeafHandlers, ArithmeticHandlers, CallHandlers, ContractionHandl
         else:
             moved = grid[(...,) + tuple(slice(a, b) for a, b in found.box)]
         return ops.reshape(moved, lead + found.shape)
+
+
+def _unbatched(value) -> bool:
+    """Whether an evaluated operand holds one value per row at most (no batch or value axes)."""
+    return all(int(size) == 1 for size in value.shape[:-1])

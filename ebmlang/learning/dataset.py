@@ -48,11 +48,24 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([int(seed), int(epoch), 0x0DA7A]).permutation(n)
 
 
-def minibatches(data: Mapping[str, np.ndarray], order: np.ndarray, batch_size: int) -> Iterator[dict]:
-    """Consecutive slices of `order` as dicts of numpy arrays (the last may be smaller)."""
+def minibatches(data: Mapping[str, np.ndarray], order: np.ndarray, batch_size: int,
+                backend=None) -> Iterator[dict]:
+    """Consecutive slices of `order` as dicts of numpy arrays (the last may be smaller), or
+    of `backend` arrays gathered on the backend when `data` is already there
+    (`resident_data`)."""
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        yield {name: arr[rows] for name, arr in data.items()}
+        if backend is None:
+            yield {name: arr[rows] for name, arr in data.items()}
+        else:
+            index = backend.asarray(rows, dtype="int64")
+            yield {name: backend.ops.take(arr, index, 0) for name, arr in data.items()}
+
+
+def resident_data(backend, data: Mapping[str, np.ndarray]) -> dict:
+    """The training data as backend arrays, converted once per fit instead of once per
+    minibatch (for objectives that take backend batches)."""
+    return {name: backend.asarray(arr) for name, arr in data.items()}
 
 
 def step_seed(seed: int, epoch: int, step: int) -> int:

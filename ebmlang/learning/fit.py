@@ -23,7 +23,15 @@ import numpy as np
 
 from ebmlang.errors import EbmError, did_you_mean
 from ebmlang.learning.chains import LangevinOptions
-from ebmlang.learning.dataset import epoch_order, minibatches, num_examples, prepare_data, step_seed, step_seeds
+from ebmlang.learning.dataset import (
+    epoch_order,
+    minibatches,
+    num_examples,
+    prepare_data,
+    resident_data,
+    step_seed,
+    step_seeds,
+)
 from ebmlang.learning.fused import STAT_NAMES as FUSED_STAT_NAMES
 from ebmlang.learning.fused import fused_epochs
 from ebmlang.learning.objectives import make_objective
@@ -137,6 +145,9 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
     # JAX: an epoch's full minibatches as one compiled scan where every piece allows it.
     fused = fused_epochs(model, objective, optim, names, weight_decay=weight_decay, grad_clip=grad_clip,
                          average=average) if FUSE_EPOCHS else None
+    # Objectives that read their batches as backend arrays get them gathered there.
+    resident = resident_data(bk, data) if fused is None and getattr(objective, "takes_backend_batches", False) \
+        else None
     with _Progress(progress, (epochs - start_epoch) * steps_per_epoch, f"fit {graph.name}") as bar:
         for epoch in range(start_epoch, epochs):
             epoch_started = time.perf_counter()
@@ -151,7 +162,9 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
                 sums = {name: float(total) for name, total in zip(FUSED_STAT_NAMES, fused_stats.sum(axis=0))}
                 if done:
                     bar.advance(f"epoch {epoch + 1}/{epochs} loss {fused_stats[-1, 0]:.4g}", done)
-            for step, batch in enumerate(minibatches(data, order[done * batch_size:], batch_size), start=done):
+            batches = minibatches(resident, order[done * batch_size:], batch_size, bk) if resident is not None \
+                else minibatches(data, order[done * batch_size:], batch_size)
+            for step, batch in enumerate(batches, start=done):
                 key = bk.key(int(seeds[step]))
                 rate = scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
                 stats = _update(model, objective, optim, names, key, batch, rate, weight_decay, grad_clip,

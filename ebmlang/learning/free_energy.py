@@ -40,6 +40,9 @@ class FreeEnergyObjective:
         self.whole = frozenset(whole)
         self.energy = compiled.energy_kernel(self.zero_groups)
         self.shapes = {g: graph.variables[g].shape for g in summed.members}
+        # A whole group's stand-in, broadcast to each batch: one value, never read.
+        self.reference_arrays = {g: backend.ops.zeros((1,) * (1 + len(self.shapes[g]))) + self.reference[g]
+                                 for g in self.whole}
         # Once per graph and set: a later fit reuses the jitted pass (no retracing).
         key = ("free energy objective",) + tuple((g, ix.tobytes()) for g, ix in summed.members.items())
         self.value_aux_and_grad = compiled.memo(key, lambda: backend.value_aux_and_grad(self._objective))
@@ -52,7 +55,7 @@ class FreeEnergyObjective:
                     or [v.shape[0] for v in state.values()] or [1])
         for g, ix in self.summed.members.items():
             if g in self.whole:  # its values are never read: callers may leave it out
-                state[g] = ops.zeros((batch,) + self.shapes[g]) + self.reference[g]
+                state[g] = ops.broadcast_to(self.reference_arrays[g], (batch,) + self.shapes[g])
             else:
                 filled = ops.zeros((state[g].shape[0], len(ix))) + self.reference[g]
                 state[g] = backend.set_flat(state[g], ix, filled)

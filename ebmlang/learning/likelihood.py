@@ -57,6 +57,9 @@ TRACKING_STATE_LIMIT = 2 ** 12
 class MaximumLikelihood:
     """CD-k (chains start at the data) or PCD (persistent chains) maximum likelihood."""
 
+    # `step` reads its batch as numpy or backend arrays alike: fit gathers them on the backend.
+    takes_backend_batches = True
+
     def __init__(self, model, data: Mapping[str, np.ndarray], *, k: int, persistent: bool, chains: int,
                  langevin: LangevinOptions, energy_reg: float, seed: int, rao_blackwell: str = "classes"):
         graph = model.graph
@@ -241,8 +244,8 @@ class MaximumLikelihood:
         start_key, run_key = bk.split(key, 2)
         size = len(next(iter(batch.values())))
         if self.units is not None:  # summed exactly: the hidden values are never read
-            graph = self.model.graph
-            return {**batch, **{g: np.zeros((size,) + graph.variables[g].shape) for g in self.hidden}}
+            graph, ops = self.model.graph, bk.ops
+            return {**batch, **{g: ops.zeros((size,) + graph.variables[g].shape) for g in self.hidden}}
         state = {**batch, **random_values(bk, start_key, self.model.graph, self.hidden, size)}
         return numpy_state(bk, self.hidden_sampler.run(run_key, backend_state(bk, state), params, self.k))
 

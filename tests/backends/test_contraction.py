@@ -160,22 +160,69 @@ def test_block_conditionals_take_contracted_fields(backend, group, indices):
     assert model.compiled.gibbs_block(group, indices).plan.fields  # the contraction path was taken
 
 
+def block_and_exact_table(source, backend, group, indices):
+    """(model, its compiled block group[indices] with a field, a backend state, the exact
+    [batch, n, K] energies of that state's block values by enumeration)."""
+    model = ebmlang.loads(source, backend=backend, dtype="float64", seed=5)
+    state = random_state(4, seed=7)
+    indices = np.asarray(list(indices))
+    block = model.compiled.gibbs_block(group, indices)
+    assert block.has_field
+    expected = exact_conditional(model, state, group, indices)
+    return model, block, {g: model.backend.asarray(x) for g, x in state.items()}, expected
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("group, indices", [("h", range(5)), ("v", range(7)), ("v", [1, 4, 6])])
 def test_a_binary_block_local_field_is_the_energy_gap_per_unit_of_value(backend, group, indices):
     # E(x_u = high) - E(x_u = low) = (high - low) * field_u, for binary v (0, 1) and spin h
     # (-1, +1): the sampler and the free energy read only the field of such blocks.
-    model = ebmlang.loads(RBM, backend=backend, dtype="float64", seed=5)
-    state = random_state(4, seed=7)
-    bk = model.backend
-    indices = np.asarray(list(indices))
-    block = model.compiled.gibbs_block(group, indices)
-    assert block.has_field
-    field = np.asarray(bk.to_numpy(block.field({g: bk.asarray(x) for g, x in state.items()}, model.params)))
-    expected = exact_conditional(model, state, group, indices)
+    model, block, state, expected = block_and_exact_table(RBM, backend, group, indices)
+    field = np.asarray(model.backend.to_numpy(block.field(state, model.params)))
     low, high = model.graph.variables[group].domain.values
     np.testing.assert_allclose((high - low) * field, expected[..., 1] - expected[..., 0], atol=1e-9)
 
+
+
+SCALED = RBM + """param beta = 0.7
+energy scaled = beta * sum(i in 0..V, k in 0..H) v[i] * W[i, k] * h[k]
+energy scaled_bias = -2 * beta * sum(k in 0..H) c[k] * h[k]
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("source", [RBM, SCALED], ids=["rbm", "scalar-scaled"])
+@pytest.mark.parametrize("group, indices", [("h", range(5)), ("v", range(7)), ("v", [1, 4, 6])])
+def test_a_two_valued_block_gap_is_the_difference_of_its_two_energies(backend, source, group, indices):
+    # gap = E(first value) - E(second value), with the values' difference, the terms' signs
+    # and their scalar params folded into one factor: it must equal the table it replaces.
+    model, block, state, expected = block_and_exact_table(source, backend, group, indices)
+    gap = np.asarray(model.backend.to_numpy(block.gap(state, model.params)))
+    np.testing.assert_allclose(gap, expected[..., 0] - expected[..., 1], atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_bias_gradients_are_the_weighted_sums_of_the_states(backend):
+    # A bias sum is a matrix-vector product over the batch; its gradient must still be
+    # -sum_b w_b v_b, whichever side of the product the param is written on.
+    source = """
+const V = 6
+observed v[V] : binary
+param b[V] ~ normal(0, 1)
+param a[V] ~ normal(0, 1)
+energy left = -sum(i in 0..V) b[i] * v[i]
+energy right = 3 * sum(i in 0..V) v[i] * a[i]
+"""
+    model = ebmlang.loads(source, backend=backend, dtype="float64")
+    rng = np.random.default_rng(4)
+    v = rng.integers(0, 2, (9, 6)).astype(float)
+    weights = rng.normal(size=9)
+    bk = model.backend
+    grads = model.compiled.grad_params({"v": bk.asarray(v)}, model.params, weights=bk.asarray(weights))
+    np.testing.assert_allclose(bk.to_numpy(grads["b"]), -weights @ v, atol=1e-10)
+    np.testing.assert_allclose(bk.to_numpy(grads["a"]), 3 * weights @ v, atol=1e-10)
+    params = numpy_params(model)
+    np.testing.assert_allclose(energies(model, {"v": v}), -v @ params["b"] + 3 * v @ params["a"], atol=1e-10)
 
 def test_a_template_reading_one_variable_twice_keeps_the_per_factor_path():
     # With the diagonal i == j the energy is quadratic in v[i]: not a linear field.
