@@ -1,5 +1,6 @@
 """The user's face in Python: `Model` (load, sample, argmin, fit, compose, save),
-file I/O for arrays (io.py) and plots (plot.py).
+its energy for the user's own training loop (`to_torch`, `to_jax`: export.py), file I/O
+for arrays (io.py) and plots (plot.py).
 
     import ebmlang as ebm
     m = ebm.load("examples/ising.ebm", backend="jax")

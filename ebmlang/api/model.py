@@ -96,6 +96,8 @@ class Model:
         self.backend_name = self.backend.name
         _check_bounds_fit(graph, self.backend)
         self.externs: dict = {}
+        # This graph compiled for other backends by to_torch() / to_jax(), by backend name.
+        self._exports: dict = {}
         for name, fn in (externs or {}).items():
             self.register_extern(name, fn)
         if params is None:
@@ -124,27 +126,61 @@ class Model:
         self.compiled.register_extern(name, fn)
 
     def param_values(self) -> dict:
-        """Parameters as numpy arrays."""
-        return {k: self.backend.to_numpy(v) for k, v in self.params.items()}
+        """Parameters as numpy arrays: copies, which later training (the in-place steps of a
+        `to_torch()` module's optimiser included) leaves as they are."""
+        return {k: np.array(self.backend.to_numpy(v)) for k, v in self.params.items()}
 
-    def set_params(self, **values) -> "Model":
-        for k, v in values.items():
+    def set_params(self, values=None, /, **named) -> "Model":
+        """Set parameters by name and return the model: `m.set_params(J=0.4)`, a dict
+        `m.set_params({"f.0.weight": w})`, or the module of `to_torch()` / the params of
+        `to_jax()` after a training loop of your own (`m.set_params(module)`). Values are
+        copied into the model; shapes (broadcasting allowed) and finiteness are checked."""
+        from ebmlang.api.export import param_mapping, plain_value, same_memory
+
+        for k, v in {**param_mapping(values), **named}.items():
             if k not in self.params:
                 from ebmlang.errors import did_you_mean
                 raise EbmError(f"no parameter '{k}'", hint=did_you_mean(k, self.params))
             current = self.backend.to_numpy(self.params[k])
             try:
-                value = np.asarray(v, dtype=float)
+                value = np.asarray(plain_value(v), dtype=float)
                 value = np.broadcast_to(value, current.shape).copy()
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RuntimeError):
                 raise EbmError(f"cannot set param '{k}' of shape {list(current.shape)} to {v!r}",
                                expected="a real number or an array of that shape (or one that broadcasts to it)",
                                span=self.graph.params[k].span, source=self.graph.source) from None
             if not np.isfinite(value).all():
                 raise EbmError(f"param '{k}' would hold NaN or infinite values", span=self.graph.params[k].span,
                                source=self.graph.source)
-            self.params[k] = self.backend.asarray(value)
+            if not same_memory(v, self.params[k]):  # a to_torch() module's own tensor is already in
+                self.params[k] = self.backend.asarray(value)
         return self
+
+    # -- export to your own code -------------------------------------------
+    def to_torch(self):
+        """The energy as a torch `nn.Module`, for a training loop of your own:
+        `module(state)` takes {variable: tensor [batch, *shape]} and returns the energy of
+        each row [batch]; `module.parameters()` are the model's params (nn.Parameters named
+        with '.' as '__'; `module.named_params()` by their ebmlang names).
+
+        On a torch model they share memory with the model: optimiser steps on the module are
+        at once what `energy`, `sample`, `argmin` and `save` use. On another backend the
+        graph is compiled for torch on demand and the module holds copies: bring trained
+        values back with `m.set_params(module)` (also needed after `module.to(...)`)."""
+        from ebmlang.api.export import to_torch
+
+        return to_torch(self)
+
+    def to_jax(self):
+        """The energy as a pure JAX function and its params, `(fn, params)`:
+        `fn(state, params)` takes {variable: array [batch, *shape]} and {name: array} and
+        returns the energy of each row [batch]; it can be jitted and differentiated (e.g.
+        `jax.grad(lambda p: fn(state, p).mean())(params)`). JAX arrays are immutable: bring
+        trained params back with `m.set_params(params)`. A model on another backend is
+        compiled for JAX on demand."""
+        from ebmlang.api.export import to_jax
+
+        return to_jax(self)
 
     def _merged(self, state, values: dict) -> dict:
         """A state given as a dict and/or keyword arrays."""

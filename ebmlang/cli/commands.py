@@ -41,6 +41,7 @@ from ebmlang.cli.command_inputs import (  # noqa: F401 -- read_data is re-export
     _seed_argument,
     read_data,
 )
+from ebmlang.cli.command_timing import compiles, timed_sample
 from ebmlang.cli.marginals_command import marginals_arguments, run_marginals
 from ebmlang.errors import EbmError
 
@@ -281,18 +282,19 @@ def run_sample(args: argparse.Namespace) -> int:
     free = _free_continuous(model, observed)
     _require_gradients(model, args, free, f"sampling the continuous variables {', '.join(free)}")
     init = read_arrays(args.init) if args.init else None
-    start = time.perf_counter()
-    samples = model.sample(chains=args.chains, steps=args.steps, observed=observed or None,
-                           method=args.method, temperature=args.temperature, burn_in=args.burn_in,
-                           thin=args.thin, seed=args.seed, init=init, progress=_show_progress(args),
-                           step_size=args.step_size)
-    elapsed = time.perf_counter() - start
+    if compiles(model) and _show_progress(args):
+        print("compiling the sampler's kernels (one step)...", file=sys.stderr, flush=True)
+    # A compiling backend's first step is timed apart: the rate is the run's alone.
+    samples, timing = timed_sample(model, chains=args.chains, steps=args.steps, observed=observed or None,
+                                   method=args.method, temperature=args.temperature, burn_in=args.burn_in,
+                                   thin=args.thin, seed=args.seed, init=init, progress=_show_progress(args),
+                                   step_size=args.step_size)
     print(samples.summary())
     for name, draws in samples.draws.items():
         if model.graph.variables[name].domain.is_discrete and _small_integer_grid(np.asarray(draws[0, -1])):
             shown = _describe_array(f"{name} (chain 0, last draw)", draws[0, -1], labels=True)
             print("  " + shown.replace("\n", "\n  "))
-    print(f"  time: {elapsed:.2f} s ({args.chains * args.steps / max(elapsed, 1e-9):.0f} chain-steps/s)")
+    print("  " + timing.line(args.chains * args.steps))
     if args.out:
         # `energy` is a keyword of the language, so no variable can take this name.
         print(f"wrote {write_arrays(args.out, {**samples.draws, 'energy': samples.energy})}")

@@ -72,9 +72,11 @@ def test_compile_flag_samples_what_eager_torch_samples(field_model, run_ebm, tmp
     draws = []
     for flags in ((), ("--compile",)):
         out = tmp_path / f"draws{len(flags)}.npz"
-        status, _, err = run_ebm("sample", field_model, "--backend", "torch", "--dtype", "float64", "--chains", 2,
-                                 "--steps", 4, "--seed", 5, "--quiet", "--out", out, *flags)
+        status, stdout, err = run_ebm("sample", field_model, "--backend", "torch", "--dtype", "float64", "--chains",
+                                      2, "--steps", 4, "--seed", 5, "--quiet", "--out", out, *flags)
         assert status == 0, err
+        # Compiling is timed apart from the sampling rate (tests/ux/test_cli_compile_timing.py).
+        assert ("compiled in" in stdout and "chain-steps/s after compilation" in stdout) == bool(flags), stdout
         draws.append(read_arrays(out)["s"])
     np.testing.assert_array_equal(draws[0], draws[1])
     status, _, err = run_ebm("sample", field_model, "--backend", "numpy", "--compile", "--steps", 2)
