@@ -82,41 +82,61 @@ def plot_trace(samples, var: str | None = None, *, path: str | Path | None = Non
         axes[1].set_ylabel(f"mean of {var}")
     axes[-1].set_xlabel("step")
     if energy.shape[0] <= 8:
-        axes[0].legend(fontsize="small", ncols=min(4, energy.shape[0]))
-    axes[0].set_title(title or f"trace: {energy.shape[0]} chains x {energy.shape[1]} draws")
+        # Above the panels, where it cannot cover a trace.
+        axes[0].legend(fontsize="small", ncols=min(4, energy.shape[0]), loc="lower left",
+                       bbox_to_anchor=(0.0, 1.0), frameon=False, borderaxespad=0.2)
+    what = "energy" + (f" and mean of {var}" if var is not None else "")
+    fig.suptitle(title or f"trace of the {what}: {energy.shape[0]} chains x {energy.shape[1]} draws "
+                 f"(after {burn_in} burn-in steps)", fontsize="medium")
     return _finish(fig, path)
 
 
 def plot_curves(x: Sequence[float], series: Mapping[str, Sequence[float]], *, xlabel: str,
                 ylabel: str, title: str | None = None, path: str | Path | None = None,
                 vlines: Mapping[str, float] | None = None, logy: bool = False,
-                references: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None):
+                references: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+                errors: Mapping[str, Sequence[float]] | None = None,
+                styles: Mapping[str, Mapping] | None = None, size: tuple[float, float] = (6.0, 3.6)):
     """Line plot of named series over a shared x axis (training curves, sweeps).
 
     vlines: labelled vertical reference lines, e.g. {"T_c": 2.269}.
     references: named exact curves on their own (dense) x, drawn as plain lines, e.g.
     {"Onsager": (t, m_exact(t))}.
+    errors: error bars (half-widths, e.g. standard errors) for some of the series, by name.
+    styles: extra matplotlib line options for some series, e.g. {"baseline": {"ls": "--"}}.
+    size: (width, height) in inches.
     """
-    fig = _figure(6.0, 3.6)
+    fig = _figure(*size)
     ax = fig.subplots()
     x = np.asarray(x, dtype=float)
     for label, ys in series.items():
         ys = np.asarray(ys, dtype=float)
         if ys.shape != x.shape:
             raise EbmError(f"series '{label}' has {ys.shape} points but x has {x.shape}")
-        ax.plot(x, ys, marker="o", ms=3, label=label)
+        style = {"marker": "o", "ms": 3, **(styles or {}).get(label, {})}
+        if errors and label in errors:
+            err = np.asarray(errors[label], dtype=float)
+            if err.shape != x.shape:
+                raise EbmError(f"errors of series '{label}' have {err.shape} points but x has {x.shape}")
+            ax.errorbar(x, ys, yerr=err, capsize=3, label=label, **style)
+        else:
+            ax.plot(x, ys, label=label, **style)
     for label, (ref_x, ref_y) in (references or {}).items():
         ax.plot(np.asarray(ref_x, dtype=float), np.asarray(ref_y, dtype=float), lw=1.2, color="k",
                 alpha=0.7, label=label)
     for label, at in (vlines or {}).items():
         ax.axvline(at, color="grey", ls="--", lw=1)
         ax.text(at, 0.97, f" {label}", transform=ax.get_xaxis_transform(), va="top", fontsize="small")
+    if np.array_equal(x, np.round(x)):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs, steps: no tick at 0.25
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize="medium")
     if len(series) + len(references or {}) > 1:
         ax.legend(fontsize="small")
     return _finish(fig, path)
@@ -129,13 +149,64 @@ def plot_curves(x: Sequence[float], series: Mapping[str, Sequence[float]], *, xl
 def plot_sample_grid(arrays, *, image_shape: tuple[int, int] | None = None, ncols: int | None = None,
                      titles: Sequence[str] | None = None, cmap: str = "gray_r",
                      vmin: float | None = None, vmax: float | None = None,
-                     suptitle: str | None = None, path: str | Path | None = None, scale: float = 1.6):
+                     suptitle: str | None = None, path: str | Path | None = None, scale: float = 1.6,
+                     width: float | None = None, colorbar: str | Mapping[float, str] | None = None):
     """A grid of images: samples of an image-shaped variable, or named snapshots.
 
     arrays: [n, H, W], [n, H*W] with `image_shape=(H, W)`, or a sequence of 2-d arrays
     (e.g. noisy / clean / denoised). Spins (-1/+1), binary (0/1) and categorical labels
     all display with one colour scale per figure (vmin/vmax default to the data range).
+    Each image is framed and set apart from its neighbours, so an all-white lattice
+    still shows as a panel.
+
+    scale: inches per panel; width: the figure's width in inches instead (panels shrink
+    to fit), so figures with different numbers of columns can share one width.
+    colorbar: a label for a continuous colour bar, or a colour key for discrete values,
+    {value: name}, e.g. {-1: "spin -1", 1: "spin +1"}: one colour per value.
     """
+    shaped = _images_2d(arrays, image_shape)
+    n = len(shaped)
+    ncols = ncols or min(n, 8)
+    nrows = math.ceil(n / ncols)
+    lo = min(float(i.min()) for i in shaped) if vmin is None else vmin
+    hi = max(float(i.max()) for i in shaped) if vmax is None else vmax
+    # The colour bar and its labels take about this many inches beside the panels.
+    bar_room = 1.0 if colorbar is not None else 0.0
+    panel = (width - bar_room) / ncols if width is not None else scale
+    title_lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles else 0
+    suptitle_room = 0.15 + 0.25 * (str(suptitle).count("\n") + 1) if suptitle else 0.0
+    fig = _figure(width or scale * ncols + bar_room, (panel + 0.2 * title_lines) * nrows + suptitle_room)
+    # Constrained layout otherwise packs framed panels edge to edge.
+    fig.get_layout_engine().set(w_pad=0.05, h_pad=0.05, wspace=0.1, hspace=0.08)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    colours = {"cmap": cmap, "vmin": lo, "vmax": hi}
+    if isinstance(colorbar, Mapping):
+        colours = _discrete_colours(cmap, colorbar)
+    shown = None
+    for k, ax in enumerate(axes):
+        if k >= n:
+            ax.set_axis_off()
+            continue
+        shown = ax.imshow(shaped[k], interpolation="nearest", **colours)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_linewidth(0.6)
+        if titles is not None and k < len(titles):
+            ax.set_title(titles[k], fontsize="small")
+    if colorbar is not None:
+        # No taller than one row of panels (a full-height bar would also span the titles).
+        bar = fig.colorbar(shown, ax=list(axes), shrink=0.75 if nrows == 1 else 0.6, aspect=12 * min(nrows, 2))
+        if isinstance(colorbar, Mapping):
+            bar.set_ticks(sorted(colorbar), labels=[colorbar[v] for v in sorted(colorbar)])
+        else:
+            bar.set_label(colorbar)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize="medium")
+    return _finish(fig, path)
+
+
+def _images_2d(arrays, image_shape: tuple[int, int] | None) -> list[np.ndarray]:
     images = [np.asarray(a, dtype=float) for a in arrays]
     if not images:
         raise EbmError("plot_sample_grid needs at least one image")
@@ -153,23 +224,22 @@ def plot_sample_grid(arrays, *, image_shape: tuple[int, int] | None = None, ncol
         if img.ndim != 2:
             raise EbmError(f"image {k} has shape {img.shape}; images must be 2-d (H, W)")
         shaped.append(img)
-    n = len(shaped)
-    ncols = ncols or min(n, 8)
-    nrows = math.ceil(n / ncols)
-    lo = min(float(i.min()) for i in shaped) if vmin is None else vmin
-    hi = max(float(i.max()) for i in shaped) if vmax is None else vmax
-    title_room = 0.3 if titles else 0.0
-    fig = _figure(scale * ncols, (scale + title_room) * nrows + (0.4 if suptitle else 0.0))
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    for k, ax in enumerate(axes):
-        ax.set_axis_off()
-        if k < n:
-            ax.imshow(shaped[k], cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
-            if titles is not None and k < len(titles):
-                ax.set_title(titles[k], fontsize="small")
-    if suptitle:
-        fig.suptitle(suptitle)
-    return _finish(fig, path)
+    return shaped
+
+
+def _discrete_colours(cmap: str, key: Mapping[float, str]) -> dict:
+    """One colour of `cmap` per value of `key`; each value sits in the middle of its colour's
+    band, so the colour bar reads as a key with a swatch per value."""
+    from matplotlib import colormaps
+    from matplotlib.colors import BoundaryNorm
+
+    values = np.asarray(sorted(float(v) for v in key), dtype=float)
+    if len(values) < 2:
+        raise EbmError("a colour key needs at least two values")
+    middles = (values[1:] + values[:-1]) / 2
+    edges = np.concatenate([[values[0] - (middles[0] - values[0])], middles,
+                            [values[-1] + (values[-1] - middles[-1])]])
+    return {"cmap": colormaps[cmap].resampled(len(values)), "norm": BoundaryNorm(edges, len(values))}
 
 
 # --------------------------------------------------------------------------
@@ -179,12 +249,13 @@ def plot_sample_grid(arrays, *, image_shape: tuple[int, int] | None = None, ncol
 def plot_scatter_contours(model, samples, var: str, extent: tuple[float, float, float, float], *,
                           fixed: Mapping[str, np.ndarray] | None = None, resolution: int = 120,
                           path: str | Path | None = None, title: str | None = None,
-                          max_points: int = MAX_SCATTER_POINTS, seed: int = 0):
+                          max_points: int = MAX_SCATTER_POINTS, seed: int = 0,
+                          size: tuple[float, float] = (5.2, 4.6)):
     """2-d samples of `var` (a variable of shape [2]) scattered over the model's energy contours.
 
     extent: (xmin, xmax, ymin, ymax) of the grid on which the energy is evaluated -- in one
     batched call of `model.energy`. fixed: values of the model's other variables.
-    samples: a `Samples` or an array [..., 2] of points.
+    samples: a `Samples` or an array [..., 2] of points. size: (width, height) in inches.
     """
     if var not in model.variables:
         from ebmlang.errors import did_you_mean
@@ -211,7 +282,7 @@ def plot_scatter_contours(model, samples, var: str, extent: tuple[float, float, 
         raise EbmError(f"the energy of {model.name} is not finite anywhere on the grid {extent}")
     top = float(np.quantile(finite, CONTOUR_CLIP_QUANTILE))
     levels = np.linspace(float(finite.min()), top, 14)
-    fig = _figure(5.2, 4.6)
+    fig = _figure(*size)
     ax = fig.subplots()
     filled = ax.contourf(gx, gy, np.minimum(energy, top), levels=levels, cmap="viridis_r")
     ax.contour(gx, gy, energy, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
@@ -223,7 +294,7 @@ def plot_scatter_contours(model, samples, var: str, extent: tuple[float, float, 
     ax.set_xlabel(f"{var}[0]")
     ax.set_ylabel(f"{var}[1]")
     ax.legend(loc="upper right", fontsize="small")
-    ax.set_title(title or f"{model.name}: samples of {var} over energy contours")
+    ax.set_title(title or f"{model.name}: samples of {var} over energy contours", fontsize="medium")
     return _finish(fig, path)
 
 

@@ -38,6 +38,18 @@ def test_trace_draws_one_line_per_chain_at_the_recorded_steps(tmp_path):
     assert read_png(tmp_path / "trace.png").ndim == 3
 
 
+def test_the_trace_legend_sits_above_the_traces_and_the_title_says_what_is_drawn(tmp_path):
+    fig = plot_trace(fake_samples(), "x", path=tmp_path / "trace.png")
+    energy_axis = fig.axes[0]
+    legend = energy_axis.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["chain 0", "chain 1", "chain 2"]
+    fig.draw_without_rendering()  # lays the figure out, so extents are final
+    # Entirely above the plotting area, so no trace is hidden behind it.
+    assert legend.get_window_extent().y0 >= energy_axis.get_window_extent().y1 - 1
+    title = fig.get_suptitle()
+    assert "energy and mean of x" in title and "3 chains x 20 draws" in title and "5 burn-in" in title
+
+
 def test_trace_of_an_unknown_variable_names_the_sampled_ones():
     with pytest.raises(EbmError) as err:
         plot_trace(fake_samples(), "y")
@@ -78,6 +90,49 @@ def test_curves_plot_each_series_and_reference_lines(tmp_path):
         plot_curves([1, 2], {"a": [1, 2, 3]}, xlabel="x", ylabel="y")
 
 
+def test_curves_draw_error_bars_and_styles_per_series(tmp_path):
+    from matplotlib.container import ErrorbarContainer
+
+    fig = plot_curves([1.0, 2.0, 3.0], {"m": [0.9, 0.5, 0.1], "base": [0.4, 0.4, 0.4]}, xlabel="T", ylabel="m",
+                      errors={"m": [0.01, 0.05, 0.02]}, styles={"base": {"ls": "--", "marker": ""}},
+                      size=(8.0, 4.5), path=tmp_path / "e.png")
+    ax = fig.axes[0]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 1 and bars[0].has_yerr and bars[0].get_label() == "m"
+    segments = bars[0].lines[2][0].get_segments()
+    np.testing.assert_allclose([(top[1] - bottom[1]) / 2 for bottom, top in segments], [0.01, 0.05, 0.02])
+    baseline = next(line for line in ax.lines if line.get_label() == "base")
+    assert baseline.get_linestyle() == "--"
+    assert fig.get_size_inches().tolist() == [8.0, 4.5]
+    with pytest.raises(EbmError, match="errors of series 'm'"):
+        plot_curves([1, 2], {"m": [1, 2]}, errors={"m": [0.1]}, xlabel="x", ylabel="y")
+
+
+def test_sample_grid_frames_panels_apart_with_a_colour_key_per_value(tmp_path):
+    spins = [np.ones((6, 6)), -np.ones((6, 6)), np.where(np.eye(6) > 0, 1.0, -1.0)]
+    fig = plot_sample_grid(spins, cmap="gray", width=8.0, colorbar={-1: "down", 1: "up"}, titles=list("abc"),
+                           path=tmp_path / "key.png")
+    assert fig.get_size_inches()[0] == 8.0
+    key = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(key) == 1 and [t.get_text() for t in key[0].get_yticklabels()] == ["down", "up"]
+    panels = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+    image = panels[0].images[0]
+    assert image.cmap.N == 2  # one colour per value, not a gradient
+    assert image.norm(-1.0) != image.norm(1.0)
+    boxes = sorted((ax.get_position() for ax in panels), key=lambda box: box.x0)
+    assert all(right.x0 > left.x1 for left, right in zip(boxes, boxes[1:]))
+    assert all(ax.spines["top"].get_visible() for ax in panels)  # an all-white panel still shows its edge
+    read_png(tmp_path / "key.png")
+
+
+def test_sample_grid_continuous_colour_bar_is_labelled():
+    fig = plot_sample_grid([np.arange(16.0).reshape(4, 4)], colorbar="energy")
+    key = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(key) == 1 and key[0].get_ylabel() == "energy"
+    with pytest.raises(EbmError, match="at least two values"):
+        plot_sample_grid([np.zeros((2, 2))], colorbar={0: "only"})
+
+
 def test_scatter_contours_evaluates_the_model_energy_on_the_grid(tmp_path):
     model = ebm.load(EXAMPLES / "gaussian.ebm", backend="numpy")
     points = np.random.default_rng(0).normal(size=(50, 2))
@@ -92,6 +147,8 @@ def test_scatter_contours_evaluates_the_model_energy_on_the_grid(tmp_path):
     filled = next(c for c in ax.collections if hasattr(c, "levels"))
     assert abs(filled.levels[0]) < 1e-6
     read_png(tmp_path / "contours.png")
+    sized = plot_scatter_contours(model, points, "x", extent=(-3, 3, -4, 2), resolution=11, size=(8.0, 6.0))
+    assert sized.get_size_inches().tolist() == [8.0, 6.0]
 
 
 def test_scatter_contours_needs_a_two_dimensional_variable():
