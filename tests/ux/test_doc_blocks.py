@@ -1,8 +1,9 @@
-"""Every code block of the docs pages runs, and prints what the page shows.
+"""Every code block of README.md and the docs pages runs, and prints what the page shows.
 
-Pages: docs/*.md but cli.md and tutorial.md (tested by test_cli_doc_outputs.py and
-test_tutorial.py) and benchmarks.md (written by `make bench`). The conventions, the same
-on every page:
+Pages: README.md and docs/*.md but cli.md and tutorial.md (tested by
+test_cli_doc_outputs.py and test_tutorial.py) and benchmarks.md (written by `make bench`).
+Blocks without a language are not run: README's two set-up commands (`make demo`,
+`make test`, which CI runs) and diagrams. The conventions, the same on every page:
 
 * ```python blocks run in order in one namespace per page, in a scratch folder that sees
   the repository's examples/ (so a block may use what an earlier block defined).
@@ -44,7 +45,7 @@ from .helpers import REPO
 
 DOCS = REPO / "docs"
 TESTED_ELSEWHERE = {"cli.md", "tutorial.md", "benchmarks.md"}
-PAGES = sorted(path for path in DOCS.glob("*.md") if path.name not in TESTED_ELSEWHERE)
+PAGES = [REPO / "README.md"] + sorted(path for path in DOCS.glob("*.md") if path.name not in TESTED_ELSEWHERE)
 SHELLS = {"console", "bash", "sh", "shell"}
 RUNNABLE = {"python"} | SHELLS
 # Spellings of code blocks that this test does not run: a page must use the names above.
@@ -300,6 +301,11 @@ def run_page(text: str, page: str, folder: Path) -> Report:
     return report
 
 
+def name(page: Path) -> str:
+    """A page as the repository names it: README.md, docs/learning.md."""
+    return str(page.relative_to(REPO))
+
+
 def scratch_folder(tmp_path: Path, monkeypatch) -> Path:
     (tmp_path / "examples").symlink_to(REPO / "examples")
     monkeypatch.chdir(tmp_path)
@@ -312,7 +318,7 @@ def skipped_blocks() -> list[tuple[str, Block, str]]:
         for block in fenced_blocks(path.read_text()):
             kind, why = block.option()
             if kind == "skip":
-                found.append((f"docs/{path.name}", block, why))
+                found.append((name(path), block, why))
     return found
 
 
@@ -321,9 +327,9 @@ def test_page_runs_and_prints_what_it_shows(page, tmp_path, monkeypatch):
     text = page.read_text()
     if "sklearn" in text:
         pytest.importorskip("sklearn")
-    report = run_page(text, f"docs/{page.name}", scratch_folder(tmp_path, monkeypatch))
+    report = run_page(text, name(page), scratch_folder(tmp_path, monkeypatch))
     assert not report.mismatches, "\n\n".join(report.mismatches)
-    print(f"docs/{page.name}: {report.ran} blocks run, {report.compared} compared with the output shown, "
+    print(f"{name(page)}: {report.ran} blocks run, {report.compared} compared with the output shown, "
           f"{len(report.skipped)} skipped")
 
 
@@ -345,11 +351,11 @@ def test_every_code_block_is_seen_and_every_marker_sits_on_one(page):
     openings = [line for line in text.splitlines() if line.strip().startswith("```") and line.strip() != "```"]
     assert len(openings) == sum(block.language != "" for block in blocks)
     spelled = {block.language for block in blocks} & UNRUN_SPELLINGS
-    assert not spelled, f"docs/{page.name}: write ```python or ```console, not {spelled}, so the block runs"
-    assert not stray_markers(text), f"docs/{page.name}: doc-test markers not right above a fence"
+    assert not spelled, f"{name(page)}: write ```python or ```console, not {spelled}, so the block runs"
+    assert not stray_markers(text), f"{name(page)}: doc-test markers not right above a fence"
     for block in blocks:
         kind, _ = block.option()
-        assert kind != "file" or block.language == "ebm", f"docs/{page.name} {block.label}: files are ```ebm"
+        assert kind != "file" or block.language == "ebm", f"{name(page)} {block.label}: files are ```ebm"
         assert kind != "signature" or block.language == "python"
 
 
@@ -371,12 +377,14 @@ def test_lines_compare_numbers_within_tolerance_and_words_exactly():
 
 def test_a_number_changed_in_a_page_makes_it_fail(tmp_path, monkeypatch):
     """The doc test can fail: a shown number edited to a wrong one is reported, for a
-    console block (docs/ir.md) and a python block's ```text output (docs/backends.md)."""
+    console block (docs/ir.md, README's sudoku grid) and a python block's ```text output
+    (docs/backends.md)."""
     folder = scratch_folder(tmp_path, monkeypatch)
-    for page, right, wrong in (("ir.md", "it is 1500 at i=1499", "it is 1501 at i=1499"),
-                               ("backends.md", "[-2048.    24.]\n[-2048.", "[-2048.    24.]\n[-2049.")):
-        text = (DOCS / page).read_text()
+    for page, right, wrong in (("docs/ir.md", "it is 1500 at i=1499", "it is 1501 at i=1499"),
+                               ("docs/backends.md", "[-2048.    24.]\n[-2048.", "[-2048.    24.]\n[-2049."),
+                               ("README.md", "   [2, 4, 1, 3],", "   [2, 4, 3, 1],")):
+        text = (REPO / page).read_text()
         assert text.count(right) == 1
-        report = run_page(text.replace(right, wrong), f"docs/{page}", folder)
+        report = run_page(text.replace(right, wrong), page, folder)
         assert len(report.mismatches) == 1, report.mismatches
         assert wrong.splitlines()[-1] in report.mismatches[0]
