@@ -246,6 +246,9 @@ class JaxBackend(Backend):
     def value_and_grad(self, fn: Callable) -> Callable:
         return jax.jit(jax.value_and_grad(fn))
 
+    def inner_grad(self, fn: Callable) -> Callable:
+        return jax.grad(lambda x, *args: jnp.sum(fn(x, *args)))
+
     def value_aux_and_grad(self, fn: Callable) -> Callable:
         differentiated = jax.jit(jax.value_and_grad(fn, has_aux=True))
 

@@ -372,6 +372,20 @@ class TorchBackend(Backend):
 
         return value_and_grad
 
+    def inner_grad(self, fn: Callable) -> Callable:
+        def inner_grad(x, *args):
+            # A state already in a graph (a noisy copy of data, an outer inner_grad's leaf)
+            # is differentiated where it is; a plain one becomes a leaf.
+            own = {k: v if v.requires_grad else v.detach().requires_grad_(True) for k, v in x.items()} \
+                if isinstance(x, Mapping) else (x if x.requires_grad else x.detach().requires_grad_(True))
+            inputs = list(own.values()) if isinstance(own, Mapping) else [own]
+            with torch.enable_grad():
+                grads = torch.autograd.grad(fn(own, *args).sum(), inputs, create_graph=True, allow_unused=True)
+            grads = [torch.zeros_like(i) if g is None else g for i, g in zip(inputs, grads)]
+            return dict(zip(own, grads)) if isinstance(own, Mapping) else grads[0]
+
+        return inner_grad
+
     def value_aux_and_grad(self, fn: Callable) -> Callable:
         def value_aux_and_grad(x, *args):
             leaves = {k: v.detach().requires_grad_(True) for k, v in x.items()}

@@ -183,6 +183,16 @@ class Backend(ABC):
             hint="use get_backend('torch') or get_backend('jax') for gradients",
         )
 
+    def inner_grad(self, fn: Callable) -> Callable:
+        """`fn(x, *args) -> array` turned into `(x, *args) -> gradient of sum(fn) wrt x`
+        (x an array or a dict of arrays) that can itself be differentiated: score
+        matching differentiates an energy's gradient in its states with respect to its
+        params (and, for Hessian-vector products, in the states again)."""
+        raise EbmError(
+            f"the {self.name} backend cannot differentiate",
+            hint="use get_backend('torch') or get_backend('jax') for gradients",
+        )
+
     def value_aux_and_grad(self, fn: Callable) -> Callable:
         """`fn(x, *args) -> (scalar, aux)` turned into `(x, *args) -> (value, aux, grad wrt x)`;
         aux (arrays) is returned as computed, outside the differentiation."""

@@ -295,11 +295,25 @@ class Model:
 
         return fit(self, data, **options)
 
-    def log_prob(self, data, **options) -> np.ndarray:
-        """Exact log-probability of data where it is computable (small discrete models, RBMs)."""
+    def log_prob(self, data, *, method: str = "auto", **options) -> np.ndarray:
+        """Log-probability of each example of `data`, float64 [N]: exact where it is
+        computable (small discrete models, RBMs, discrete data given continuous data), and
+        for continuous data (method "auto" or "ais") -log Z - E(data), the other groups summed
+        out exactly and log Z by annealed importance sampling. Pass `log_z=self.log_z(...)`
+        to reuse one estimate (its stderr is the common error of the values); other options:
+        see ebmlang.learning.log_prob and ais_log_z."""
         from ebmlang.learning import log_prob
 
-        return log_prob(self, data, **options)
+        return log_prob(self, data, method=method, **options)
+
+    def log_z(self, *, method: str = "auto", **options):
+        """log Z of the model as a LogZResult (float() of it is the value): exact by
+        enumeration where that fits, else by annealed importance sampling with its standard
+        error (result.method says which; options: see ebmlang.learning.log_z and ais_log_z,
+        e.g. data= to fit the AIS base, chains=, steps=, seed=)."""
+        from ebmlang.learning import log_z
+
+        return log_z(self, method=method, **options)
 
     def save(self, path: str | Path) -> None:
         from ebmlang.learning.checkpoint import save_checkpoint

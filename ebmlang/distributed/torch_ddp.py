@@ -80,6 +80,10 @@ def fit_data_parallel(model, data, *, method: str = "auto", epochs: int = 10, ba
     from ebmlang.learning.objectives import make_objective
     from ebmlang.learning.optim import make_optimizer, scheduled_lr
 
+    if method in ("dsm", "ssm", "nce"):
+        # Their schedules (noise, NCE's log Z and its optimiser) are not kept in step across ranks yet.
+        raise EbmError(f"method='{method}' does not run data-parallel yet",
+                       hint="fit it in one process: model.fit(data, method=...)")
     if not dist.is_available() or not dist.is_initialized():
         raise EbmError("fit_data_parallel runs inside a torch.distributed process group",
                        hint="call torch.distributed.init_process_group(...) first (torchrun sets up the "

@@ -32,13 +32,14 @@ from ebmlang.learning.dataset import (
     step_seed,
     step_seeds,
 )
+from ebmlang.learning.evaluation import ais_log_likelihood
 from ebmlang.learning.fused import STAT_NAMES as FUSED_STAT_NAMES
 from ebmlang.learning.fused import fused_epochs
 from ebmlang.learning.objectives import make_objective
 from ebmlang.learning.optim import SCHEDULES, clip_by_global_norm, make_optimizer, scheduled_lr
 from ebmlang.learning.weighted import weighted_gradient
 
-METHODS = ("auto", "ml", "cd", "pcd", "exact", "contrastive", "jem")
+METHODS = ("auto", "ml", "cd", "pcd", "exact", "contrastive", "jem", "dsm", "ssm", "nce")
 # The step number whose derived key drives an epoch's evaluation (never a training step).
 EVALUATION_STEP = 2 ** 31 - 1
 # Run an epoch as one compiled scan where possible (learning/fused.py); tests switch it
@@ -80,13 +81,23 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
         energy_reg: float = 0.0, langevin=None, seed: int = 0, progress: bool = True, eval_every: int = 1,
         eval_data=None, eval_size: int = 500, checkpoint_dir=None, checkpoint_every: int = 1,
         resume: bool = True, callback: Callable | None = None, ema: float | None = None,
-        rao_blackwell: str = "classes") -> FitResult:
+        rao_blackwell: str = "classes", noise=None, projections: int = 1, noise_ratio: float = 1.0,
+        eval_ais=None) -> FitResult:
     """Fit `model.params` to `data` ({group: array [N, *shape]}); updates the model in place.
 
     method: "auto" (a contrastive loss when `loss` is given, else maximum likelihood),
       "cd" / "pcd" (maximum likelihood with CD-k / persistent chains), "ml" (as `persistent`
       says), "exact" (likelihood gradient by enumeration, small discrete models),
-      "contrastive" (a `loss`, default "nll"), "jem" (classifier + generative log p(x)).
+      "contrastive" (a `loss`, default "nll"), "jem" (classifier + generative log p(x)),
+      "dsm" / "ssm" (denoising / sliced score matching) and "nce" (noise-contrastive
+      estimation), which need no sampling: for continuous data, hidden groups summed exactly.
+    eval_ais: True or {"chains", "steps", ...} -- also record the held-out log-likelihood by
+      AIS (`ais_log_likelihood`: log_likelihood, its _se and the weights' _ess) at every
+      evaluation, for models with continuous variables, where no exact one exists.
+    Score matching and NCE (learning/score_matching.py, nce.py): `noise` -- DSM's noise sd,
+      a number or (first, last) annealed geometrically over the first half of the run
+      (default: from 0.5 to 0.01 times the data's sd); `projections` -- SSM's random directions per example;
+      `noise_ratio` -- NCE's noise samples per data example.
     Maximum likelihood: negatives by block Gibbs (discrete), short-run Langevin from a
       replay buffer (continuous; `langevin={"steps", "step_size", "noise_scale", "grad_clip",
       "buffer_size", "reinit_prob"}`) or both alternating; `k` sweeps per update; hidden
@@ -114,6 +125,10 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
     data = prepare_data(graph, data)
     _check_options(epochs=epochs, batch_size=batch_size, lr=lr, k=k, checkpoint_every=checkpoint_every,
                    eval_every=eval_every, lr_schedule=lr_schedule, method=method)
+    if eval_ais and all(v.domain.is_discrete for v in graph.variables.values()):
+        raise EbmError("eval_ais estimates the log-likelihood of models with continuous variables; this one "
+                       "is all discrete", hint="drop eval_ais: the history records the exact log-likelihood "
+                                               "where it is cheap")
     _check_more_options(model, chains=chains, seed=seed, eval_size=eval_size, grad_clip=grad_clip,
                         momentum=momentum, margin=margin, gen_weight=gen_weight, weight_decay=weight_decay,
                         energy_reg=energy_reg, checkpoint_dir=checkpoint_dir, callback=callback)
@@ -125,7 +140,8 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
     optim = make_optimizer(model.backend, optimizer, {name: model.params[name] for name in names}, lr, momentum)
     objective = make_objective(model, data, method=method, loss=loss, margin=margin, k=k, persistent=persistent,
                                chains=chains, langevin=langevin, energy_reg=energy_reg, gen_weight=gen_weight,
-                               seed=seed, rao_blackwell=rao_blackwell)
+                               seed=seed, rao_blackwell=rao_blackwell,
+                               scoring=dict(noise=noise, projections=projections, noise_ratio=noise_ratio, lr=lr))
     average = ParameterAverage(ema) if ema is not None else None
     evaluation = _evaluation_data(graph, data, eval_data, eval_size, seed)
     # Hashing the data costs tens of milliseconds on large sets: only checkpoints need it.
@@ -134,7 +150,7 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
         optimizer=optimizer, lr=lr, momentum=momentum, lr_schedule=_schedule_name(lr_schedule),
         epochs=epochs if lr_schedule is not None else None, k=k, persistent=persistent, chains=chains,
         weight_decay=weight_decay, grad_clip=grad_clip, energy_reg=energy_reg, ema=ema, rao_blackwell=rao_blackwell,
-        langevin=dataclasses.asdict(langevin)))
+        langevin=dataclasses.asdict(langevin), noise=noise, projections=projections, noise_ratio=noise_ratio))
     history: list[dict] = []
     start_epoch = 0
     if checkpoint_dir is not None and resume:
@@ -167,6 +183,8 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
             for step, batch in enumerate(batches, start=done):
                 key = bk.key(int(seeds[step]))
                 rate = scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
+                if hasattr(objective, "follow_schedule"):  # a noise schedule; a learning rate of its own
+                    objective.follow_schedule((epoch + step / steps_per_epoch) / epochs, rate)
                 stats = _update(model, objective, optim, names, key, batch, rate, weight_decay, grad_clip,
                                 epoch, step)
                 if average is not None:
@@ -179,6 +197,10 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
             if eval_every and (epoch + 1) % eval_every == 0:
                 record.update(objective.evaluate(bk.key(step_seed(seed, epoch, EVALUATION_STEP)), evaluation,
                                                  model.params))
+                if eval_ais and "log_likelihood" not in record:
+                    record.update(ais_log_likelihood(model, evaluation, seed=step_seed(seed, epoch, EVALUATION_STEP),
+                                                     params=model.params, **(eval_ais if isinstance(eval_ais, dict)
+                                                                             else {})))
             record["seconds"] = time.perf_counter() - epoch_started
             history.append(record)
             if checkpoint_dir is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):

@@ -14,6 +14,9 @@ The objectives (`make_objective` picks one by name):
   from a replay buffer, or both alternating) and `ExactLikelihood` (enumeration).
 * contrastive.py -- `Contrastive` (LeCun et al.'s losses over small discrete targets)
   and `JointEnergy` (JEM).
+* score_matching.py -- `ScoreMatching` (denoising and sliced score matching) and nce.py --
+  `NoiseContrastive`: continuous data scored without sampling from the model
+  (observed_energy.py sums hidden units out exactly).
 
 Each keeps its persistent state (chains, replay buffer) as numpy arrays for
 checkpoints: `state_arrays()` / `load_state_arrays()`, and has `evaluate(key, data,
@@ -27,8 +30,10 @@ from ebmlang.learning.likelihood import ExactLikelihood, MaximumLikelihood
 
 
 def make_objective(model, data, *, method, loss, margin, k, persistent, chains, langevin, energy_reg,
-                   gen_weight, seed, rao_blackwell="classes"):
-    """The objective `method` names (see `fit`), with `.kind` set to the method."""
+                   gen_weight, seed, rao_blackwell="classes", scoring=None):
+    """The objective `method` names (see `fit`), with `.kind` set to the method.
+    scoring: the options of score matching and NCE ({noise, projections, noise_ratio})."""
+    scoring = scoring or {}
     if method == "auto":
         method = "contrastive" if loss is not None else "ml"
     if loss is not None and method not in ("contrastive", "jem"):
@@ -42,6 +47,16 @@ def make_objective(model, data, *, method, loss, margin, k, persistent, chains, 
     elif method == "contrastive":
         objective = _structured(model, data) if loss in (None, "nll") else None
         objective = objective or Contrastive(model, data, loss=loss or "nll", margin=margin)
+    elif method in ("dsm", "ssm"):
+        from ebmlang.learning.score_matching import ScoreMatching
+
+        objective = ScoreMatching(model, data, sliced=method == "ssm", noise=scoring.get("noise"),
+                                  projections=scoring.get("projections", 1), seed=seed)
+    elif method == "nce":
+        from ebmlang.learning.nce import NoiseContrastive
+
+        objective = NoiseContrastive(model, data, noise_ratio=scoring.get("noise_ratio", 1.0), seed=seed,
+                                     lr=scoring.get("lr", 1e-2))
     elif method == "exact":
         objective = ExactLikelihood(model, data, energy_reg=energy_reg)
     else:
