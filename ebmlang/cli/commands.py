@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ebmlang.cli.command_help import COMMAND_HELP, EXAMPLES
+from ebmlang.cli.command_history import training_curve, write_history
 from ebmlang.cli.command_inputs import (  # noqa: F401 -- read_data is re-exported
     _free_continuous,
     _load,
@@ -52,8 +53,6 @@ PRINT_LIMIT = 16
 GRID_LIMIT = 16
 # `ebm fit` prints the metrics of at most this many (final) epochs.
 HISTORY_LINES = 10
-# Entries of a fit history record that are not training metrics.
-BOOKKEEPING = ("epoch", "lr", "seconds", "total_seconds")
 
 
 # --------------------------------------------------------------------------
@@ -368,6 +367,12 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="passes over the data")
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--batch-size", type=int, default=None, help="examples per step")
+    p.add_argument("--noise", type=float, nargs="+", default=None, metavar="SD",
+                   help="dsm: the noise sd, or first and last annealed (default 0.5 -> 0.01 data sd)")
+    p.add_argument("--projections", type=int, default=None, help="ssm: random directions per example")
+    p.add_argument("--noise-ratio", type=float, default=None, help="nce: noise samples per data example")
+    p.add_argument("--eval-ais", action="store_true",
+                   help="continuous models: record the held-out log-likelihood by AIS every epoch")
     p.add_argument("--out", metavar="PATH", default=None,
                    help="checkpoint to write (.safetensors); load it with ebm.load or any ebm command")
     p.add_argument("--history", metavar="PATH", default=None,
@@ -388,8 +393,11 @@ def run_fit(args: argparse.Namespace) -> int:
                        hint="declare learnable parameters with `param`, e.g. `param beta = 1.0`")
     _require_gradients(model, args, list(model.params), "fitting")
     data = read_data(args.data)
+    noise = args.noise[0] if args.noise and len(args.noise) == 1 else args.noise
     options = {k: v for k, v in (("method", args.method), ("epochs", args.epochs), ("lr", args.lr),
-                                 ("batch_size", args.batch_size)) if v is not None}
+                                 ("batch_size", args.batch_size), ("noise", noise), ("projections", args.projections),
+                                 ("noise_ratio", args.noise_ratio), ("eval_ais", args.eval_ais or None))
+               if v is not None}
     _check_fit_options(options)
     if args.resume and args.checkpoint_dir is None:
         raise EbmError("--resume continues from --checkpoint-dir, which is missing",
@@ -401,7 +409,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if getattr(result, "resumed_from", None):
         print(f"resumed after epoch {result.resumed_from} from {args.checkpoint_dir}")
     elapsed = time.perf_counter() - start
-    curve = _training_curve(result)
+    curve = training_curve(result)
     print(f"fitted {model.name} on {len(next(iter(data.values())))} examples in {elapsed:.2f} s")
     if getattr(result, "description", ""):
         print(f"  how: {result.description}")
@@ -413,7 +421,7 @@ def run_fit(args: argparse.Namespace) -> int:
     for name, value in model.param_values().items():
         print("  " + _describe_array(name, value).replace("\n", "\n  "))
     if args.history:
-        _write_history(args.history, curve)
+        write_history(args.history, curve, f"{model.name}, {getattr(result, 'method', 'fit')}")
     if args.out:
         # The suffix was checked before fitting (check_output_paths); save makes the folder.
         model.save(args.out)
@@ -427,46 +435,6 @@ def _check_fit_options(options: dict) -> None:
             _positive("--" + key.replace("_", "-"), options[key])
     if "lr" in options:
         _positive("--lr", options["lr"])
-
-
-def _training_curve(result) -> dict[str, np.ndarray]:
-    """The per-epoch metrics of a `FitResult` (its `history`: one dict per epoch), without
-    bookkeeping entries; a metric missing in some epoch is NaN there."""
-    history = getattr(result, "history", result)
-    if isinstance(history, list) and history and isinstance(history[0], dict):
-        keys = [k for k in dict.fromkeys(k for row in history for k in row)
-                if k not in BOOKKEEPING and all(isinstance(row.get(k, np.nan), (int, float, np.number))
-                                                for row in history)]
-        history = {k: [float(row.get(k, np.nan)) for row in history] for k in keys}
-    if not isinstance(history, dict):
-        return {}
-    curves = {}
-    for key, values in history.items():
-        try:
-            arr = np.asarray(values, dtype=float)
-        except (TypeError, ValueError):
-            continue
-        if arr.ndim == 1 and arr.size:
-            curves[str(key)] = arr
-    return curves
-
-
-def _write_history(path: str, curve: dict[str, np.ndarray]) -> None:
-    if not curve:
-        raise EbmError("fit returned no training curve to write")
-    out = Path(path)
-    if out.suffix.lower() in (".png", ".svg", ".pdf"):
-        from ebmlang.api.plot import plot_curves
-
-        label = next((k for k in ("log_likelihood", "loss") if k in curve), next(iter(curve)))
-        values = curve[label]
-        plot_curves(np.arange(1, len(values) + 1), {label: values}, xlabel="epoch", ylabel=label.replace("_", " "),
-                    path=out)
-    else:
-        from ebmlang.api.io import write_arrays
-
-        write_arrays(out, curve)
-    print(f"wrote {out}")
 
 
 # --------------------------------------------------------------------------
