@@ -388,3 +388,30 @@ def test_torch_crf_loss_is_the_enumerated_negative_log_likelihood(torch_one_thre
     expected = np.mean([logsumexp([score(xn, p) for p in paths]) - score(xn, yn) for xn, yn in zip(x, y)])
     loss = train_epoch(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y), batch_size=4)
     assert loss == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_gaussian_bernoulli_rbm_kernels_dsm_loss_is_its_closed_form(torch_one_thread):
+    import torch
+
+    from benchmarks.kernels import gbrbm
+
+    rng = np.random.default_rng(0)
+    W, b, c = rng.normal(0, 0.5, (5, 3)), rng.normal(size=5), rng.normal(size=3)
+    v, eps, sigma = rng.normal(size=(7, 5)), rng.normal(size=(7, 5)), 0.3
+    as_t = lambda x: torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
+    loss = gbrbm.dsm_loss(as_t(v), as_t(eps), sigma, as_t(W), as_t(b), as_t(c))
+    noisy = v + sigma * eps
+    # grad F(v) = (v - b) - W sigmoid(c + W^T v)
+    score = (noisy - b) - (1.0 / (1.0 + np.exp(-(noisy @ W + c)))) @ W.T
+    assert float(loss.detach()) == pytest.approx(0.5 * np.mean(np.sum((score - eps / sigma) ** 2, axis=1)), rel=1e-12)
+
+
+def test_the_gaussian_bernoulli_rbm_nce_kernel_learns_a_gaussian_mean(torch_one_thread):
+    from benchmarks.kernels import gbrbm
+
+    # Without hidden units the model is N(b, I): NCE against the data's Gaussian must move b
+    # to the data's mean (with hidden units, W h could carry part of the mean instead).
+    data = np.random.default_rng(1).normal(2.0, 1.0, (1000, 3))
+    train = gbrbm.torch_nce(data, np.zeros((3, 0)), batch_size=100, lr=0.05, ratio=4.0, seed=0)
+    _, b, _ = train(15)
+    np.testing.assert_allclose(b.numpy(), data.mean(0), atol=0.15)
