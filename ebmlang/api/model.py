@@ -98,6 +98,7 @@ class Model:
         self.externs: dict = {}
         # This graph compiled for other backends by to_torch() / to_jax(), by backend name.
         self._exports: dict = {}
+        self._axes: dict | None = None
         for name, fn in (externs or {}).items():
             self.register_extern(name, fn)
         if params is None:
@@ -240,10 +241,15 @@ class Model:
                seed: int = 0, init: dict | None = None, progress: bool = True, step_size: float | None = None):
         """Draw samples from exp(-E / temperature) with the automatically chosen method."""
         from ebmlang.inference.run import sample_model
+        from ebmlang.inference.summary import declared_axes
 
-        return sample_model(self, chains=chains, steps=steps, observed=observed, method=method,
-                            temperature=temperature, burn_in=burn_in, thin=thin, seed=seed, init=init,
-                            progress=progress, step_size=step_size)
+        samples = sample_model(self, chains=chains, steps=steps, observed=observed, method=method,
+                               temperature=temperature, burn_in=burn_in, thin=thin, seed=seed, init=init,
+                               progress=progress, step_size=step_size)
+        if self._axes is None:  # the declared axis names, for ArviZ dims (read from the source once)
+            self._axes = declared_axes(self.graph)
+        samples.axis_names = self._axes
+        return samples
 
     def argmin(self, *, observed: dict | None = None, method=None, seed: int = 0, **options):
         """The minimum-energy state (MAP) with the automatically chosen method.

@@ -42,6 +42,7 @@ from ebmlang.cli.command_inputs import (  # noqa: F401 -- read_data is re-export
     _seed_argument,
     read_data,
 )
+from ebmlang.cli.command_summary import print_problems, print_sample_summary
 from ebmlang.cli.command_timing import compiles, timed_sample
 from ebmlang.cli.marginals_command import marginals_arguments, run_marginals
 from ebmlang.errors import EbmError
@@ -288,7 +289,7 @@ def run_sample(args: argparse.Namespace) -> int:
                                    method=args.method, temperature=args.temperature, burn_in=args.burn_in,
                                    thin=args.thin, seed=args.seed, init=init, progress=_show_progress(args),
                                    step_size=args.step_size)
-    print(samples.summary())
+    problems = print_sample_summary(model, samples)
     for name, draws in samples.draws.items():
         if model.graph.variables[name].domain.is_discrete and _small_integer_grid(np.asarray(draws[0, -1])):
             shown = _describe_array(f"{name} (chain 0, last draw)", draws[0, -1], labels=True)
@@ -302,6 +303,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
         plot_trace(samples, path=args.plot, title=f"{model.name}: energy per chain")
         print(f"wrote {args.plot}")
+    print_problems(problems)
     return 0
 
 

@@ -5,12 +5,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ebmlang.inference.summary import SampleSummary, arviz_dims, summarise, warn_problems
+
 
 @dataclass
 class Samples:
     """Draws per variable with axes [chains, draws, *shape], energy traces and diagnostics.
 
-    `to_arviz()` gives an ArviZ InferenceData so R-hat and ESS work as in PyMC/NumPyro.
+    `to_arviz()` gives an ArviZ InferenceData so R-hat and ESS work as in PyMC/NumPyro;
+    `summary()` reduces them to one row per variable and warns when the chains have not mixed.
     """
 
     draws: dict
@@ -18,6 +21,9 @@ class Samples:
     plan: object
     acceptance: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    # Variable -> the const name sizing each axis in its declaration (None: a number), for
+    # ArviZ's dims; `summary.declared_axes(model.graph)` reads it from the model's source.
+    axis_names: dict = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.draws[name]
@@ -40,33 +46,43 @@ class Samples:
         return arr.reshape((-1,) + arr.shape[2:])
 
     def to_arviz(self):
+        """An ArviZ InferenceData: dims named after each declaration's axes when
+        `axis_names` holds them (`s[L, L]` -> ("L", "L_1")), else `s_dim_0`, with coords 0..n-1."""
         import arviz as az
 
         posterior = {k: np.asarray(v) for k, v in self.draws.items()}
+        dims, coords = arviz_dims({k: v.shape[2:] for k, v in posterior.items()}, self.axis_names)
         stats = {"energy": self.energy}
-        return az.from_dict(posterior=posterior, sample_stats=stats)
+        return az.from_dict(posterior=posterior, sample_stats=stats, dims=dims, coords=coords)
 
-    def summary(self) -> str:
-        lines = [f"Samples: {self.num_chains} chains x {self.num_draws} draws"]
-        for name, arr in self.draws.items():
-            lines.append(f"  {name}: shape {list(arr.shape[2:])}, mean {float(np.mean(arr)):.4g}, "
-                         f"sd {float(np.std(arr)):.4g}")
-        lines.append(f"  energy: mean {float(np.mean(self.energy)):.6g} (last draw "
-                     f"{float(np.mean(self.energy[:, -1])):.6g})")
-        for k, v in self.acceptance.items():
-            lines.append(f"  acceptance[{k}]: {v:.3f}")
-        if self.plan is not None:
-            lines.append("  " + self.plan.describe(terms=False).replace("\n", "\n  "))
-        return "\n".join(lines)
+    def summary(self, warn: bool = True) -> SampleSummary:
+        """Mean, sd, R-hat (max over elements), bulk and tail ESS (min) per variable and for
+        the energy, and divergences where the sampler counts them; `print` it for the text,
+        `.to_dict()` for numbers. Each failed threshold (R-hat > 1.01, ESS < 100 per chain)
+        is also a `ConvergenceWarning`, one per variable, unless `warn=False` (the caller
+        reports `.problems` itself, as `ebm sample` does on stderr)."""
+        result = self._summary()
+        if warn:
+            warn_problems(result)
+        return result
+
+    def _summary(self) -> SampleSummary:
+        plan = self.plan.describe(terms=False) if self.plan is not None else ""
+        return summarise(self.draws, self.energy, self.info, self.acceptance, plan)
 
     def __repr__(self) -> str:
-        return self.summary()
+        # No warnings from a repr: a notebook shows the problems in the text only.
+        return str(self._summary())
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{k}</td><td>{list(v.shape[2:])}</td><td>{float(np.mean(v)):.4g}</td>"
-                       f"<td>{float(np.std(v)):.4g}</td></tr>" for k, v in self.draws.items())
+        result = self._summary()
+        rows = "".join(f"<tr><td>{r.name}</td><td>{list(r.shape)}</td><td>{r.mean:.4g}</td><td>{r.sd:.4g}</td>"
+                       f"<td>{r.rhat:.3f}</td><td>{r.ess_bulk:.0f}</td><td>{r.ess_tail:.0f}</td></tr>"
+                       for r in [*result.variables.values(), result.energy])
+        problems = "".join(f"<p>warning: {p}</p>" for p in result.problems)
         return (f"<p><b>Samples</b>: {self.num_chains} chains &times; {self.num_draws} draws</p>"
-                f"<table><tr><th>variable</th><th>shape</th><th>mean</th><th>sd</th></tr>{rows}</table>")
+                "<table><tr><th>variable</th><th>shape</th><th>mean</th><th>sd</th><th>R-hat max</th>"
+                f"<th>ESS bulk min</th><th>ESS tail min</th></tr>{rows}</table>{problems}")
 
 
 @dataclass
