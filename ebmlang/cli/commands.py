@@ -261,7 +261,7 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--burn-in", type=int, default=None, help="steps dropped at the start (default: steps/4)")
     p.add_argument("--thin", type=int, default=1, help="keep every THIN-th step (default: 1)")
     p.add_argument("--temperature", type=float, default=1.0, help="sample exp(-E / T) (default: 1)")
-    p.add_argument("--method", default=None, help="override the automatic method (e.g. gibbs, mala, hmc, rwmh)")
+    p.add_argument("--method", default=None, help="override the automatic method (e.g. gibbs, mala, hmc, nuts, rwmh)")
     p.add_argument("--step-size", type=float, default=None, help="initial step size of continuous kernels")
     p.add_argument("--init", metavar="FILE", default=None,
                    help="initial states: a .npz/.safetensors file with one array per latent variable")

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ebmlang.inference.continuous import Array
 
 # Keeps exp(log step) finite in float32 even when acceptance stays at 1 for a
@@ -108,3 +110,81 @@ def adapt_step_size(
     log_step = ops.where(still_adapting, state.log_step, state.log_step_avg)
     next_step = ops.exp(ops.minimum(log_step, ops.full_like(log_step, max_log_step)))
     return state, next_step
+
+
+# The doubling/halving search for a first step stops after this many tries per chain
+# (a factor 2^30 either way), so a flat energy, accepting any step, still ends.
+MAX_STEP_SEARCH = 30
+
+
+def find_reasonable_step_size(bk: Any, potential: Any, position: Array, energy: Array, grad: Array,
+                              step_size: np.ndarray, key: Any, inverse_mass: Any = 1.0) -> np.ndarray:
+    """Hoffman & Gelman's Algorithm 4 (Stan's `init_stepsize`), per chain: from `step_size`
+    ([chains], numpy), double the step while one leapfrog step from `position` with a fresh
+    momentum is accepted with probability above 1/2, or halve it while below. Dual averaging
+    then shrinks toward 10x this step (mu), a scale where a trajectory can move; from a
+    fixed configured step, mu could be far too large (divergences) or far too small.
+
+    Runs eagerly, once per warm-up (window); the potential is at temperature 1 (E / T).
+    Returns the step per chain as numpy.
+    """
+    ops = bk.ops
+    normal = bk.normal(key, tuple(position.shape))
+    momentum = normal / ops.sqrt(inverse_mass * ops.ones_like(normal))
+
+    def kinetic(p: Array) -> Array:
+        return 0.5 * ops.sum(inverse_mass * ops.square(p), axis=-1)
+
+    start = energy + kinetic(momentum)
+
+    def log_ratio(eps: np.ndarray) -> np.ndarray:
+        step = bk.asarray(eps)[:, None]
+        p = momentum - 0.5 * step * grad
+        x = position + step * inverse_mass * p
+        new_energy, new_grad = potential.energy_and_grad(x)
+        p = p - 0.5 * step * new_grad
+        ratio = bk.to_numpy(start - new_energy - kinetic(p)).astype(float)
+        # A blow-up (NaN, inf) is a step far too large: acceptance 0.
+        return np.where(np.isfinite(ratio), ratio, -np.inf)
+
+    eps = np.asarray(step_size, dtype=float).copy()
+    direction = np.where(log_ratio(eps) > math.log(0.5), 1.0, -1.0)
+    active = np.ones(eps.shape, dtype=bool)
+    for _ in range(MAX_STEP_SEARCH):
+        trial = eps * 2.0 ** direction
+        ratio = log_ratio(np.where(active, trial, eps))
+        # Keep going while still on the starting side of acceptance 1/2.
+        crossed = np.where(direction > 0, ratio < -math.log(2.0), ratio > -math.log(2.0))
+        eps = np.where(active, trial, eps)
+        active &= ~crossed
+        if not active.any():
+            break
+    return eps
+
+
+def warmup_windows(num_warmup: int) -> list[tuple[int, int]]:
+    """Stan's windowed warm-up: the (start, end) steps of the slow windows in which a
+    diagonal mass is estimated, after a fast initial buffer (75 steps) and before a fast
+    terminal one (50), doubling from 25 steps with the last stretched to the buffer.
+    Below 150 warm-up steps, Stan's fallback: 15% / 75% / 10%."""
+    if num_warmup < 20:
+        return []
+    start, end_buffer, size = 75, 50, 25
+    if num_warmup < start + end_buffer + size:
+        start, end_buffer = int(0.15 * num_warmup), int(0.1 * num_warmup)
+        size = num_warmup - start - end_buffer
+    windows, stop = [], num_warmup - end_buffer
+    while start < stop:
+        end = start + size
+        if end + 2 * size > stop:
+            end = stop
+        windows.append((start, end))
+        start, size = end, 2 * size
+    return windows
+
+
+def regularized_variance(draws: np.ndarray) -> np.ndarray:
+    """Stan's diagonal mass estimate from draws [n, D]: the sample variance shrunk toward
+    1e-3 with weight 5 / (n + 5), so a short window cannot give a zero or huge mass."""
+    n = draws.shape[0]
+    return (n / (n + 5.0)) * np.var(draws, axis=0, ddof=1) + 1e-3 * (5.0 / (n + 5.0))

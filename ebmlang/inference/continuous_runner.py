@@ -1,4 +1,4 @@
-"""Drives a continuous MCMC kernel (MALA, ULA, HMC, RWMH) on a model's continuous block.
+"""Drives a continuous MCMC kernel (MALA, ULA, HMC, NUTS, RWMH) on a model's continuous block.
 
 The kernel sees a `ModelPotential` over the flat, unconstrained position of the
 continuous latent groups; the other groups (observed data and, in mixed
@@ -14,12 +14,21 @@ import warnings
 import numpy as np
 
 from ebmlang.errors import EbmError
-from ebmlang.inference import hmc, langevin, rwmh
-from ebmlang.inference.adaptation import dual_averaging_init
+from ebmlang.inference import hmc, langevin, nuts, rwmh
+from ebmlang.inference.adaptation import (
+    dual_averaging_init,
+    find_reasonable_step_size,
+    regularized_variance,
+    warmup_windows,
+)
 from ebmlang.inference.continuous import select_chains
 from ebmlang.inference.potential import ModelPotential
 
-DEFAULT_STEP = {"mala": 0.1, "ula": 0.01, "hmc": 0.1, "rwmh": 0.5}
+# HMC draws each trajectory's step from step * (1 +- 0.5): with one fixed step, L leapfrog steps
+# can rotate a Gaussian direction by nearly half a period, so chains flip around the mean
+# without changing radius (means look superb, variances mix slowly); see HMCConfig.
+HMC_JITTER = 0.5
+DEFAULT_STEP = {"mala": 0.1, "ula": 0.01, "hmc": 0.1, "nuts": 0.1, "rwmh": 0.5}
 # A step in which more than half the chains diverge halves the step size; a sampler
 # still diverging after this many halvings (1/1024 of its step) has a deeper problem.
 MAX_STEP_HALVINGS = 10
@@ -27,8 +36,14 @@ MAX_STEP_HALVINGS = 10
 # or only the config the kernel was built from (ULA).
 # Mean acceptance probability below which Metropolis chains count as frozen.
 FROZEN_ACCEPTANCE = 1e-3
-_LABEL = {"mala": "Langevin (MALA)", "ula": "Langevin (ULA)", "hmc": "HMC", "rwmh": "random-walk Metropolis"}
-_STEP_FIELD = {"mala": "step_size", "hmc": "step_size", "rwmh": "scale", "ula": None}
+_LABEL = {"mala": "Langevin (MALA)", "ula": "Langevin (ULA)", "hmc": "HMC", "nuts": "NUTS",
+          "rwmh": "random-walk Metropolis"}
+_STEP_FIELD = {"mala": "step_size", "hmc": "step_size", "nuts": "step_size", "rwmh": "scale", "ula": None}
+# Trajectory samplers whose warm-up starts from Hoffman & Gelman's reasonable first step and
+# whose dual averaging absorbs divergences (a divergent trajectory is acceptance 0, which
+# pulls the step down): halving on top of that fights the adaptation (issue #19), so these
+# only count divergences, per chain, as Stan does.
+_TRAJECTORY = ("hmc", "nuts")
 
 
 def _builders(method: str, step_size: float, adapt_steps: int):
@@ -39,12 +54,15 @@ def _builders(method: str, step_size: float, adapt_steps: int):
         cfg = langevin.ULAConfig(step_size=step_size)
         return langevin.ula_init, langevin.build_ula_kernel, cfg
     if method == "hmc":
-        cfg = hmc.HMCConfig(step_size=step_size, num_warmup=adapt_steps)
+        cfg = hmc.HMCConfig(step_size=step_size, num_warmup=adapt_steps, step_size_jitter=HMC_JITTER)
         return hmc.hmc_init, hmc.build_hmc_kernel, cfg
+    if method == "nuts":
+        cfg = nuts.NUTSConfig(step_size=step_size, num_warmup=adapt_steps)
+        return nuts.nuts_init, nuts.build_nuts_kernel, cfg
     if method == "rwmh":
         cfg = rwmh.RWMHConfig(scale=step_size, num_warmup=adapt_steps)
         return rwmh.rwmh_init, rwmh.build_rwmh_kernel, cfg
-    raise EbmError(f"unknown continuous sampler '{method}'", expected="mala, ula, hmc or rwmh")
+    raise EbmError(f"unknown continuous sampler '{method}'", expected="mala, ula, hmc, nuts or rwmh")
 
 
 class ContinuousRunner:
@@ -84,8 +102,18 @@ class ContinuousRunner:
             k for k in context if not model.graph.variables[k].observed and k not in self.groups
             and model.graph.variables[k].domain.is_discrete)
         self.divergences = 0
+        self.chain_divergences = np.zeros(int(self.kernel_state.energy.shape[0]), dtype=int)
+        # Divergences after warm-up: there the step is frozen, so these point at the model.
+        self.sampling_divergences = 0
+        self.steps_taken = 0
+        self.adapt_steps = int(adapt_steps)
+        self._find_first_step = method in _TRAJECTORY and adapt_steps > 0
         self.halvings = 0
         self._recovering = False
+        # NUTS keeps its inverse mass in the state: windowed warm-up adapts it (Stan).
+        self._windows = warmup_windows(self.adapt_steps) if "inverse_mass" in self.kernel_state._fields else []
+        self._window_draws: list[np.ndarray] = []
+        self._adapting_mass = bool(self._windows)
 
     def _potential_key(self) -> tuple:
         potential = self.potential
@@ -120,12 +148,23 @@ class ContinuousRunner:
         context = {k: v for k, v in state.items() if k not in self.groups}
         if not self._context_fixed:
             self.kernel_state = self._refresh(self.kernel_state, context, self.potential.params)
+        if self._find_first_step:
+            self._find_first_step = False
+            search_key, key = self.backend.split(key, 2)
+            self._start_warmup(search_key, context)
         before = self.kernel_state
         self.kernel_state, info = self._step(key, before, context, self.potential.params)
         divergent = getattr(info, "is_divergent", None)
         flags = np.zeros(0, dtype=bool) if divergent is None else self.backend.to_numpy(divergent).astype(bool)
         diverged = int(np.sum(flags))
         self.divergences += diverged
+        if flags.size:
+            self.chain_divergences += flags
+        self.steps_taken += 1
+        if self.steps_taken > self.adapt_steps:
+            self.sampling_divergences += diverged
+        if self._adapting_mass:
+            self._adapt_mass(key, context)
         if diverged and self.method == "ula":
             # ULA has no Metropolis test to reject a blow-up: undo it, or the chain runs off
             # to where no smaller step can bring it back.
@@ -136,6 +175,8 @@ class ContinuousRunner:
         new_state.update(values)
         rate = getattr(info, "acceptance_rate", None)
         rate = None if rate is None else float(np.mean(self.backend.to_numpy(rate)))
+        if self.method in _TRAJECTORY:
+            return new_state, rate
         if 2 * diverged > flags.size:
             self._halve_step_size(f"{_LABEL[self.method]} diverged in {diverged} of {flags.size} chains", new_state)
             self._recovering = True
@@ -170,7 +211,9 @@ class ContinuousRunner:
             step = 0.5 * getattr(self.kernel_state, field)
             # Dual averaging restarts from the halved step (its mu, the point it shrinks
             # toward, is 10x that), but keeps its update count: warm-up still ends when
-            # burn-in does, and after it the step stays frozen at the halved value.
+            # burn-in does, and after it the step stays frozen at the halved value. (Only
+            # MALA and RWMH get here: for them a restart escapes a stuck chain; trajectory
+            # samplers, where it kept aiming back at the diverging step, never halve.)
             adaptation = dual_averaging_init(self.backend.ops, step)._replace(
                 count=self.kernel_state.adaptation.count)
             self.kernel_state = self.kernel_state._replace(**{field: step, "adaptation": adaptation})
@@ -199,7 +242,62 @@ class ContinuousRunner:
                         hint="the energy may be unbounded below or extremely stiff; check the terms' "
                              "signs and scales, or start from a better init=... with a smaller step_size")
 
+    def _adapt_mass(self, key, context) -> None:
+        """Stan's windowed warm-up: collect draws in each slow window; at its end set the
+        inverse mass to their regularised variance, find a reasonable step for it and
+        restart dual averaging there; at the end of warm-up freeze the averaged step."""
+        bk = self.backend
+        done = self.steps_taken
+        start, end = self._windows[0] if self._windows else (done, done)
+        if start < done <= end:
+            self._window_draws.append(bk.to_numpy(self.kernel_state.position).astype(float))
+        if self._windows and done == end:
+            draws = np.concatenate(self._window_draws)
+            self._window_draws = []
+            self._windows.pop(0)
+            variance = regularized_variance(draws)
+            inverse_mass = bk.ops.ones_like(self.kernel_state.position) * bk.asarray(variance)
+            self.kernel_state = self.kernel_state._replace(inverse_mass=inverse_mass)
+            # A word of the step's key its draws do not use (they take the first four).
+            self._start_warmup(bk.split(key, 8)[-1], context)
+        if done == self.adapt_steps:
+            self._adapting_mass = False
+            # The restarted adaptation has had fewer updates than num_warmup: freeze it now.
+            adaptation = self.kernel_state.adaptation
+            count = bk.ops.full_like(adaptation.count, float(self.adapt_steps))
+            self.kernel_state = self.kernel_state._replace(
+                step_size=bk.ops.exp(adaptation.log_step_avg), adaptation=adaptation._replace(count=count))
+
+    def _start_warmup(self, key, context) -> None:
+        """Replace the configured first step by Hoffman & Gelman's reasonable one, and start
+        dual averaging there: mu = log(10 eps0) is set here once and never restarted."""
+        bk = self.backend
+        state = self.kernel_state
+        potential = self._template.with_inputs(self.potential.params, context)
+        inverse_mass = getattr(state, "inverse_mass", getattr(self.config, "inverse_mass", None))
+        if inverse_mass is None:
+            inverse_mass = 1.0
+        elif not hasattr(inverse_mass, "shape") or isinstance(inverse_mass, np.ndarray):
+            inverse_mass = bk.asarray(np.asarray(inverse_mass, dtype=float))
+        eps = find_reasonable_step_size(bk, potential, state.position, state.energy, state.grad,
+                                        bk.to_numpy(state.step_size).astype(float), key, inverse_mass)
+        if not getattr(self.config, "per_chain_step_size", False):
+            # One shared step: the chains' geometric mean, as dual averaging then adapts it
+            # from the mean acceptance over chains.
+            eps = np.full_like(eps, np.exp(np.mean(np.log(eps))))
+        step = bk.asarray(eps)
+        self.kernel_state = state._replace(step_size=step, adaptation=dual_averaging_init(bk.ops, step))
+
+    def step_sizes(self) -> np.ndarray:
+        """The current step size of each chain (ULA: the configured one)."""
+        field = _STEP_FIELD[self.method]
+        if field is None:
+            return np.full(self.chain_divergences.shape, float(self.config.step_size))
+        return self.backend.to_numpy(getattr(self.kernel_state, field)).astype(float)
+
     def info(self) -> dict:
-        """Divergences, the final step size (proposal scale for RWMH) and how often it was halved."""
-        return {"divergences": self.divergences, "step_size": self.step_size(),
-                "step_size_halvings": self.halvings}
+        """Divergences (in all, per chain, and after warm-up), the final step size (proposal
+        scale for RWMH), per chain too, and how often it was halved."""
+        return {"divergences": self.divergences, "divergences_per_chain": self.chain_divergences.tolist(),
+                "divergences_after_warmup": self.sampling_divergences, "step_size": self.step_size(),
+                "step_size_per_chain": self.step_sizes().tolist(), "step_size_halvings": self.halvings}

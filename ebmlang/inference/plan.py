@@ -19,7 +19,7 @@ from ebmlang.graph.values import check_observable
 ENUMERATION_LIMIT = 2 ** 20
 
 SAMPLE_DISCRETE = ("gibbs", "exact")  # annealed_gibbs is an argmin method (it does not sample at T)
-SAMPLE_CONTINUOUS = ("mala", "ula", "hmc", "rwmh")
+SAMPLE_CONTINUOUS = ("mala", "ula", "hmc", "nuts", "rwmh")
 ARGMIN_DISCRETE = ("enumeration", "graphcut", "ilp", "alpha_expansion", "bp", "icm", "annealed_gibbs", "annealing")
 ARGMIN_CONTINUOUS = ("lbfgs", "adam")
 
