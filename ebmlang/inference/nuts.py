@@ -165,7 +165,12 @@ def build_nuts_kernel(bk: ArrayBackend, config: NUTSConfig = NUTSConfig()):
                 bk.uniform(merge_key, (max_depth,) + chains))
 
     def move(state: NUTSState, draws, potential: Potential):
-        normal, direction_u, leaf_u, merge_u = draws
+        # One float dtype for the loops' carries: with JAX's x64 mode on, a float32 model's
+        # energies would otherwise meet float64 draws and starting values in the carry.
+        normal, direction_u, leaf_u, merge_u = (ops.as_float(d) for d in draws)
+        state = state._replace(position=ops.as_float(state.position), energy=ops.as_float(state.energy),
+                               grad=ops.as_float(state.grad), step_size=ops.as_float(state.step_size),
+                               inverse_mass=ops.as_float(state.inverse_mass))
         inv_mass = state.inverse_mass
         momentum = normal / ops.sqrt(inv_mass)
         eps = state.step_size
@@ -185,7 +190,7 @@ def build_nuts_kernel(bk: ArrayBackend, config: NUTSConfig = NUTSConfig()):
             p = p - 0.5 * s * beta * g
             z = z + s * inv_mass * p
             e, g = potential.energy_and_grad(z)
-            return z, p - 0.5 * s * beta * g, g, e
+            return z, p - 0.5 * s * beta * g, ops.as_float(g), ops.as_float(e)
 
         def build_half(tree: _Tree, forward, size, offset):
             edge = pick_all(forward, tree.right, tree.left)

@@ -142,3 +142,20 @@ def test_cli_samples_the_gaussian_example(capsys, method):
     assert cli_main(["sample", "examples/gaussian.ebm", "--method", method, "--steps", "400"]) == 0
     out = capsys.readouterr().out
     assert f"acceptance[{method}]" in out and "diverging" not in out
+
+
+def test_nuts_on_jax_runs_a_float32_model_with_64_bit_mode_on():
+    # Another float64 model in the process turns JAX's x64 mode on; a float32 model's
+    # trajectory loops must still carry one dtype (they once met float64 starting values).
+    import jax
+
+    import ebmlang
+
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        model = ebmlang.loads("latent x[2] : real\nenergy e = 0.5 * sum(i in 0..2) x[i]^2\n", backend="jax")
+        draws = model.sample(chains=4, steps=60, method="nuts", progress=False)["x"]
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+    assert draws.shape == (4, 45, 2) and np.all(np.isfinite(draws))
