@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from ebmlang.inference.summary import declared_axes
 
-
-def print_sample_summary(model, samples) -> tuple[str, ...]:
-    """Print the summary; return its convergence problems for `print_problems`."""
-    # Named from the declaration here, where the model is at hand: Samples holds no graph.
-    samples.axis_names = declared_axes(model.graph)
+def print_sample_summary(samples) -> tuple[str, ...]:
+    """Print the summary; return its convergence problems for `print_problems`.
+    (`Model.sample` has named the samples' axes after the declaration already.)"""
     result = samples.summary(warn=False)
     print(result)
     return result.problems

@@ -289,7 +289,7 @@ def run_sample(args: argparse.Namespace) -> int:
                                    method=args.method, temperature=args.temperature, burn_in=args.burn_in,
                                    thin=args.thin, seed=args.seed, init=init, progress=_show_progress(args),
                                    step_size=args.step_size)
-    problems = print_sample_summary(model, samples)
+    problems = print_sample_summary(samples)
     for name, draws in samples.draws.items():
         if model.graph.variables[name].domain.is_discrete and _small_integer_grid(np.asarray(draws[0, -1])):
             shown = _describe_array(f"{name} (chain 0, last draw)", draws[0, -1], labels=True)

@@ -130,7 +130,8 @@ class ScoreMatching:
         return ops.mean(rows), rows
 
     # -- fit's interface --------------------------------------------------------------
-    def _arguments(self, key, batch, sliced: bool, coordinates: np.ndarray | None = None):
+    def _arguments(self, key, batch, sliced: bool, coordinates: np.ndarray | None = None,
+                   projections: int | None = None):
         backend = self.model.backend
         state = {g: backend.asarray(batch[g]) for g in self.observed.observed}
         moving = {g: state[g] for g in self.continuous}
@@ -138,7 +139,7 @@ class ScoreMatching:
         keys = backend.split(key, len(moving))
         if sliced:
             exact = coordinates is not None
-            reps = coordinates.shape[0] if exact else self.projections
+            reps = coordinates.shape[0] if exact else (projections or self.projections)
             if reps > 1:  # each example once per projection
                 moving = {g: backend.ops.concatenate([v] * reps, 0) for g, v in moving.items()}
                 fixed = {g: backend.ops.concatenate([v] * reps, 0) for g, v in fixed.items()}
@@ -188,11 +189,8 @@ class ScoreMatching:
         # The trace exactly from every coordinate where there are few (no projection noise
         # in the curve); else many random projections.
         coordinates = np.eye(dims) if dims <= EXACT_TRACE_DIMS else None
-        projections, self.projections = self.projections, max(self.projections, EVALUATION_PROJECTIONS)
-        try:
-            _, rows, _ = self.sliced_value(dict(params), *self._arguments(key, data, True, coordinates))
-        finally:
-            self.projections = projections
+        arguments = self._arguments(key, data, True, coordinates, max(self.projections, EVALUATION_PROJECTIONS))
+        _, rows, _ = self.sliced_value(dict(params), *arguments)
         return {"score_matching_loss": float(np.mean(self.model.backend.to_numpy(rows)))}
 
     def state_arrays(self) -> dict:
