@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ebmlang-installed
 
-.PHONY: demo test bench bench-smoke env clean
+.PHONY: demo test test-slow bench bench-smoke env clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ env: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m ebmlang.cli.showcase --out showcase
 
+# The everyday suite (~5 min); `test-slow` adds the long statistical and end-to-end runs and
+# the full fuzz profile. CI runs both.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -q -m "slow or fuzz"
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]" || echo "some peer libraries could not be installed; they are reported as missing"

@@ -277,8 +277,8 @@ class TorchBackend(Backend):
 
     def asarray(self, x: Any, dtype: str | None = None) -> torch.Tensor:
         target = _TORCH_DTYPES[dtype] if isinstance(dtype, str) else (dtype or self.torch_dtype)
-        if isinstance(x, torch.Tensor):
-            return x.to(device=self.torch_device, dtype=target)
+        if isinstance(x, torch.Tensor):  # .to would return x itself too, after a dispatch
+            return x if x.dtype == target and x.device == self.torch_device else x.to(self.torch_device, target)
         array = np.asarray(x)
         if not array.flags.writeable:  # torch refuses to share read-only memory; copy it
             array = array.copy()
@@ -356,6 +356,11 @@ class TorchBackend(Backend):
         # A seeded torch.Generator breaks dynamo's graph: draw eagerly, compile the move.
         compiled_move = self.jit(move)
         return lambda key, state, *args: compiled_move(state, draw(key, state), *args)
+
+    def fused_step(self, draw: Callable, move: Callable) -> Callable:
+        from ebmlang.backends.torch_fusion import traced_step  # eager: replay the recorded move
+
+        return self.jit_step(draw, move) if self.compile_options is not None else traced_step(draw, move)
 
     def value_and_grad(self, fn: Callable) -> Callable:
         def value_and_grad(x, *args):

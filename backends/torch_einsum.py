@@ -11,6 +11,8 @@ def matmul_einsum(subscripts: str, *operands) -> torch.Tensor:
     """torch.einsum, except that a contraction of two operands that is one matrix
     product (an RBM's `...i,ik->...k`) runs as `matmul`: torch.einsum's permuted bmm
     and its backward cost a fifth more than matmul's on the same sizes."""
+    if len(operands) > 2:
+        return _cached_path_einsum(subscripts, operands)
     plan = _matmul_plan(subscripts, tuple(op.dim() for op in operands)) if len(operands) == 2 else None
     if plan is None:
         return torch.einsum(subscripts, *operands)
@@ -28,6 +30,30 @@ def matmul_einsum(subscripts: str, *operands) -> torch.Tensor:
     product = torch.matmul(_shaped(left, lead + (math.prod(kept_left), summed)),
                            _shaped(right, (summed, math.prod(kept_right))))
     return _shaped(product, lead + kept_left + kept_right)
+
+
+def _cached_path_einsum(subscripts: str, operands: tuple) -> torch.Tensor:
+    """torch.einsum of three or more operands with opt_einsum's contraction path computed
+    once per equation and shapes: torch.einsum searches it again on every call (half a
+    millisecond for `...i,ij,...j->...`, more than the contraction on small batches).
+    The same path goes to the same kernel (`_VF.einsum`), so the numbers are the same.
+    Under torch.compile, or for tensor subclasses, plain torch.einsum."""
+    einsum = getattr(torch._VF, "einsum", None)
+    if (einsum is None or torch.compiler.is_compiling() or torch.overrides.has_torch_function(operands)
+            or not torch.backends.opt_einsum.enabled or not torch.backends.opt_einsum.is_available()):
+        return torch.einsum(subscripts, *operands)
+    path = _contraction_path(subscripts, tuple(tuple(op.shape) for op in operands),
+                             torch.backends.opt_einsum.strategy)
+    return einsum(subscripts, operands, path=path)
+
+
+@functools.lru_cache(maxsize=512)
+def _contraction_path(subscripts: str, shapes: tuple, strategy: str) -> list[int]:
+    """The flattened opt_einsum path torch.einsum would compute for these shapes."""
+    import opt_einsum
+
+    pairs = opt_einsum.contract_path(subscripts, *shapes, shapes=True, optimize=strategy)[0]
+    return [index for pair in pairs for index in pair]
 
 
 def _shaped(x: torch.Tensor, shape: tuple) -> torch.Tensor:

@@ -9,7 +9,7 @@ import subprocess
 
 # Distributions whose versions the report lists, in this order.
 LIBRARIES = (
-    "ebmlang", "numpy", "scipy", "torch", "jax", "jaxlib", "thrml", "blackjax", "pgmax",
+    "ebmlang", "numpy", "scipy", "torch", "jax", "jaxlib", "thrml", "blackjax", "numpyro", "pgmax",
     "scikit-learn", "PyMaxflow", "ortools", "psutil", "rich",
 )
 

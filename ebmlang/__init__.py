@@ -14,8 +14,9 @@ from ebmlang._moved import install_moved_module_aliases
 from ebmlang.api.model import Model, load, loads
 from ebmlang.backends import get_backend
 from ebmlang.errors import EbmError
+from ebmlang.inference.tempering import Tempering
 
 __version__ = "0.1.0"
-__all__ = ["EbmError", "Model", "get_backend", "load", "loads", "__version__"]
+__all__ = ["EbmError", "Model", "Tempering", "get_backend", "load", "loads", "__version__"]
 
 install_moved_module_aliases()

@@ -13,6 +13,8 @@ from typing import Any
 from ebmlang.errors import EbmError, did_you_mean
 from ebmlang.graph.ir import Extern, FactorGraph, walk
 
+from .networks import network_span
+
 
 @contextmanager
 def located(graph: FactorGraph):
@@ -90,23 +92,30 @@ class InputChecks:
             raise EbmError("params must be a dict {name: array}")
         ready = {}
         for name, shape in self.param_shapes.items():
-            declared = self.graph.params.get(name) or self.graph.params[name.rsplit(".", 2)[0]]
             if name not in params:
                 raise EbmError(
-                    f"params has no entry '{name}'", declared.span,
+                    f"params has no entry '{name}'", _declared(self.graph, name).span,
                     hint="compiled.init_params(backend.key(seed)) creates every param",
                 ).with_source(self.graph.source)
             array = convert(params[name])
             if tuple(array.shape) != shape:
                 raise EbmError(
                     f"params['{name}'] has shape {tuple(array.shape)}; expected {shape}",
-                    declared.span,
+                    _declared(self.graph, name).span,
                 ).with_source(self.graph.source)
             ready[name] = array
         return ready
 
     def check_externs(self) -> None:
-        """Every extern the graph calls has an implementation."""
+        """Every extern the graph calls has an implementation, every network a module."""
+        for name, group in self.graph.params.items():
+            if group.is_network and name not in self.networks:
+                bare = name.rsplit(".", 1)[-1]
+                raise EbmError(
+                    f"network '{name}' has no module registered", network_span(self.graph, name),
+                    hint=f"call model.register_network('{bare}', module) with a torch nn.Module "
+                         "(torch) or (apply_fn, params) (jax)",
+                ).with_source(self.graph.source)
         for name in self.graph.externs:
             if self._lookup_extern(name) is None:
                 raise EbmError(
@@ -126,6 +135,19 @@ class InputChecks:
                     or "groups: " + ", ".join(self.graph.variables),
                 )
         return groups
+
+
+def _declared(graph: FactorGraph, name: str):
+    """The param group of a params entry: itself, or the mlp or network that an entry
+    `f.0.weight` / `net.<path>` belongs to (the longest such name, in a composite)."""
+    if name in graph.params:
+        return graph.params[name]
+    owner = None
+    for group in graph.params.values():
+        if group.is_neural and name.startswith(group.name + ".") and (owner is None or
+                                                                      len(group.name) > len(owner.name)):
+            owner = group
+    return owner
 
 
 def _batched(shape: tuple[int, ...]) -> str:

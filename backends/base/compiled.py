@@ -20,6 +20,7 @@ from ..evaluator.totals import _product_factors
 from .blocks import CompiledBlock, GibbsBlocks
 from .checks import InputChecks, located
 from .interface import Backend
+from .networks import NetworkAdapter, adapt_network
 from .params import expected_param_shapes, init_params
 from .quadratic import QuadraticForms
 
@@ -51,7 +52,8 @@ class CompiledGraph(GibbsBlocks, QuadraticForms, InputChecks, ABC):
             dict.fromkeys(g for t in graph.templates for g in t.groups)
         )
         self.externs: dict[str, Callable] = {}
-        self.evaluator = Evaluator(backend.ops, backend.name, graph, self._lookup_extern)
+        self.networks: dict[str, NetworkAdapter] = {}
+        self.evaluator = Evaluator(backend.ops, backend.name, graph, self._lookup_extern, self.networks.get)
         self._kernels: dict[Any, Callable] = {}
         self._memo: dict[Any, Any] = {}
         self._blocks: dict[tuple[str, bytes], CompiledBlock] = {}
@@ -74,11 +76,38 @@ class CompiledGraph(GibbsBlocks, QuadraticForms, InputChecks, ABC):
     def _lookup_extern(self, name: str) -> Callable | None:
         return self.externs.get(name) or self.backend.externs.get(name)
 
+    def register_network(self, name: str, network: Any) -> NetworkAdapter:
+        """Implement `extern name : network(...)` for this compiled graph: a torch
+        `nn.Module` on torch, `(apply_fn, params)` on JAX (see networks.py). Its weights
+        become the params `name.<path>`; `init_params` starts them at the module's values."""
+        group = self.graph.params.get(name)
+        if group is None or not group.is_network:
+            from ebmlang.errors import did_you_mean
+
+            known = [k for k, p in self.graph.params.items() if p.is_network]
+            raise EbmError(f"'{name}' is not a network of model '{self.graph.name}'",
+                           hint=did_you_mean(name, known) or (f"networks: {', '.join(known)}" if known else
+                                                              "declare one with `extern NAME : network(IN -> OUT)`"))
+        with located(self.graph):
+            adapter = adapt_network(self.backend.name, group, network)
+        self.networks[name] = adapter
+        shapes = {k: v for k, v in self.param_shapes.items() if not k.startswith(name + ".")}
+        shapes.update({f"{name}.{path}": shape for path, shape in adapter.shapes.items()})
+        self.param_shapes = shapes
+        self._kernels.clear()
+        self._memo.clear()
+        self._blocks.clear()
+        return adapter
+
     # -- public evaluation ----------------------------------------------------
 
     def init_params(self, key: Any) -> dict[str, Any]:
-        """Every parameter drawn from its ParamInit; mlp layers get PyTorch's default init."""
-        return init_params(self.graph, self.backend, key)
+        """Every parameter drawn from its ParamInit; mlp layers get PyTorch's default init;
+        a registered network's weights start at its module's values."""
+        params = init_params(self.graph, self.backend, key)
+        for name, adapter in self.networks.items():
+            params.update({f"{name}.{path}": self.backend.asarray(v) for path, v in adapter.values.items()})
+        return params
 
     def energy(self, state: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
         """Total energy of each state: [batch]."""

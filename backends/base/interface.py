@@ -175,6 +175,11 @@ class Backend(ABC):
         backend whose random numbers cannot be traced still compiles the move."""
         return self.jit(lambda key, state, *args: move(state, draw(key, state), *args))
 
+    def fused_step(self, draw: Callable, move: Callable) -> Callable:
+        """`jit_step` for the steps of a long run: where the backend does not compile, it may
+        still record the move's operations once and replay them (torch: torch_fusion.py)."""
+        return self.jit_step(draw, move)
+
     def value_and_grad(self, fn: Callable) -> Callable:
         """`fn(x, *args) -> scalar` turned into `(x, *args) -> (value, grad wrt x)`;
         `x` may be an array or a dict of arrays."""

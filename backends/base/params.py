@@ -1,5 +1,6 @@
 """A graph's parameters: the shape of every entry of a params dict (mlp params expand
-to layers) and their initial values drawn from each param's initialiser.
+to layers; a network's entries come from its registered module, not from here) and their
+initial values drawn from each param's initialiser.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def expected_param_shapes(graph: FactorGraph) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every entry of a params dict (mlp params expand to layers)."""
     shapes: dict[str, tuple[int, ...]] = {}
     for name, param in graph.params.items():
+        if param.is_network:
+            continue  # its shapes come from the module registered for it (CompiledGraph.register_network)
         if param.is_neural:
             sizes = param.init.layer_sizes
             if len(sizes) < 2:
@@ -43,6 +46,8 @@ def init_params(graph: FactorGraph, backend: Backend, key: Any) -> dict[str, Any
 
 def _init_param(name: str, param: ParamGroup, backend: Backend, key: Any) -> dict[str, Any]:
     init, shape = param.init, tuple(param.shape)
+    if init.kind == "network":
+        return {}  # a network's weights start at its module's values (CompiledGraph.init_params)
     if init.kind == "mlp":
         out = {}
         sizes = init.layer_sizes

@@ -1,15 +1,18 @@
 """Evaluation of the nodes that call something beyond `ops`: Neural (an mlp param's
-layers) and Extern (a function the user registered on the backend or compiled graph).
+layers, or a network extern's registered module) and Extern (a function the user
+registered on the backend or compiled graph).
 
 A mixin of `Evaluator` (dispatch.py), which finds these methods by name and supplies
 `ops`, `evaluate`, the mlps' layer counts and activations, and the extern lookup.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ebmlang.errors import EbmError
-from ebmlang.graph.ir import Extern, Neural, Slot
+from ebmlang.graph.ir import Extern, Neural, ParamGroup, Slot
 
 from .context import EvalContext
 from .plans import TemplatePlan
@@ -31,6 +34,8 @@ class CallHandlers:
             for v, is_vec in zip(values, vector)
         ]
         hidden = features[0] if len(features) == 1 else ops.concatenate(features, -1)
+        if node.param in self.network_groups:
+            return self.network_call(node, hidden, ctx)
         layers, activation = self.mlps[node.param]
         for number in range(layers):
             weight = ctx.params[f"{node.param}.{number}.weight"]
@@ -39,6 +44,22 @@ class CallHandlers:
             if number < layers - 1:
                 hidden = activation(hidden)
         return hidden
+
+    def network_call(self, node: Neural, features, ctx: EvalContext):
+        """A network extern on features [*lead, F]: the module runs on [n, *input_shape]
+        with the model's values of its weights, and gives [*lead, OUT]."""
+        group = self.network_groups[node.param]
+        adapter = self.lookup_network(node.param)
+        if adapter is None:
+            raise EbmError(f"network '{node.param}' has no module registered", node.span,
+                           hint=f"call model.register_network('{node.param.rsplit('.', 1)[-1]}', module)")
+        lead = tuple(features.shape[:-1])
+        count = int(np.prod(lead, dtype=np.int64))
+        x = self.ops.reshape(features, (count,) + tuple(group.init.input_shape))
+        weights = {path: ctx.params[f"{node.param}.{path}"] for path in adapter.names}
+        out = adapter.apply(weights, x)
+        check_network_output(out, count, group, node.param, tuple(x.shape))
+        return self.ops.reshape(out, lead + (group.init.layer_sizes[-1],))
 
     def eval_Extern(self, node: Extern, plan: TemplatePlan, ctx: EvalContext):
         fn = self.lookup_extern(node.name)
@@ -49,3 +70,17 @@ class CallHandlers:
                 hint=f"call register_extern('{node.name}', fn) on the backend or compiled graph",
             )
         return fn(*[self.evaluate(a, plan, ctx) for a in node.args])
+
+
+def check_network_output(out: Any, count: int, group: ParamGroup, name: str, input_shape: tuple) -> None:
+    """The output of a network on `count` inputs is [count] (one output) or [count, OUT]."""
+    outputs = group.init.layer_sizes[-1]
+    shape = tuple(int(n) for n in getattr(out, "shape", ()))
+    if shape == (count, outputs) or (outputs == 1 and shape == (count,)):
+        return
+    expected = f"[{count}] or [{count}, 1]" if outputs == 1 else f"[{count}, {outputs}]"
+    raise EbmError(
+        f"network '{name}' returned shape {list(shape)} for an input of shape {list(input_shape)}; "
+        f"its declaration says {outputs} output{'s' if outputs != 1 else ''}", group.span,
+        expected=f"an output of shape {expected} (the batch first)",
+        hint="make the module's output fit the declaration, or change the declaration's output size")

@@ -32,16 +32,20 @@ class Evaluator(LeafHandlers, ArithmeticHandlers, CallHandlers, ContractionHandl
         backend_name: str,
         graph: FactorGraph,
         lookup_extern: Callable[[str], Callable | None],
+        lookup_network: Callable[[str], Any] = lambda name: None,
     ):
         self.ops = ops
         self.backend_name = backend_name
         self.lookup_extern = lookup_extern
+        self.lookup_network = lookup_network
         # mlp param -> (number of layers, ops function of its activation)
         self.mlps = {
             name: (len(p.init.layer_sizes) - 1, getattr(ops, ACTIVATIONS.get(p.init.activation, "silu")))
             for name, p in graph.params.items()
-            if p.is_neural
+            if p.init.kind == "mlp"
         }
+        # network extern -> its param group (input shape, outputs); the module is looked up per call
+        self.network_groups = {name: p for name, p in graph.params.items() if p.is_network}
         self.unary = {
             "neg": lambda x: -x, "exp": ops.exp, "log": ops.log, "softplus": ops.softplus,
             "sigmoid": ops.sigmoid, "tanh": ops.tanh, "abs": ops.abs, "sqrt": ops.sqrt,

@@ -18,7 +18,8 @@ from ebmlang.graph.ir import FactorGraph
 
 
 def load(path: str | Path, backend: str | Backend = "torch", *, model: str | None = None, device: str | None = None,
-         dtype: str | None = None, seed: int = 0, allow_root: str | Path | None = None, budget=None) -> "Model":
+         dtype: str | None = None, seed: int = 0, allow_root: str | Path | None = None, budget=None,
+         networks: dict | None = None) -> "Model":
     """Load a `.ebm` model file (or a checkpoint saved with `Model.save`).
 
     model: which model of the file (default: the file's default model).
@@ -27,6 +28,8 @@ def load(path: str | Path, backend: str | Backend = "torch", *, model: str | Non
     device: default "cpu"; dtype: default "float32".
     budget: the most any one structure of the model may take ("4GiB", a number of bytes;
     default 2 GiB), checked before it is allocated, at load and in every query.
+    networks: {name: module} for the file's `extern name : network(...)` declarations (as
+    `Model.register_network`); a checkpoint's stored weights are kept.
     """
     path = Path(path)
     if path.suffix in (".safetensors", ".ckpt"):
@@ -34,22 +37,23 @@ def load(path: str | Path, backend: str | Backend = "torch", *, model: str | Non
 
         graph, params, metadata = read_model_checkpoint(path, budget=budget)
         return Model(graph, backend=backend or metadata.get("backend", "torch"), device=device, dtype=dtype,
-                     params=params, budget=budget)
+                     params=params, budget=budget, networks=networks)
     from ebmlang.graph.lower import lower_source
     from ebmlang.language.loader import read_top_source
 
     text = read_top_source(path)
     graph = lower_source(text, str(path), model, allow_root=allow_root, budget=budget)
-    return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed, budget=budget)
+    return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed, budget=budget, networks=networks)
 
 
 def loads(source: str, backend: str | Backend = "torch", *, model: str | None = None, name: str = "<string>",
-          device: str | None = None, dtype: str | None = None, seed: int = 0, budget=None) -> "Model":
+          device: str | None = None, dtype: str | None = None, seed: int = 0, budget=None,
+          networks: dict | None = None) -> "Model":
     """Compile a model from source text (see `load` for the arguments)."""
     from ebmlang.graph.lower import lower_source
 
     graph = lower_source(source, name, model, budget=budget)
-    return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed, budget=budget)
+    return Model(graph, backend=backend, device=device, dtype=dtype, seed=seed, budget=budget, networks=networks)
 
 
 def _check_fixed_by(backend: Backend, device: str | None, dtype: str | None) -> None:
@@ -79,7 +83,7 @@ class Model:
 
     def __init__(self, graph: FactorGraph, backend: str | Backend = "torch", *, device: str | None = None,
                  dtype: str | None = None, seed: int = 0, params: dict | None = None,
-                 externs: dict | None = None, budget=None):
+                 externs: dict | None = None, budget=None, networks: dict | None = None):
         """backend: a name ("torch", "jax", "numpy"), built with `device` (default "cpu")
         and `dtype` (default "float32"), or a configured Backend (e.g.
         `get_backend("torch", compile=True)`), which fixes both."""
@@ -104,6 +108,9 @@ class Model:
         if params is None:
             params = self.compiled.init_params(self.backend.key(seed))
         self.params = {k: self.backend.asarray(v) for k, v in params.items()}
+        self.networks: dict = {}  # network param group -> the module registered for it
+        for name, network in (networks or {}).items():
+            self.register_network(name, network)
 
     # -- basics ------------------------------------------------------------
     @property
@@ -126,6 +133,20 @@ class Model:
         self.externs[name] = fn
         self.compiled.register_extern(name, fn)
 
+    def register_network(self, name: str, network) -> None:
+        """Provide the module for an `extern name : network(IN -> OUT)` declaration: a torch
+        `nn.Module` (torch backend) or `(apply_fn, params)` (JAX). Its weights become the
+        params `name.<path>`, trained by `fit` and saved with the model (ebmlang.api.networks)."""
+        from ebmlang.api.networks import register_network
+
+        register_network(self, name, network)
+
+    def network_weights(self, name: str) -> dict:
+        """The current values of network `name`'s weights by module path (numpy copies)."""
+        from ebmlang.api.networks import network_weights
+
+        return network_weights(self, name)
+
     def param_values(self) -> dict:
         """Parameters as numpy arrays: copies, which later training (the in-place steps of a
         `to_torch()` module's optimiser included) leaves as they are."""
@@ -143,15 +164,16 @@ class Model:
                 from ebmlang.errors import did_you_mean
                 raise EbmError(f"no parameter '{k}'", hint=did_you_mean(k, self.params))
             current = self.backend.to_numpy(self.params[k])
+            declared = getattr(self.graph.params.get(k), "span", None)  # None for `f.0.weight`, `net.<path>`
             try:
                 value = np.asarray(plain_value(v), dtype=float)
                 value = np.broadcast_to(value, current.shape).copy()
             except (TypeError, ValueError, RuntimeError):
                 raise EbmError(f"cannot set param '{k}' of shape {list(current.shape)} to {v!r}",
                                expected="a real number or an array of that shape (or one that broadcasts to it)",
-                               span=self.graph.params[k].span, source=self.graph.source) from None
+                               span=declared, source=self.graph.source) from None
             if not np.isfinite(value).all():
-                raise EbmError(f"param '{k}' would hold NaN or infinite values", span=self.graph.params[k].span,
+                raise EbmError(f"param '{k}' would hold NaN or infinite values", span=declared,
                                source=self.graph.source)
             if not same_memory(v, self.params[k]):  # a to_torch() module's own tensor is already in
                 self.params[k] = self.backend.asarray(value)
@@ -234,18 +256,27 @@ class Model:
         from ebmlang.inference.plan import plan_query
 
         names = observed.keys() if isinstance(observed, dict) else (observed or ())
-        return plan_query(self.graph, query, tuple(names), method, budget=self.budget)
+        return plan_query(self.graph, query, tuple(names), method, budget=self.budget, params=self.param_values())
 
     def sample(self, chains: int = 4, steps: int = 1000, *, observed: dict | None = None,
                method=None, temperature: float = 1.0, burn_in: int | None = None, thin: int = 1,
-               seed: int = 0, init: dict | None = None, progress: bool = True, step_size: float | None = None):
-        """Draw samples from exp(-E / temperature) with the automatically chosen method."""
+               seed: int = 0, init: dict | None = None, progress: bool = True, step_size: float | None = None,
+               tempering=None):
+        """Draw samples from exp(-E / temperature) with the automatically chosen method.
+
+        `tempering=R` runs each chain as R replicas on a ladder of temperatures from 1 to 10
+        (times `temperature`) that swap states, so chains cross between modes that a single
+        chain would not leave; a list gives the ladder, `ebmlang.Tempering(...)` the details
+        (inference/tempering.py). Only the temperature-1 replicas are kept; the swap
+        acceptance per pair of neighbours is in `samples.info["tempering"]`."""
         from ebmlang.inference.run import sample_model
         from ebmlang.inference.summary import declared_axes
+        from ebmlang.inference.tempering import sample_tempered
 
-        samples = sample_model(self, chains=chains, steps=steps, observed=observed, method=method,
-                               temperature=temperature, burn_in=burn_in, thin=thin, seed=seed, init=init,
-                               progress=progress, step_size=step_size)
+        options = dict(chains=chains, steps=steps, observed=observed, method=method, temperature=temperature,
+                       burn_in=burn_in, thin=thin, seed=seed, init=init, progress=progress, step_size=step_size)
+        samples = (sample_model(self, **options) if tempering is None
+                   else sample_tempered(self, tempering=tempering, **options))
         if self._axes is None:  # the declared axis names, for ArviZ dims (read from the source once)
             self._axes = declared_axes(self.graph)
         samples.axis_names = self._axes
@@ -331,12 +362,13 @@ class Model:
         from ebmlang.graph.compose import compose
 
         graph = compose([(n, m.graph, w) for n, m, w in experts], name)
-        params = {}
+        params, networks = {}, {}
         for expert_name, model, _ in experts:
             prefix = f"{expert_name}." if expert_name else ""
             for k, v in model.param_values().items():
                 params[prefix + k] = v
-        fresh = Model(graph, backend=self.backend, budget=self.budget)
+            networks.update({prefix + k: v for k, v in model.networks.items()})
+        fresh = Model(graph, backend=self.backend, budget=self.budget, networks=networks)
         for k in fresh.params:
             if k in params:
                 fresh.params[k] = fresh.backend.asarray(params[k])
@@ -359,7 +391,8 @@ class Model:
         """The same model with variables renamed: `m.rename(x="y")`."""
         from ebmlang.graph.compose import rename
 
-        fresh = Model(rename(self.graph, mapping), backend=self.backend, budget=self.budget)
+        fresh = Model(rename(self.graph, mapping), backend=self.backend, budget=self.budget,
+                      networks={mapping.get(k, k): v for k, v in self.networks.items()})
         # Params may be renamed too (`m.rename(beta="gamma")`): carry values under their new names.
         fresh.params = {mapping.get(k, k) if k in self.graph.params else k: v for k, v in self.params.items()}
         return fresh
@@ -379,7 +412,7 @@ class Model:
 
     def _with_graph(self, graph: FactorGraph) -> "Model":
         """Another graph over the same params, on the same backend."""
-        fresh = Model(graph, backend=self.backend, budget=self.budget)
+        fresh = Model(graph, backend=self.backend, budget=self.budget, networks=self.networks)
         fresh.params = dict(self.params)
         return fresh
 

@@ -62,7 +62,8 @@ def compiles(model) -> bool:
 def timed_sample(model, **options):
     """(samples, Timing) of `model.sample(**options)`; on a compiling backend, after a
     one-step warm-up that compiles the run's kernels (timed apart)."""
-    if not compiles(model):
+    if not compiles(model) or options.get("tempering") is not None:
+        # (A tempered run is not warmed up apart: its time includes compiling its kernels.)
         return timed(lambda: model.sample(**options))
     return timed(lambda start: model.sample(**{**options, "init": start}), lambda: warm_up(model, **options))
 

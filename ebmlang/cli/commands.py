@@ -261,7 +261,11 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--burn-in", type=int, default=None, help="steps dropped at the start (default: steps/4)")
     p.add_argument("--thin", type=int, default=1, help="keep every THIN-th step (default: 1)")
     p.add_argument("--temperature", type=float, default=1.0, help="sample exp(-E / T) (default: 1)")
-    p.add_argument("--method", default=None, help="override the automatic method (e.g. gibbs, mala, hmc, nuts, rwmh)")
+    p.add_argument("--tempering", type=_tempering, default=None, metavar="R|T1,T2,...",
+                   help="replica exchange: R replicas per chain on a ladder from 1 to 10 adapted in burn-in, "
+                        "or the ladder itself (comma-separated, starting at 1); draws are kept at T = 1")
+    p.add_argument("--method", default=None,
+                   help="override the automatic method (e.g. gibbs, swendsen_wang, wolff, mala, hmc, nuts, rwmh)")
     p.add_argument("--step-size", type=float, default=None, help="initial step size of continuous kernels")
     p.add_argument("--init", metavar="FILE", default=None,
                    help="initial states: a .npz/.safetensors file with one array per latent variable")
@@ -269,6 +273,15 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
                    help="write draws (.npz or .safetensors): one array per latent variable, plus `energy`")
     p.add_argument("--plot", metavar="PNG", default=None, help="save a trace plot of energy per chain")
     _quiet_argument(p)
+
+
+def _tempering(text: str):
+    """--tempering: a number of replicas (8) or a ladder (1,1.5,2.25)."""
+    try:
+        return int(text) if "," not in text and "." not in text else [float(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of replicas or comma-separated temperatures, got "
+                                         f"{text!r}") from None
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -288,7 +301,7 @@ def run_sample(args: argparse.Namespace) -> int:
     samples, timing = timed_sample(model, chains=args.chains, steps=args.steps, observed=observed or None,
                                    method=args.method, temperature=args.temperature, burn_in=args.burn_in,
                                    thin=args.thin, seed=args.seed, init=init, progress=_show_progress(args),
-                                   step_size=args.step_size)
+                                   step_size=args.step_size, tempering=args.tempering)
     problems = print_sample_summary(samples)
     for name, draws in samples.draws.items():
         if model.graph.variables[name].domain.is_discrete and _small_integer_grid(np.asarray(draws[0, -1])):
@@ -373,6 +386,10 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
                    help="dsm: the noise sd, or first and last annealed (default 0.5 -> 0.01 data sd)")
     p.add_argument("--projections", type=int, default=None, help="ssm: random directions per example")
     p.add_argument("--noise-ratio", type=float, default=None, help="nce: noise samples per data example")
+    p.add_argument("--recipe", choices=("igebm", "jem"), default=None,
+                   help="short-run Langevin training as published (docs/learning.md: Recipes)")
+    p.add_argument("--data-noise", type=float, default=None, metavar="SD",
+                   help="Gaussian noise added to continuous training inputs (jem's recipe: 0.03)")
     p.add_argument("--eval-ais", action="store_true",
                    help="continuous models: record the held-out log-likelihood by AIS every epoch")
     p.add_argument("--out", metavar="PATH", default=None,
@@ -398,7 +415,8 @@ def run_fit(args: argparse.Namespace) -> int:
     noise = args.noise[0] if args.noise and len(args.noise) == 1 else args.noise
     options = {k: v for k, v in (("method", args.method), ("epochs", args.epochs), ("lr", args.lr),
                                  ("batch_size", args.batch_size), ("noise", noise), ("projections", args.projections),
-                                 ("noise_ratio", args.noise_ratio), ("eval_ais", args.eval_ais or None))
+                                 ("noise_ratio", args.noise_ratio), ("eval_ais", args.eval_ais or None),
+                                 ("recipe", args.recipe), ("data_noise", args.data_noise))
                if v is not None}
     _check_fit_options(options)
     if args.resume and args.checkpoint_dir is None:

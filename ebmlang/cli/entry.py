@@ -146,7 +146,8 @@ def describe_model(program: ast.CheckedProgram, name: str) -> str:
     ]
     params = list(interface.params)
     if isinstance(model, ast.CheckedModel):
-        params = [_param_text(d) for d in model.decls if isinstance(d, ast.ParamDecl)]
+        params = [_param_text(d) for d in model.decls if isinstance(d, ast.ParamDecl)
+                  or isinstance(d, ast.ExternDecl) and d.network is not None]
     terms = list(interface.terms)
     return (f"{head}: {_count(groups, 'variable group')}, {_count(params, 'param')}, "
             f"{_count(terms, 'term')}")
@@ -161,7 +162,10 @@ def _count(items: list[str], noun: str) -> str:
     return f"{text} ({', '.join(items)})" if items else text
 
 
-def _param_text(decl: ast.ParamDecl) -> str:
+def _param_text(decl: ast.ParamDecl | ast.ExternDecl) -> str:
+    if isinstance(decl, ast.ExternDecl):  # a network from Python: its weights are params
+        shape = ", ".join(str(int(d.value)) for d in decl.network.input_shape)
+        return f"{decl.name}: network([{shape}] -> {int(decl.network.outputs.value)})"
     if isinstance(decl.init, ast.NeuralSpec):
         sizes = " -> ".join(str(int(s.value)) for s in decl.init.sizes)
         return f"{decl.name}: mlp({sizes})"

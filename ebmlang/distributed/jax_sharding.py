@@ -147,7 +147,13 @@ def sharded_gibbs_sweep(local, blocks, state: dict, temperature: float = 1.0):
     sweep = jax.jit(lambda key, state, params: kernel(key, state, params)[0],
                     in_shardings=(bk.replicated, state_shardings, bk.replicated),
                     out_shardings=state_shardings)
-    return lambda key, state: sweep(key, state, params)
+
+    def step(key, state):
+        # An earlier stepper (a cluster update, in numpy) may hand back arrays placed otherwise.
+        state = {k: jax.device_put(v, state_shardings[k]) if k in state_shardings else v for k, v in state.items()}
+        return sweep(key, state, params)
+
+    return step
 
 
 def _check_devices(chains: int, num_devices: int) -> None:

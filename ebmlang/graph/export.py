@@ -29,6 +29,8 @@ def _init_text(p: ir.ParamGroup) -> str:
     init = p.init
     if init.kind == "mlp":
         return f"mlp({' -> '.join(str(n) for n in init.layer_sizes)}, {init.activation})"
+    if init.kind == "network":
+        return f"network({_shape_text(init.input_shape)} -> {init.layer_sizes[-1]})"
     if init.kind == "value":
         value = init.value
         if value is not None and value.size and (value == value.flat[0]).all():

@@ -56,6 +56,10 @@ class ParamInit:
     kind "normal":  args = (mean, std); kind "uniform": args = (low, high).
     kind "mlp":     layer_sizes = (in, hidden..., out), activation name; the
                     backend owns the layer weights (PyTorch-default init).
+    kind "network": `extern net : network(...)`: layer_sizes = (in, out) with
+                    input_shape the shape the features are reshaped to; the module
+                    registered from Python owns the architecture and its weights'
+                    starting values (`net.<path>` entries of a params dict).
     """
 
     kind: str
@@ -63,6 +67,7 @@ class ParamInit:
     args: tuple[float, ...] = ()
     layer_sizes: tuple[int, ...] = ()
     activation: str = "silu"
+    input_shape: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,12 @@ class ParamGroup:
 
     @property
     def is_neural(self) -> bool:
-        return self.init.kind == "mlp"
+        """Called like a function (`Neural` nodes): an mlp or a network extern."""
+        return self.init.kind in ("mlp", "network")
+
+    @property
+    def is_network(self) -> bool:
+        return self.init.kind == "network"
 
     @property
     def size(self) -> int:
@@ -173,8 +183,8 @@ class Reduce(Node):
 
 @dataclass(frozen=True, eq=False)
 class Neural(Node):
-    """`f(args)` for an `mlp` param: args are scalars (one feature each) or
-    vector Slots (F features each), concatenated along a last feature axis.
+    """`f(args)` for an `mlp` param or a network extern: args are scalars (one feature
+    each) or vector Slots (F features each), concatenated along a last feature axis.
     Evaluates to [..., C] -- a vector; `Select` picks an entry, or C == 1 is squeezed
     by lowering into `Select(Neural, Constant(0))`."""
 

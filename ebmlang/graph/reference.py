@@ -238,6 +238,9 @@ class _Evaluator:
 
 def mlp_forward(group: ir.ParamGroup, params: Mapping[str, Array], x: Array) -> Array:
     """An mlp param applied to features x [..., in] -> [..., out] (PyTorch layout)."""
+    if group.is_network:
+        raise EbmError(f"network '{group.name}' is a module from Python; the numpy reference cannot run it",
+                       group.span, hint="evaluate models with networks on the torch or jax backend")
     sizes = group.init.layer_sizes
     activation = ACTIVATIONS.get(group.init.activation)
     if activation is None:
@@ -274,7 +277,7 @@ def reference_init_params(g: ir.FactorGraph, seed: int = 0) -> dict[str, Array]:
                 bound = 1.0 / np.sqrt(fan_in)
                 params[f"{name}.{layer}.weight"] = rng.uniform(-bound, bound, size=(fan_out, fan_in))
                 params[f"{name}.{layer}.bias"] = rng.uniform(-bound, bound, size=(fan_out,))
-        else:
+        elif init.kind != "network":  # a network's weights come from its module
             raise EbmError(f"unknown initialisation '{init.kind}' of param '{name}'", group.span)
     return params
 

@@ -100,10 +100,14 @@ def adapt_step_size(
     Written with `where` instead of `if`, so it traces under `jax.jit`: the warm-up
     test `count < num_warmup` is on an array that lives in the sampler state.
     """
+    max_log_step = LOG_STEP_LIMIT if max_step is None else math.log(max_step)
+    if num_warmup <= 0:
+        # No warm-up (or a kernel built for after it): the frozen step, as the masked
+        # update below gives it, without the update's dozens of dispatches on eager torch.
+        return state, ops.exp(ops.clip(state.log_step_avg, None, max_log_step))
     if not per_chain:
         acceptance = ops.mean(acceptance, axis=0) * ops.ones_like(acceptance)
     adapting = state.count < num_warmup
-    max_log_step = LOG_STEP_LIMIT if max_step is None else math.log(max_step)
     updated = dual_averaging_update(ops, state, acceptance, target, config, max_log_step)
     state = DualAveragingState(*(ops.where(adapting, new, old) for new, old in zip(updated, state)))
     still_adapting = state.count < num_warmup

@@ -46,6 +46,11 @@ _STEP_FIELD = {"mala": "step_size", "hmc": "step_size", "nuts": "step_size", "rw
 _TRAJECTORY = ("hmc", "nuts")
 
 
+def _eager(*args):
+    """A function that `backend.jit` returns unchanged exactly when the backend runs eagerly."""
+    return args
+
+
 def _builders(method: str, step_size: float, adapt_steps: int):
     if method == "mala":
         cfg = langevin.MALAConfig(step_size=step_size, num_warmup=adapt_steps)
@@ -69,7 +74,7 @@ class ContinuousRunner:
     """Holds the kernel state of the continuous block between steps."""
 
     def __init__(self, model, method: str, groups, state: dict, temperature: float,
-                 adapt_steps: int, step_size: float | None = None):
+                 adapt_steps: int, step_size: float | None = None, per_chain_step_size: bool = False):
         self.model = model
         self.method = method
         self.groups = tuple(groups)
@@ -78,6 +83,9 @@ class ContinuousRunner:
         context = {k: v for k, v in state.items() if k not in self.groups}
         self.potential = ModelPotential(model.compiled, model.params, context, self.groups, temperature)
         init, build, config = _builders(method, step_size or DEFAULT_STEP[method], adapt_steps)
+        if per_chain_step_size and hasattr(config, "per_chain_step_size"):
+            # Each chain adapts its own step (replica exchange: one temperature per chain).
+            config = dataclasses.replace(config, per_chain_step_size=True)
         self._init = init
         self.config = config
         self._build = build
@@ -107,7 +115,7 @@ class ContinuousRunner:
         self.sampling_divergences = 0
         self.steps_taken = 0
         self.adapt_steps = int(adapt_steps)
-        self._find_first_step = method in _TRAJECTORY and adapt_steps > 0
+        self._find_first_step = method in _TRAJECTORY + ("mala",) and adapt_steps > 0
         self.halvings = 0
         self._recovering = False
         # NUTS keeps its inverse mass in the state: windowed warm-up adapts it (Stan).
@@ -132,7 +140,9 @@ class ContinuousRunner:
             def move(kernel_state, draws, context, params):
                 return kernel.move(kernel_state, draws, template.with_inputs(params, context))
 
-            return self.backend.jit_step(kernel.draw, move)
+            if not kernel.traceable:
+                return lambda key, kernel_state, *args: move(kernel_state, kernel.draw(key, kernel_state), *args)
+            return self.backend.fused_step(kernel.draw, move)
 
         key = ("continuous step", self.method, repr(config)) + self._potential_key()
         self._step = self.model.compiled.memo(key, build_step)
@@ -165,6 +175,8 @@ class ContinuousRunner:
             self.sampling_divergences += diverged
         if self._adapting_mass:
             self._adapt_mass(key, context)
+        if self.steps_taken == self.adapt_steps:
+            self._freeze_adaptation()
         if diverged and self.method == "ula":
             # ULA has no Metropolis test to reject a blow-up: undo it, or the chain runs off
             # to where no smaller step can bring it back.
@@ -190,6 +202,18 @@ class ContinuousRunner:
                 self._recovering = False
         return new_state, rate
 
+    def _freeze_adaptation(self) -> None:
+        """At the end of warm-up, step with a kernel built without adaptation (num_warmup=0):
+        from here on the adaptive kernel's update is masked off, so this one makes the same
+        draws, without the update's few dozen operations per step (dispatches on eager torch).
+        Only where steps run eagerly (`jit` is the identity): a compiled backend would pay a
+        second compilation, and its compiler drops the masked update's cost anyway."""
+        adaptation = getattr(self.kernel_state, "adaptation", None)
+        if adaptation is None or not getattr(self.config, "num_warmup", 0) or self.backend.jit(_eager) is not _eager:
+            return
+        if np.all(self.backend.to_numpy(adaptation.count) >= self.config.num_warmup):
+            self._compile_step(dataclasses.replace(self.config, num_warmup=0))
+
     def _halve_step_size(self, why: str, state: dict) -> None:
         """Halve the step after a step where most chains diverged, with a warning; after
         MAX_STEP_HALVINGS, or where the chains' own energy is not finite, an EbmError."""
@@ -209,13 +233,14 @@ class ContinuousRunner:
             self._compile_step(self.config)
         else:
             step = 0.5 * getattr(self.kernel_state, field)
-            # Dual averaging restarts from the halved step (its mu, the point it shrinks
-            # toward, is 10x that), but keeps its update count: warm-up still ends when
-            # burn-in does, and after it the step stays frozen at the halved value. (Only
-            # MALA and RWMH get here: for them a restart escapes a stuck chain; trajectory
-            # samplers, where it kept aiming back at the diverging step, never halve.)
+            # Dual averaging restarts from the halved step, and its mu, the point it shrinks
+            # toward, is the halved step itself (at the usual 10x, adaptation climbed straight
+            # back to the diverging step: MALA on a 1,000-d Gaussian halved ten times and
+            # failed), but it keeps its update count: warm-up still ends when burn-in does,
+            # and after it the step stays frozen. (Only MALA and RWMH get here: trajectory
+            # samplers count divergences as acceptance 0 and never halve.)
             adaptation = dual_averaging_init(self.backend.ops, step)._replace(
-                count=self.kernel_state.adaptation.count)
+                count=self.kernel_state.adaptation.count, mu=self.backend.ops.log(step))
             self.kernel_state = self.kernel_state._replace(**{field: step, "adaptation": adaptation})
         warnings.warn(f"{why}; reducing the step size from {old:.4g} to {self.step_size():.4g} "
                       f"({self.method}, halving {self.halvings} of at most {MAX_STEP_HALVINGS})",
@@ -279,14 +304,34 @@ class ContinuousRunner:
             inverse_mass = 1.0
         elif not hasattr(inverse_mass, "shape") or isinstance(inverse_mass, np.ndarray):
             inverse_mass = bk.asarray(np.asarray(inverse_mass, dtype=float))
+        configured = bk.to_numpy(state.step_size).astype(float)
+        # MALA's step eps is one leapfrog step of h = sqrt(2 eps) (x' = x - h^2/2 grad E + h xi),
+        # so the search runs on h and its answer goes back as h^2 / 2.
+        leapfrog = np.sqrt(2.0 * configured) if self.method == "mala" else configured
         eps = find_reasonable_step_size(bk, potential, state.position, state.energy, state.grad,
-                                        bk.to_numpy(state.step_size).astype(float), key, inverse_mass)
+                                        leapfrog, key, inverse_mass)
+        if self.method == "mala":
+            eps = 0.5 * eps ** 2
         if not getattr(self.config, "per_chain_step_size", False):
             # One shared step: the chains' geometric mean, as dual averaging then adapts it
             # from the mean acceptance over chains.
             eps = np.full_like(eps, np.exp(np.mean(np.log(eps))))
         step = bk.asarray(eps)
-        self.kernel_state = state._replace(step_size=step, adaptation=dual_averaging_init(bk.ops, step))
+        adaptation = dual_averaging_init(bk.ops, step)
+        if self.method == "mala":
+            # Stan's 10x is for trajectories of many leapfrog steps; one MALA step at 10x
+            # the reasonable one diverges in high dimensions: shrink toward the step itself.
+            adaptation = adaptation._replace(mu=bk.ops.log(step))
+        self.kernel_state = state._replace(step_size=step, adaptation=adaptation)
+
+    def reorder_chains(self, order, state: dict) -> None:
+        """Give chain i the position chain order[i] had (replica exchange swaps states between
+        chains; each chain's step size, adaptation and temperature stay with it), with the
+        energy and gradient recomputed at `state` (the new values of the other groups)."""
+        positions = self.backend.ops.take(self.kernel_state.position, self.backend.asarray(order, "int64"), axis=0)
+        context = {k: v for k, v in state.items() if k not in self.groups}
+        self.kernel_state = self._refresh(self.kernel_state._replace(position=positions), context,
+                                          self.potential.params)
 
     def step_sizes(self) -> np.ndarray:
         """The current step size of each chain (ULA: the configured one)."""

@@ -24,6 +24,7 @@ from ebmlang.backends.evaluator import plan_contractions
 from ebmlang.backends.evaluator.plans import may_be_infinite
 from ebmlang.backends.evaluator.quadratic import QuadraticPlan, quadratic_form
 from ebmlang.graph.ir import FactorGraph
+from ebmlang.inference.temperature import along_batch, chain_inverse_temperature
 
 # A group whose colouring needs more than this many blocks per sweep is scanned
 # sequentially, when its energy is a quadratic form of at most SCAN_MAX_UNITS units
@@ -97,6 +98,9 @@ def build_scan_update(compiled, group: str, temperature: float = 1.0) -> ScanUpd
             threshold = ops.log(uniform) - ops.log1p(-uniform)
             if temperature != 1.0:
                 threshold = threshold * temperature
+            beta = chain_inverse_temperature(params)
+            if beta is not None:  # a temperature per chain (replica exchange)
+                threshold = threshold / along_batch(ops, beta, threshold)
             step = low - high
 
             def unit(i, s):
@@ -118,10 +122,15 @@ def build_scan_update(compiled, group: str, temperature: float = 1.0) -> ScanUpd
         if unary is not None:
             base = unary + base
         base = ops.broadcast_to(base, (batch, len(values), size))
+        beta = chain_inverse_temperature(params)
+        if beta is not None:  # a temperature per chain (replica exchange)
+            beta = ops.reshape(beta, (batch, 1))
 
         def unit(i, s):
             table = base[:, :, i] + label_values * ops.reshape(ops.matmul(s, couplings[i]), (batch, 1))
             logits = -table if temperature == 1.0 else -table / temperature
+            if beta is not None:
+                logits = logits * beta
             labels = backend.gumbel_argmax(uniform[:, i], logits)
             return backend.write_column(s, i, backend.take(label_values, labels))
 

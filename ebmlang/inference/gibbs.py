@@ -22,6 +22,7 @@ from ebmlang.graph import structure
 from ebmlang.graph.ir import FactorGraph, compact_index
 from ebmlang.inference.dense_scan import ScanUpdate, build_scan_update, worth_scanning
 from ebmlang.inference.random_kernel import RandomKernel
+from ebmlang.inference.temperature import along_batch, chain_inverse_temperature
 
 
 class GibbsBlock(NamedTuple):
@@ -169,6 +170,7 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
         dense = dict(carry["dense"])
         packed = {g: list(classes) for g, classes in carry["packed"].items()}
         prepared = prepare(params) if prepared is None else prepared
+        beta = chain_inverse_temperature(params)  # [chains] under replica exchange, else None
         for uniform, step in zip(uniforms, steps):
             if isinstance(step, ScanUpdate):
                 dense = step.move(dense, uniform, params, prepared[step.group])
@@ -178,11 +180,11 @@ def build_gibbs_sweep(compiled, blocks: list[GibbsBlock], temperature: float = 1
             table = handle.gap(dense, params, classes) if two_valued else handle.by_value(dense, params, classes)
             if number is None:
                 current = dense[handle.group]
-                dense[handle.group] = handle.replace(current, update(uniform, table, handle.current(current)))
+                dense[handle.group] = handle.replace(current, update(uniform, table, handle.current(current), beta))
             else:
                 current = packed[handle.group][number]
                 old = ops.reshape(current, (current.shape[0], -1))
-                packed[handle.group][number] = ops.reshape(update(uniform, table, old), tuple(current.shape))
+                packed[handle.group][number] = ops.reshape(update(uniform, table, old, beta), tuple(current.shape))
         return {"dense": dense, "packed": {g: tuple(c) for g, c in packed.items()}}
 
     def finish(carry):
@@ -262,7 +264,9 @@ def _binary_update(backend, values, temperature: float, may_be_infinite: bool = 
     low, high = (float(v) for v in values)
     inverse_temperature = 1.0 / float(temperature)
 
-    def update(u, gap, old):
+    def update(u, gap, old, beta=None):
+        if beta is not None:  # a temperature per chain (replica exchange)
+            gap = gap * along_batch(ops, beta, gap)
         p_high = ops.sigmoid(gap if inverse_temperature == 1.0 else gap * inverse_temperature)
         if not may_be_infinite:
             return _between(ops, ops.as_float(u < p_high), low, high)
@@ -287,8 +291,10 @@ def _categorical_update(backend, values, temperature: float):
     label_values = backend.asarray(values)
     inverse_temperature = 1.0 / float(temperature)
 
-    def update(u, table, old):
+    def update(u, table, old, beta=None):
         table = ops.swapaxes(table, -1, -2)  # [batch, n, K]
+        if beta is not None:  # a temperature per chain (replica exchange)
+            table = table * along_batch(ops, beta, table)
         labels = backend.gumbel_argmax(u, -table if inverse_temperature == 1.0 else -table * inverse_temperature)
         new = backend.take(label_values, labels)
         # Where every value violates a hard constraint (+inf), the softmax has no mass:

@@ -29,6 +29,7 @@ from ebmlang.inference.continuous import (
     metropolis_accept,
     metropolis_log_acceptance,
     per_chain,
+    scaled,
     select_chains,
 )
 from ebmlang.inference.random_kernel import RandomKernel
@@ -39,8 +40,9 @@ class HMCConfig:
     """num_integration_steps: leapfrog steps L per proposal.
 
     inverse_mass: None (identity), a number, or one entry per coordinate [D] (a diagonal
-    inverse mass, ideally the posterior variances). target_accept 0.8 is Stan's default
-    (the optimum for HMC sits around 0.65; higher targets trade speed for robustness).
+    inverse mass, ideally the posterior variances): the start; in a model's sampling run,
+    Stan's windowed warm-up replaces it by the draws' regularised variances, as for NUTS.
+    target_accept 0.8 is Stan's default (the optimum for HMC sits around 0.65; higher targets trade speed for robustness).
     Warm-up and per-chain step sizes work as in `MALAConfig`.
     step_size_jitter: each proposal draws its step uniformly from step * (1 +- jitter)
     (Neal 2011, section 5.4.2.2). With a fixed step, trajectories of L steps resonate with
@@ -77,12 +79,14 @@ class HMCConfig:
 
 
 class HMCState(NamedTuple):
-    """position [chains, D]; energy/grad of E at it; step_size [chains]; adaptation."""
+    """position [chains, D]; energy/grad of E at it; step_size [chains]; inverse_mass
+    [chains, D] (the config's, until windowed warm-up sets it, as for NUTS); adaptation."""
 
     position: Array
     energy: Array
     grad: Array
     step_size: Array
+    inverse_mass: Array
     adaptation: DualAveragingState
 
 
@@ -104,10 +108,12 @@ HMCKernel = Callable[[Key, HMCState, Potential], tuple[HMCState, HMCInfo]]
 def hmc_init(
     bk: ArrayBackend, position: Array, potential: Potential, config: HMCConfig = HMCConfig()
 ) -> HMCState:
-    """An HMC state at `position` ([chains, D]) with the configured initial step size."""
+    """An HMC state at `position` ([chains, D]) with the configured step and inverse mass."""
     energy, grad = potential.energy_and_grad(position)
     step_size = bk.ops.full_like(energy, float(config.step_size))
-    return HMCState(position, energy, grad, step_size, dual_averaging_init(bk.ops, step_size))
+    inverse = 1.0 if config.inverse_mass is None else np.asarray(config.inverse_mass, dtype=float)
+    inv_mass = bk.ops.ones_like(position) * bk.asarray(np.broadcast_to(inverse, tuple(position.shape[1:])).copy())
+    return HMCState(position, energy, grad, step_size, inv_mass, dual_averaging_init(bk.ops, step_size))
 
 
 def build_hmc_kernel(bk: ArrayBackend, config: HMCConfig = HMCConfig()) -> HMCKernel:
@@ -115,14 +121,6 @@ def build_hmc_kernel(bk: ArrayBackend, config: HMCConfig = HMCConfig()) -> HMCKe
     ops = bk.ops
     inverse_temperature = 1.0 / float(config.temperature)
     num_steps = int(config.num_integration_steps)
-    if config.inverse_mass is None:
-        inverse_mass, momentum_scale = 1.0, 1.0
-    else:
-        inverse_mass = bk.asarray(np.asarray(config.inverse_mass, dtype=float))
-        momentum_scale = 1.0 / ops.sqrt(inverse_mass)
-
-    def kinetic(momentum: Array) -> Array:
-        return 0.5 * ops.sum(inverse_mass * ops.square(momentum), axis=-1)
 
     def draw(key: Key, state: HMCState) -> tuple[Array, Array, Array | None]:
         momentum_key, accept_key, jitter_key = bk.split(key, 3)
@@ -139,19 +137,27 @@ def build_hmc_kernel(bk: ArrayBackend, config: HMCConfig = HMCConfig()) -> HMCKe
         if jitter is not None:
             step_size = step_size * (1.0 + config.step_size_jitter * (2.0 * jitter - 1.0))
         step = per_chain(step_size, start)
-        momentum = momentum_scale * normal
-        start_hamiltonian = state.energy * inverse_temperature + kinetic(momentum)
+        inverse_mass = state.inverse_mass
+
+        def kinetic(momentum: Array) -> Array:
+            return 0.5 * ops.sum(inverse_mass * ops.square(momentum), axis=-1)
+
+        momentum = normal / ops.sqrt(inverse_mass)
+        start_hamiltonian = scaled(state.energy, inverse_temperature) + kinetic(momentum)
 
         # Leapfrog; L is static, so this unrolls under jit (no Python test on array values).
+        # The factors every leap shares are formed once (the same products, in the same order,
+        # as written per leap: eager torch pays a dispatch per operation).
+        drift = step * inverse_mass
+        full_kick, half_kick = scaled(step, inverse_temperature), scaled(0.5 * step, inverse_temperature)
         position, grad = start, state.grad
-        momentum = momentum - 0.5 * step * inverse_temperature * grad
+        momentum = momentum - half_kick * grad
         for leap in range(num_steps):
-            position = position + step * inverse_mass * momentum
+            position = position + drift * momentum
             energy, grad = potential.energy_and_grad(position)
-            kick = step if leap < num_steps - 1 else 0.5 * step
-            momentum = momentum - kick * inverse_temperature * grad
+            momentum = momentum - (full_kick if leap < num_steps - 1 else half_kick) * grad
 
-        energy_error = energy * inverse_temperature + kinetic(momentum) - start_hamiltonian
+        energy_error = scaled(energy, inverse_temperature) + kinetic(momentum) - start_hamiltonian
         usable, divergent = classify_proposal(ops, energy, grad, energy_error, config.divergence_threshold)
         log_acceptance = metropolis_log_acceptance(ops, -energy_error, usable)
         accepted = metropolis_accept(ops, accept_uniform, log_acceptance)
@@ -167,6 +173,7 @@ def build_hmc_kernel(bk: ArrayBackend, config: HMCConfig = HMCConfig()) -> HMCKe
             select_chains(ops, accepted, energy, state.energy),
             select_chains(ops, accepted, grad, state.grad),
             next_step,
+            inverse_mass,
             adaptation,
         )
         return new_state, HMCInfo(acceptance_rate, accepted, divergent, energy_error, step_size)

@@ -31,6 +31,7 @@ from ebmlang.inference.continuous import (
     metropolis_accept,
     metropolis_log_acceptance,
     per_chain,
+    scaled,
     select_chains,
 )
 from ebmlang.inference.random_kernel import RandomKernel
@@ -93,7 +94,7 @@ def build_ula_kernel(bk: ArrayBackend, config: ULAConfig = ULAConfig()) -> ULAKe
     def move(state: ULAState, noise: Array, potential: Potential) -> tuple[ULAState, ULAInfo]:
         proposal = state.position - (step_size * inverse_temperature) * state.grad + noise_scale * noise
         energy, grad = potential.energy_and_grad(proposal)
-        rise = (energy - state.energy) * inverse_temperature
+        rise = scaled(energy - state.energy, inverse_temperature)
         usable, divergent = classify_proposal(ops, energy, grad, rise, config.divergence_threshold)
         new_state = ULAState(
             select_chains(ops, usable, proposal, state.position),
@@ -180,15 +181,16 @@ def build_mala_kernel(bk: ArrayBackend, config: MALAConfig = MALAConfig()) -> MA
         noise, accept_uniform = draws
         position = state.position
         step = per_chain(state.step_size, position)
-        proposal = position - step * inverse_temperature * state.grad + ops.sqrt(2.0 * step) * noise
+        drift = scaled(step, inverse_temperature)
+        proposal = position - drift * state.grad + ops.sqrt(2.0 * step) * noise
         energy, grad = potential.energy_and_grad(proposal)
 
         # log q(proposal | x) = -|sqrt(2 eps) noise|^2 / (4 eps) = -|noise|^2 / 2; the
         # reverse move's mean is the Langevin drift from the proposal.
         log_forward = -0.5 * ops.sum(ops.square(noise), axis=-1)
-        reverse_residual = position - (proposal - step * inverse_temperature * grad)
+        reverse_residual = position - (proposal - drift * grad)
         log_reverse = -ops.sum(ops.square(reverse_residual), axis=-1) / (4.0 * state.step_size)
-        rise = (energy - state.energy) * inverse_temperature
+        rise = scaled(energy - state.energy, inverse_temperature)
         usable, divergent = classify_proposal(ops, energy, grad, rise, config.divergence_threshold)
         log_acceptance = metropolis_log_acceptance(ops, log_reverse - log_forward - rise, usable)
         accepted = metropolis_accept(ops, accept_uniform, log_acceptance)

@@ -271,7 +271,7 @@ def build_nuts_kernel(bk: ArrayBackend, config: NUTSConfig = NUTSConfig()):
         new_state = NUTSState(z, e, g, next_step, inv_mass, adaptation)
         return new_state, NUTSInfo(acceptance, tree.diverged, tree.depth, tree.num_steps, eps)
 
-    return RandomKernel(draw, move)
+    return RandomKernel(draw, move, traceable=is_jax)
 
 
 def nuts_init(bk: ArrayBackend, position: Array, potential: Potential, config: NUTSConfig = NUTSConfig()) -> NUTSState:

@@ -13,12 +13,14 @@ from ebmlang.budget import Budget, as_budget
 from ebmlang.errors import EbmError
 from ebmlang.graph.ir import FactorGraph
 from ebmlang.graph.values import check_observable
+from ebmlang.inference.cluster import CLUSTER_METHODS
 
 # Exact enumeration is used for argmin / conditionals when the latent discrete
 # state space has at most this many joint states (2^20: a few MB per chunk).
 ENUMERATION_LIMIT = 2 ** 20
 
-SAMPLE_DISCRETE = ("gibbs", "exact")  # annealed_gibbs is an argmin method (it does not sample at T)
+# annealed_gibbs is an argmin method (it does not sample at T)
+SAMPLE_DISCRETE = ("gibbs", "exact", "swendsen_wang", "wolff")
 SAMPLE_CONTINUOUS = ("mala", "ula", "hmc", "nuts", "rwmh")
 ARGMIN_DISCRETE = ("enumeration", "graphcut", "ilp", "alpha_expansion", "bp", "icm", "annealed_gibbs", "annealing")
 ARGMIN_CONTINUOUS = ("lbfgs", "adam")
@@ -39,6 +41,7 @@ class Plan:
     observed: tuple[str, ...]
     schedule: str = ""
     evaluation: tuple[str, ...] = ()
+    tempering: str = ""  # replica exchange, when a sample run asks for it (inference/tempering.py)
 
     def method_of(self, kind: str) -> str | None:
         for b in self.blocks:
@@ -65,6 +68,8 @@ class Plan:
             lines.append(f"  {', '.join(b.groups)}: {b.method} -- {b.reason}")
         if self.schedule:
             lines.append(f"  schedule: {self.schedule}")
+        if self.tempering:
+            lines.append(f"  tempering: {self.tempering}")
         if terms and self.evaluation:
             lines.append("energy terms:")
             lines.extend(f"  {line}" for line in self.evaluation)
@@ -89,7 +94,9 @@ def split_latent(graph: FactorGraph, observed) -> tuple[list[str], list[str]]:
 
 
 def plan_query(graph: FactorGraph, query: str, observed=(), method: str | dict | None = None,
-               temperature: float = 1.0, budget=None) -> Plan:
+               temperature: float = 1.0, budget=None, params: dict | None = None) -> Plan:
+    """`params`: the model's parameter values as numpy arrays (None: their declared initial
+    values); whether cluster moves fit a sampling plan depends on them."""
     from ebmlang.graph import structure
 
     if query not in ("sample", "argmin", "marginals"):
@@ -108,7 +115,7 @@ def plan_query(graph: FactorGraph, query: str, observed=(), method: str | dict |
                        hint="every variable is observed; use energy() to score data")
     if discrete:
         blocks.append(_discrete_choice(graph, query, discrete, observed, overrides.get("discrete"),
-                                       structure, continuous))
+                                       structure, continuous, params))
     if continuous:
         blocks.append(_continuous_choice(graph, query, continuous, overrides.get("continuous"),
                                          structure))
@@ -161,7 +168,7 @@ def _overrides(method, has_discrete, has_continuous, query) -> dict:
                    expected="one of " + ", ".join(valid))
 
 
-def _discrete_choice(graph, query, groups, observed, override, structure, continuous=()) -> BlockChoice:
+def _discrete_choice(graph, query, groups, observed, override, structure, continuous=(), params=None) -> BlockChoice:
     if query == "sample" and (override == "exact" or (override is None and continuous)):
         fits, tree = _exact_block(graph, groups, tuple(observed) + tuple(continuous))
         if override == "exact" and not fits:
@@ -173,8 +180,14 @@ def _discrete_choice(graph, query, groups, observed, override, structure, contin
                                f"{'requested by the caller: ' if override else ''}the discrete variables{given} "
                                f"form {tree} -> one exact joint draw per step (forward filtering, backward "
                                "sampling on the tree)")
+    from ebmlang.inference.cluster import plan_cluster_check
+
     colours = structure.colouring(graph)
     n_colours = len(colours.classes)
+    if query == "sample" and (override is None or override in CLUSTER_METHODS):
+        cluster = _cluster_choice(graph, groups, observed, override, continuous, params, n_colours)
+        if cluster is not None:
+            return cluster
     if query == "sample":
         method = override or "gibbs"
         reason = (f"all latent variables in {', '.join(groups)} are discrete; the interaction graph has "
@@ -191,6 +204,9 @@ def _discrete_choice(graph, query, groups, observed, override, structure, contin
                 reason += f", then chromatic block Gibbs for the rest ({rest} block update{'s' if rest != 1 else ''})"
         if override:
             reason = f"requested by the caller ({reason})"
+        elif continuous and plan_cluster_check(graph, groups, tuple(observed) + tuple(continuous), (), params) is None:
+            reason += ("; the couplings are ferromagnetic, but cluster moves need the discrete block alone "
+                       "(the continuous values change its fields every step)")
         return BlockChoice(tuple(groups), "discrete", method, reason)
     from ebmlang.inference.discrete_map.tree_dp import rooted_forest
     from ebmlang.inference.tabulate import latent_index, latent_pairs, tabular_status
@@ -221,6 +237,27 @@ def _discrete_choice(graph, query, groups, observed, override, structure, contin
     return BlockChoice(tuple(groups), "discrete", "auto-tabular",
                        "tabular factors -> method chosen from the factor tables at run time (graph "
                        "cut, the exact integer program when small, else alpha-expansion or loopy BP)")
+
+
+def _cluster_choice(graph, groups, observed, override, continuous, params, n_colours) -> BlockChoice | None:
+    """Swendsen-Wang when the couplings are ferromagnetic Potts / Ising ones (inference/cluster.py);
+    a requested cluster method on a model that does not take it is an EbmError; else None."""
+    from ebmlang.inference.cluster import cluster_error, plan_cluster_check
+
+    sweep = f"then a chromatic Gibbs sweep ({n_colours} block update{'s' if n_colours != 1 else ''})"
+    if override is not None:
+        found = plan_cluster_check(graph, groups, observed, continuous, params, requested=True)
+        if found is not None:
+            raise cluster_error(graph, override, *found)
+        name = "Swendsen-Wang" if override == "swendsen_wang" else "Wolff"
+        return BlockChoice(tuple(groups), "discrete", override,
+                           f"requested by the caller: a {name} cluster update, {sweep}, per step")
+    if plan_cluster_check(graph, groups, observed, continuous, params) is not None:
+        return None
+    return BlockChoice(tuple(groups), "discrete", "swendsen_wang",
+                       f"all latent variables in {', '.join(groups)} are discrete and every coupling is "
+                       "ferromagnetic Potts / Ising (c - J [a == b], J >= 0) -> Swendsen-Wang: bonds with "
+                       f"p = 1 - exp(-J/T), every cluster relabelled by heat bath, {sweep} per step")
 
 
 def _exact_block(graph, groups, given) -> tuple[bool, str]:
@@ -318,10 +355,10 @@ def _continuous_choice(graph, query, groups, override, structure) -> BlockChoice
         if override:
             return BlockChoice(tuple(groups), "continuous", override, "requested by the caller" + bound_note)
         if smooth:
-            return BlockChoice(tuple(groups), "continuous", "mala",
+            return BlockChoice(tuple(groups), "continuous", "nuts",
                                "continuous latent variables with an energy differentiable in them -> "
-                               "MALA (Langevin proposal + Metropolis correction, step size adapted to "
-                               "acceptance 0.574)" + bound_note)
+                               "NUTS (no-U-turn HMC; Stan's warm-up adapts the step toward acceptance "
+                               "0.8 and a diagonal mass)" + bound_note)
         return BlockChoice(tuple(groups), "continuous", "rwmh",
                            f"term '{blame}' is not differentiable in its continuous variables -> "
                            "random-walk Metropolis-Hastings with an adapted proposal scale" + bound_note)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ebmlang.graph.ir import FactorGraph
+from ebmlang.inference.continuous import scaled
+from ebmlang.inference.temperature import chain_inverse_temperature
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ class ModelPotential:
     def with_context(self, context: dict) -> "ModelPotential":
         return self.with_inputs(self.params, context)
 
+    def cache_key(self) -> tuple:
+        """What a function built around this potential (params and context as arguments)
+        depends on: a jitted loop cached under it serves every potential with this key."""
+        return ("model", self.groups, self.inverse_temperature, self.transform_bounded)
+
     def with_inputs(self, params, context: dict) -> "ModelPotential":
         """The same potential at other params and context (a cheap copy, traceable)."""
         clone = object.__new__(ModelPotential)
@@ -106,12 +113,19 @@ class ModelPotential:
             energy, grads = self.compiled.energy_and_grad_state(state, self.params, self.groups)
         else:
             energy, grads = self.compiled.energy(state, self.params), None
-        energy = energy * self.inverse_temperature
         chains = position.shape[0]
+        inverse_temperature = self.inverse_temperature
+        per_chain = chain_inverse_temperature(self.params)
+        if per_chain is not None:  # a temperature per chain (replica exchange): [chains]
+            energy = energy * per_chain
+            per_chain = ops.reshape(per_chain, (chains, 1))
+        energy = scaled(energy, inverse_temperature)
         grad_parts = []
         for g in self.layout:
             if need_grad:
-                grad = ops.reshape(grads[g.group], (chains, g.size)) * self.inverse_temperature
+                grad = scaled(ops.reshape(grads[g.group], (chains, g.size)), inverse_temperature)
+                if per_chain is not None:
+                    grad = grad * per_chain
             if g.bounded and self.transform_bounded:
                 z = position[:, g.offset:g.offset + g.size]
                 s = _sigmoid(ops, z)
@@ -125,7 +139,7 @@ class ModelPotential:
                 grad_parts.append(grad)
         if not need_grad:
             return energy, None
-        return energy, ops.concatenate(grad_parts, axis=1)
+        return energy, grad_parts[0] if len(grad_parts) == 1 else ops.concatenate(grad_parts, axis=1)
 
 
 def _sigmoid(ops, z):

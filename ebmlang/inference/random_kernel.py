@@ -17,10 +17,15 @@ class RandomKernel:
     """`kernel(key, state, context) = move(state, draw(key, state), context)`; `context`
     is what the move reads besides the state (a potential, or a model's params).
 
-    A dataclass, not a tuple: `jax.jit(kernel)` needs a weak reference to it."""
+    A dataclass, not a tuple: `jax.jit(kernel)` needs a weak reference to it.
+
+    traceable: False when `move`'s control flow reads array values on the host (NUTS's
+    trajectory loop on torch): a compiler would break its graph at every such test and
+    recompile per tree depth, so it runs as written."""
 
     draw: Callable[[Any, Any], Any]
     move: Callable[[Any, Any, Any], tuple[Any, Any]]
+    traceable: bool = True
 
     def __call__(self, key: Any, state: Any, context: Any) -> tuple[Any, Any]:
         return self.move(state, self.draw(key, state), context)

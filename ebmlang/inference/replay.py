@@ -133,9 +133,12 @@ def short_run_langevin(
     """Run `steps` SGLD steps from `x0` [n, *shape] and return the final samples.
 
     grad_clip: clip each gradient entry of E / T to [-grad_clip, grad_clip].
-    bounds: clamp the samples into [low, high] after every step (images in [0, 1]).
-    An entry whose update is not finite keeps its value (a NaN would spread to the
-    buffer and from there into every later chain).
+    bounds: clamp the samples into [low, high] after every step (images in [0, 1]); numbers,
+    or backend arrays that broadcast against a position (one bound per coordinate).
+    A chain that ends anywhere non-finite is returned at its start `x0` instead (a NaN
+    would spread to the buffer and from there into every later chain); checked once at
+    the end, as a chain that is not finite stays so (a NaN energy makes its whole
+    gradient NaN), so the steps themselves carry no test.
     """
     if steps < 0 or step_size < 0 or noise_scale < 0 or temperature <= 0:
         raise EbmError(
@@ -147,18 +150,101 @@ def short_run_langevin(
     if grad_clip is not None and not grad_clip > 0:
         raise EbmError(f"grad_clip must be positive, got {grad_clip!r}",
                        hint="pass grad_clip=None to disable it")
-    ops = bk.ops
-    inverse_temperature = 1.0 / float(temperature)
-    x = x0
+    if bounds is not None and isinstance(bounds[0], (int, float)):
+        bounds = (float(bounds[0]), float(bounds[1]))
     if steps == 0:
-        return x
+        return x0
+    settings = SGLDSettings(int(steps), float(step_size), float(noise_scale),
+                            None if grad_clip is None else float(grad_clip), 1.0 / float(temperature))
+    if not hasattr(potential, "cache_key"):  # a bare potential: step it as it is
+        return sgld_steps(bk, settings, bk.split(key, steps), x0, potential, bounds, python_loop)
+    if getattr(bk, "name", "") == "jax":
+        return _jitted_sgld(bk, settings, potential, bounds is None)(key, x0, potential.params, potential.context,
+                                                                     bounds)
+    # Elsewhere one step at a time, each through the backend's fused step (eager torch
+    # records the step's operations after its first calls and replays them).
+    step = _fused_sgld_step(bk, settings, potential, bounds is None)
+    x = x0
     for step_key in bk.split(key, steps):
-        _, grad = potential.energy_and_grad(x)
-        grad = grad * inverse_temperature
-        if grad_clip is not None:
-            grad = ops.clip(grad, -float(grad_clip), float(grad_clip))
-        moved = x - step_size * grad + noise_scale * bk.normal(step_key, tuple(x.shape))
-        x = ops.where(ops.isfinite(moved), moved, x)
-        if bounds is not None:
-            x = ops.clip(x, float(bounds[0]), float(bounds[1]))
+        x = step(step_key, x, potential.params, potential.context, bounds)
+    return keep_finite_chains(bk.ops, x, x0)
+
+
+@dataclass(frozen=True)
+class SGLDSettings:
+    steps: int
+    step_size: float
+    noise_scale: float
+    grad_clip: float | None
+    inverse_temperature: float
+
+
+def python_loop(steps: int, body, x):
+    for i in range(steps):
+        x = body(i, x)
     return x
+
+
+def sgld_move(ops, settings: SGLDSettings, potential: Potential, bounds):
+    """One SGLD step as a deterministic `move(x, noise) -> x` (noise ~ N(0, I) drawn outside)."""
+
+    def move(x, noise):
+        _, grad = potential.energy_and_grad(x)
+        if settings.inverse_temperature != 1.0:
+            grad = grad * settings.inverse_temperature
+        if settings.grad_clip is not None:
+            grad = ops.clip(grad, -settings.grad_clip, settings.grad_clip)
+        x = x - settings.step_size * grad + settings.noise_scale * noise
+        return x if bounds is None else ops.clip(x, *bounds)
+
+    return move
+
+
+def keep_finite_chains(ops, x: Array, x0: Array) -> Array:
+    """`x`, with every chain that is anywhere non-finite back at its start in `x0`."""
+    finite = ops.isfinite(x)
+    for _ in range(len(tuple(x.shape)) - 1):
+        finite = ops.all(finite, axis=-1)
+    return ops.where(per_chain(finite, x), x, x0)
+
+
+def sgld_steps(bk: ArrayBackend, settings: SGLDSettings, keys, x0: Array, potential: Potential, bounds, loop) -> Array:
+    """`settings.steps` SGLD steps from `x0`, step i drawing its noise from `keys[i]`, run by
+    `loop(steps, body, x)` (a Python loop, or `lax.fori_loop` under jit)."""
+    shape = tuple(x0.shape)
+    move = sgld_move(bk.ops, settings, potential, bounds)
+    x = loop(settings.steps, lambda i, x: move(x, bk.normal(keys[i], shape)), x0)
+    return keep_finite_chains(bk.ops, x, x0)
+
+
+def _fused_sgld_step(bk: ArrayBackend, settings: SGLDSettings, potential, unbounded: bool):
+    """`step(key, x, params, context, bounds) -> x` through `bk.fused_step`, cached like
+    `_jitted_sgld` so that every training step reuses one recording."""
+    template = potential.with_inputs({}, {})
+
+    def build():
+        def move(x, noise, params, context, bounds):
+            return sgld_move(bk.ops, settings, template.with_inputs(params, context), bounds)(x, noise)
+
+        return bk.fused_step(lambda key, x: bk.normal(key, tuple(x.shape)), move)
+
+    return potential.compiled.memo(("short-run langevin step", potential.cache_key(), settings, unbounded), build)
+
+
+def _jitted_sgld(bk: ArrayBackend, settings: SGLDSettings, potential, unbounded: bool):
+    """JAX: the whole run as one jitted `lax.fori_loop` (one dispatch instead of one per
+    operation per step), cached per compiled graph, potential kind and settings; the
+    params, context and bounds are its arguments, so training steps reuse it."""
+    import jax
+
+    template = potential.with_inputs({}, {})
+
+    def build():
+        def run(key, x0, params, context, bounds):
+            keys = jax.random.split(key, settings.steps)  # as bk.split, but one array to index
+            return sgld_steps(bk, settings, keys, x0, template.with_inputs(params, context), bounds,
+                              lambda n, body, x: jax.lax.fori_loop(0, n, body, x))
+
+        return jax.jit(run)
+
+    return potential.compiled.memo(("short-run langevin", potential.cache_key(), settings, unbounded), build)

@@ -114,7 +114,7 @@ def check_sample_request(model, *, chains: int, steps: int, observed, method, te
         raise EbmError(f"temperature must be a positive, finite number (got {temperature!r})",
                        hint="use argmin(...) for the zero-temperature limit")
     obs = check_observed(graph, observed, source=graph.source)
-    plan = plan_query(graph, "sample", tuple(obs), method)
+    plan = plan_query(graph, "sample", tuple(obs), method, params=model.param_values())
     discrete_block = plan.block("discrete")
     if discrete_block is not None and discrete_block.method not in SAMPLE_DISCRETE:
         raise EbmError(f"'{discrete_block.method}' is not a sampler for discrete variables",
@@ -160,10 +160,10 @@ def sample_model(model, *, chains: int, steps: int, observed=None, method=None, 
 
 
 def record_chains(model, steppers, state: dict, latent_names, *, seed: int, steps: int, burn_in: int,
-                  thin: int, progress: bool, label: str):
+                  thin: int, progress: bool, label: str, keep: int | None = None):
     """Run `steps` steps of `steppers` (each `step(key, state) -> state`) with keys derived from
     `seed`; the final state, the draws per latent group [chains, draws, *shape] (discrete groups
-    as integers) and the energy trace [chains, draws]."""
+    as integers) and the energy trace [chains, draws], of the first `keep` chains (all by default)."""
     bk = model.backend
     thin = max(1, int(thin))
     draws: dict[str, list] = {k: [] for k in latent_names}
@@ -185,8 +185,8 @@ def record_chains(model, steppers, state: dict, latent_names, *, seed: int, step
                 if carried is not None:
                     state = carried.finish(carry)
                 for k in latent_names:
-                    draws[k].append(bk.to_numpy(state[k]))
-                energies.append(bk.to_numpy(model.compiled.energy(state, model.params)))
+                    draws[k].append(bk.to_numpy(state[k][:keep]))
+                energies.append(bk.to_numpy(model.compiled.energy(state, model.params))[:keep])
             bar(t)
     if carried is not None:
         state = carried.finish(carry)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ebmlang.inference.cluster import CLUSTER_METHODS, ClusterStepper
 from ebmlang.inference.continuous_runner import ContinuousRunner
 from ebmlang.inference.gibbs import GibbsBlock, build_gibbs_sweep, gibbs_blocks
 
@@ -88,6 +89,8 @@ def plan_steppers(model, plan, state: dict, temperature: float, *, burn_in: int,
         steps.append(ExactBlockStepper(model, discrete.groups, temperature))
     elif discrete is not None:
         graph = model.graph
+        if discrete.method in CLUSTER_METHODS:   # a cluster update, then the Gibbs sweep (cluster.py)
+            steps.append(ClusterStepper(model, discrete.groups, discrete.method, temperature, state))
         blocks = gibbs_blocks(graph, groups=set(discrete.groups))
         steps.append(sweep(model, blocks, state, temperature))
     continuous = plan.block("continuous")

@@ -72,6 +72,7 @@ class SampleSummary:
     problems: tuple[str, ...]
     acceptance: dict = field(default_factory=dict)
     plan: str = ""
+    tempering: str = ""  # the ladder and swap acceptance of a replica exchange run
 
     def to_dict(self) -> dict:
         """Plain dicts per variable (and "energy"): mean, sd, rhat, ess_bulk, ess_tail, ..."""
@@ -89,6 +90,8 @@ class SampleSummary:
         if self.divergences_in_all:  # none counted, or none at all: nothing to say
             out.append(f"  divergences: {self.divergences} after warm-up ({self.divergences_in_all} in all)")
         out.extend(f"  acceptance[{k}]: {v:.3f}" for k, v in self.acceptance.items())
+        if self.tempering:
+            out.append(f"  tempering: {self.tempering}")
         if self.plan:
             out.append("  " + self.plan.replace("\n", "\n  "))
         return out
@@ -121,8 +124,27 @@ def summarise(draws: dict, energy: np.ndarray, info: dict, acceptance: dict | No
     energy_row = _row("energy", energy)
     divergences = _divergences(info)
     problems = convergence_problems([*rows.values(), energy_row], chains, divergences[0])
+    tempering, swap_problems = _tempering(info.get("tempering"))
     return SampleSummary(chains, int(energy.shape[1]), rows, energy_row, float(np.mean(energy[:, -1])),
-                         *divergences, tuple(problems), dict(acceptance or {}), plan)
+                         *divergences, tuple(problems + swap_problems), dict(acceptance or {}), plan, tempering)
+
+
+# Below this mean swap acceptance between two neighbouring temperatures, replicas barely exchange.
+LOW_SWAP_ACCEPTANCE = 0.05
+
+
+def _tempering(info: dict | None) -> tuple[str, list[str]]:
+    """The line of a replica exchange run (its ladder, swap acceptance per neighbouring pair
+    and round trips), and a problem where a pair barely swaps; ("", []) for other runs."""
+    if not info:
+        return "", []
+    temps, swaps = info["temperatures"], info["swap_acceptance"]
+    line = (f"T = {', '.join(f'{t:.3g}' for t in temps)}; swap acceptance "
+            f"{', '.join(f'{a:.2f}' for a in swaps)}; {info['round_trips']} round trips")
+    problems = [f"replica exchange: swaps between T = {temps[i]:.3g} and {temps[i + 1]:.3g} are accepted "
+                f"{a:.1%} of the time, so states barely cross there; add replicas (tempering=...) or "
+                "narrow the ladder" for i, a in enumerate(swaps) if a < LOW_SWAP_ACCEPTANCE]
+    return line, problems
 
 
 def warn_problems(summary: SampleSummary) -> None:

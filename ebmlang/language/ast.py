@@ -238,10 +238,23 @@ class ConstraintDecl(Decl):
 
 
 @dataclass(frozen=True)
+class NetworkSpec:
+    """`network([1, 8, 8] -> 1)`: the input shape of a network extern (one size or a
+    bracketed shape) and its number of outputs."""
+
+    input_shape: tuple[Expr, ...]
+    outputs: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
 class ExternDecl(Decl):
-    """`extern g` -- an elementwise function registered from Python per backend."""
+    """`extern g` -- an elementwise function registered from Python per backend; with
+    `: network(IN -> OUT)`, a network (a torch module, a JAX function and its params)
+    whose weights are model params."""
 
     name: str
+    network: NetworkSpec | None = None
 
 
 @dataclass(frozen=True)

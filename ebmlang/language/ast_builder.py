@@ -134,8 +134,27 @@ class _AstBuilder(Transformer):
     def constraint_decl(self, meta, name, index_set, condition):
         return ast.ConstraintDecl(self._span(meta), str(name), self._token_span(name), index_set, condition)
 
-    def extern_decl(self, meta, name):
-        return ast.ExternDecl(self._span(meta), str(name))
+    def extern_decl(self, meta, name, kind=None, sizes=None):
+        if kind is None:
+            return ast.ExternDecl(self._span(meta), str(name))
+        form = "network(IN -> OUT), e.g. network([1, 8, 8] -> 1) or network(D -> C)"
+        if str(kind) != "network":
+            raise EbmError(f"unknown extern kind '{kind}'", self._token_span(kind), expected=form,
+                           hint="an elementwise extern is declared `extern g`; a network `extern g : network(...)`")
+        if len(sizes) != 2:
+            where = sizes[2].span if len(sizes) > 2 else sizes[0].span
+            raise EbmError("a network takes an input shape and an output size", where, expected=form,
+                           hint="hidden layers belong to the module supplied from Python")
+        given, outputs = sizes
+        shape = given.items if isinstance(given, ast.ArrayLiteral) else (given,)
+        if isinstance(outputs, ast.ArrayLiteral):
+            if len(outputs.items) != 1:
+                raise EbmError("a network's output is one number or a vector", outputs.span,
+                               expected="an output size: network(IN -> 1) or network(IN -> C)")
+            outputs = outputs.items[0]
+        spec = ast.NetworkSpec(tuple(shape), outputs, Span(given.span.file, given.span.line, given.span.column,
+                                                           outputs.span.end_line, outputs.span.end_column))
+        return ast.ExternDecl(self._span(meta), str(name), spec)
 
     def import_decl(self, meta, path, alias):
         return ast.ImportDecl(self._span(meta), str(path)[1:-1], str(alias))

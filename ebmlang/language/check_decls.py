@@ -267,8 +267,19 @@ class ModelChecker:
         return dataclasses.replace(init, value=checked), value
 
     def declare_extern(self, decl: ast.ExternDecl) -> ast.ExternDecl:
-        self.scope.declare(Symbol("extern", decl.name, decl.span), decl.span)
-        return decl
+        spec = decl.network
+        if spec is None:
+            self.scope.declare(Symbol("extern", decl.name, decl.span), decl.span)
+            return decl
+        shape_exprs, shape = self.shape(spec.input_shape, f"the input of network '{decl.name}'")
+        outputs, outputs_e = self.constant(spec.outputs, "the output size of a network", integer=True)
+        if outputs < 1:
+            raise EbmError(f"network '{decl.name}' has {outputs} outputs", spec.outputs.span,
+                           expected="a positive output size")
+        layers = (int(np.prod(shape, dtype=np.int64)), int(outputs))
+        self.scope.declare(Symbol("extern", decl.name, decl.span, shape=shape, layers=layers), decl.span)
+        return dataclasses.replace(decl, network=dataclasses.replace(spec, input_shape=shape_exprs,
+                                                                     outputs=outputs_e))
 
     # -- terms
     def check_term(self, decl: ast.EnergyDecl | ast.ConstraintDecl) -> ast.Decl:

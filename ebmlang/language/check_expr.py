@@ -288,7 +288,7 @@ class ExprChecker:
         symbol = self.scope.symbols.get(func)
         if symbol is not None and symbol.broken:
             raise AlreadyReported()
-        if symbol is not None and symbol.is_mlp:
+        if symbol is not None and (symbol.is_mlp or symbol.is_network):
             self.scope.used.add(func)
             return self.call_mlp(expr, symbol, ctx)
         if symbol is not None and symbol.kind == "extern":
@@ -334,7 +334,13 @@ class ExprChecker:
         return dataclasses.replace(expr, args=args, ty=Type("real", depends))
 
     def call_mlp(self, expr: ast.Call, symbol: Symbol, ctx: ExprContext) -> ast.Expr:
+        """`f(x, ...)` for an mlp param or a network extern: whole groups and numbers,
+        concatenated into one feature vector (a network reshapes it to its input shape)."""
         self.require_runtime(symbol, expr.func_span, ctx)
+        what = symbol.describe()
+        if symbol.is_network and ctx.compile_time:
+            raise EbmError(f"{what} cannot be used in {ctx.purpose}", expr.span,
+                           expected=f"{ctx.purpose} known at compile time")
         args: list[ast.Expr] = []
         features = 0
         for arg in expr.args:
@@ -350,18 +356,19 @@ class ExprChecker:
                 continue
             checked = self.check(arg, ctx)
             if checked.ty.kind == "vector":
-                raise EbmError(f"an argument of mlp '{symbol.name}' must be a number or a whole variable group",
-                               arg.span, hint="networks cannot be chained inside a .ebm file; use one mlp")
-            checked = self.scalar(arg, ctx, f"an argument of mlp '{symbol.name}'")
+                raise EbmError(f"an argument of {what} must be a number or a whole variable group",
+                               arg.span, hint="networks cannot be chained inside a .ebm file; use one network")
+            checked = self.scalar(arg, ctx, f"an argument of {what}")
             args.append(checked)
             features += 1
         if not args:
-            raise EbmError(f"mlp '{symbol.name}' needs inputs", expr.span)
+            raise EbmError(f"{what} needs inputs", expr.span)
         if features != symbol.layers[0]:
+            shape = f" (shape [{', '.join(map(str, symbol.shape))}])" if symbol.is_network else ""
             raise EbmError(
-                f"mlp '{symbol.name}' takes {symbol.layers[0]} inputs but is given {features}", expr.span,
+                f"{what} takes {symbol.layers[0]} inputs{shape} but is given {features}", expr.span,
                 expected=f"arguments with {symbol.layers[0]} values in total (a group x[D] counts D)",
-                notes=[(symbol.span, f"'{symbol.name}' declared with input size {symbol.layers[0]}")])
+                notes=[(symbol.span, f"'{symbol.name}' declared with input size {symbol.layers[0]}{shape}")])
         depends = any(a.ty.depends_on_variables for a in args)
         return dataclasses.replace(expr, args=tuple(args), ty=Type("vector", depends, symbol.layers[-1]))
 

@@ -33,18 +33,25 @@ class Symbol:
     value: object = None               # consts
     shape: tuple[int, ...] = ()        # variables, params, const arrays
     domain: domains.Domain | None = None    # variables
-    layers: tuple[int, ...] = ()       # mlp params
+    layers: tuple[int, ...] = ()       # mlp params; (inputs, outputs) of network externs
     broken: bool = False               # its declaration had an error: stay quiet about uses
 
     @property
     def is_mlp(self) -> bool:
         return self.kind == "param" and bool(self.layers)
 
+    @property
+    def is_network(self) -> bool:
+        """`extern net : network(IN -> OUT)`: called like an mlp, implemented in Python."""
+        return self.kind == "extern" and bool(self.layers)
+
     def describe(self) -> str:
         if self.kind == "variable":
             return f"variable '{self.name}'"
         if self.is_mlp:
             return f"mlp '{self.name}'"
+        if self.is_network:
+            return f"network '{self.name}'"
         return f"{self.kind} '{self.name}'"
 
 

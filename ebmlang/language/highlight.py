@@ -22,7 +22,7 @@ OTHER_KEYWORDS = ("in", "where", "as", "and", "or", "not")
 DOMAINS = ("real", "binary", "spin", "categorical", "integer")
 REDUCTIONS = ("sum", "prod", "mean", "logsumexp", "min", "max")
 # The checker's own lists, so the highlighter marks exactly what the language defines.
-FUNCTIONS = BUILTIN_FUNCTIONS + ("mlp",) + DISTRIBUTIONS
+FUNCTIONS = BUILTIN_FUNCTIONS + ("mlp", "network") + DISTRIBUTIONS
 ACTIVATIONS = tuple(name for name in MLP_ACTIVATIONS if name not in BUILTIN_FUNCTIONS)
 CONSTANTS = tuple(BUILTIN_CONSTANTS)
 

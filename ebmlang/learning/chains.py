@@ -15,6 +15,8 @@ import numpy as np
 from ebmlang.errors import EbmError, check_real_number, check_whole_number
 from ebmlang.learning.exact import Summed, VariableSet, with_roles
 
+BOUNDED_MODES = ("transform", "clamp")
+
 
 @dataclass(frozen=True)
 class LangevinOptions:
@@ -23,6 +25,10 @@ class LangevinOptions:
     steps per sweep; step_size; noise_scale (None: sqrt(2 step_size), i.e. ULA at T = 1);
     grad_clip (elementwise, None: off); buffer_size and reinit_prob of the replay buffer
     used when every free variable is continuous and chains are persistent.
+    bounded: how variables declared `real in [a, b]` move -- "transform" (in logit
+    coordinates with the Jacobian: exact as the step shrinks, never on a bound) or "clamp"
+    (in their own units, clipped into [a, b] after every step, as IGEBM and JEM do for
+    pixels; data with many values exactly on a bound, like image backgrounds, needs it).
     """
 
     steps: int = 20
@@ -31,6 +37,7 @@ class LangevinOptions:
     grad_clip: float | None = None
     buffer_size: int = 10000
     reinit_prob: float = 0.05
+    bounded: str = "transform"
 
     @property
     def noise(self) -> float:
@@ -56,6 +63,9 @@ class LangevinOptions:
                     check_real_number(f"langevin {name}", getattr(options, name), positive=True)
             if not 0.0 <= check_real_number("langevin reinit_prob", options.reinit_prob) <= 1.0:
                 raise EbmError(f"langevin reinit_prob must lie in [0, 1], got {options.reinit_prob!r}")
+            if options.bounded not in BOUNDED_MODES:
+                raise EbmError(f"langevin bounded={options.bounded!r} is not a way to move bounded variables",
+                               expected=" or ".join(repr(m) for m in BOUNDED_MODES))
             return options
         raise EbmError("langevin= takes a dict of options or a LangevinOptions",
                        hint="langevin={'steps': 20, 'step_size': 0.01}")
@@ -93,7 +103,13 @@ class ChainSampler:
     def potential(self, state: Mapping, params):
         from ebmlang.inference.potential import ModelPotential
 
-        return ModelPotential(self.model.compiled, params, dict(state), self.continuous)
+        return ModelPotential(self.model.compiled, params, dict(state), self.continuous,
+                              transform_bounded=self.langevin.bounded == "transform")
+
+    @property
+    def bounds(self):
+        """(low, high) per packed coordinate where bounded groups are clamped, else None."""
+        return clamp_bounds(self.model, self.continuous, self.langevin)
 
     def sweep(self, key, state: Mapping, params) -> dict:
         """One Gibbs sweep, then `langevin.steps` SGLD steps (backend arrays in and out)."""
@@ -108,7 +124,8 @@ class ChainSampler:
             potential = self.potential(state, params)
             options = self.langevin
             position = short_run_langevin(self.backend, continuous_key, potential.pack(state), potential,
-                                          options.steps, options.step_size, options.noise, options.grad_clip)
+                                          options.steps, options.step_size, options.noise, options.grad_clip,
+                                          bounds=self.bounds)
             state.update(potential.unpack(position))
         return state
 
@@ -169,12 +186,26 @@ def buffer_around(backend, key, potential, values: Mapping, options: LangevinOpt
                                high=high + margin)
 
 
-def replay_langevin(backend, key, buffer, potential, options: LangevinOptions, chains: int):
+def replay_langevin(backend, key, buffer, potential, options: LangevinOptions, chains: int, bounds=None):
     """`chains` short-run SGLD chains started from the buffer (fresh noise with the
-    buffer's restart probability); returns (end positions, buffer with them pushed)."""
+    buffer's restart probability), clamped into `bounds` (see `clamp_bounds`); returns
+    (end positions, buffer with them pushed)."""
     from ebmlang.inference.replay import short_run_langevin
 
     start_key, run_key = backend.split(key, 2)
     position = short_run_langevin(backend, run_key, buffer.sample(start_key, chains), potential,
-                                  options.steps, options.step_size, options.noise, options.grad_clip)
+                                  options.steps, options.step_size, options.noise, options.grad_clip, bounds=bounds)
     return position, buffer.push(position)
+
+
+def clamp_bounds(model, groups: Sequence[str], options: LangevinOptions):
+    """Backend arrays (low, high) [D] over the packed coordinates of `groups` (-inf / inf
+    where unbounded) when `options` clamps and some group is bounded, else None."""
+    from ebmlang.inference.potential import continuous_layout
+
+    layout = continuous_layout(model.graph, groups)
+    if options.bounded != "clamp" or not any(g.bounded for g in layout):
+        return None
+    low = np.concatenate([np.full(g.size, g.low if g.bounded else -np.inf) for g in layout])
+    high = np.concatenate([np.full(g.size, g.high if g.bounded else np.inf) for g in layout])
+    return model.backend.asarray(low), model.backend.asarray(high)

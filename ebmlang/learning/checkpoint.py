@@ -214,10 +214,16 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, 
     return arrays, metadata
 
 
-def check_params(path, graph, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The param arrays of a checkpoint, checked against the model's names and shapes."""
-    expected = expected_param_shapes(graph)
+def check_params(path, graph, arrays: Mapping[str, np.ndarray],
+                 expected: Mapping[str, tuple] | None = None) -> dict[str, np.ndarray]:
+    """The param arrays of a checkpoint, checked against the model's names and shapes
+    (`expected`, default the graph's). The weights of a network whose module is not
+    registered yet (`net.<path>`) are taken as stored; registering the module checks them."""
+    expected = dict(expected_param_shapes(graph) if expected is None else expected)
     stored = {k: v for k, v in arrays.items() if not k.startswith(FIT_PREFIX)}
+    pending = [g + "." for g, p in graph.params.items() if p.is_network and not any(k.startswith(g + ".")
+                                                                                   for k in expected)]
+    expected.update({k: tuple(v.shape) for k, v in stored.items() if k.startswith(tuple(pending))} if pending else {})
     missing = [k for k in expected if k not in stored]
     unexpected = [k for k in stored if k not in expected]
     wrong = [f"{k}: stored {tuple(stored[k].shape)}, model {expected[k]}"
@@ -257,7 +263,7 @@ def read_model_checkpoint(path: str | Path, budget=None) -> tuple[FactorGraph, d
 def load_params(model, path: str | Path) -> None:
     """Load a checkpoint's params into an existing model (same names and shapes)."""
     arrays, _ = read_checkpoint(path)
-    params = check_params(path, model.graph, arrays)
+    params = check_params(path, model.graph, arrays, model.compiled.param_shapes)
     model.params.update({k: model.backend.asarray(v) for k, v in params.items()})
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import logsumexp, softmax
 
 from ebmlang.errors import EbmError
-from ebmlang.learning.chains import LangevinOptions, buffer_around, replay_langevin
+from ebmlang.learning.chains import LangevinOptions, buffer_around, clamp_bounds, replay_langevin
 from ebmlang.learning.losses import energy_table, expand, get_loss, labelling_index, labellings_of, target_groups
 from ebmlang.learning.weighted import WeightedStates, concat_states, energies_of, numpy_state, phase_weights
 
@@ -82,7 +82,11 @@ class JointEnergy(Contrastive):
         self.gen_weight = float(gen_weight)
         self.energy_reg = float(energy_reg)
         bk = model.backend
-        self.potential_of = lambda params: MarginalPotential(model.compiled, params, {}, self.inputs, self.targets)
+        transform = langevin.bounded == "transform"
+        self.potential_of = lambda params: MarginalPotential(model.compiled, params, {}, self.inputs, self.targets,
+                                                             transform_bounded=transform)
+        self.bounds = clamp_bounds(model, self.inputs, langevin)
+        self.divergence = GenerativeDivergence()
         self.buffer = buffer_around(bk, bk.key(int(seed) + 104729), self.potential_of(model.params),
                                     {g: data[g] for g in self.inputs}, langevin, pad=0.0)
         self.name = (f"JEM: -log p(y|x) over {len(next(iter(self.labellings.values())))} labellings of "
@@ -94,7 +98,8 @@ class JointEnergy(Contrastive):
         states, energies, target = self.table(batch, params)
         values, slopes = self.loss(energies, target, 0.0)
         potential = self.potential_of(params)
-        position, self.buffer = replay_langevin(bk, key, self.buffer, potential, self.langevin, self.chains)
+        position, self.buffer = replay_langevin(bk, key, self.buffer, potential, self.langevin, self.chains,
+                                                self.bounds)
         negative = numpy_state(bk, potential.unpack(position))
         neg_states = expand(negative, self.targets, self.labellings)
         neg_e = energies_of(self.model.compiled, params, neg_states).reshape(self.chains, -1)
@@ -103,6 +108,7 @@ class JointEnergy(Contrastive):
         # d F(x) = E_{p(y|x)} dE(x, y): the generative term weights every labelling by p(y | x).
         gen_pos = phase_weights(softmax(-energies, axis=1), free_pos, self.gen_weight, self.energy_reg)
         gen_neg = phase_weights(softmax(-neg_e, axis=1), free_neg, -self.gen_weight, self.energy_reg)
+        self.divergence.observe(free_pos, free_neg)
         weights = np.concatenate([(slopes / size).reshape(-1) + gen_pos, gen_neg])
         return WeightedStates(concat_states([states, neg_states]), weights, float(np.mean(values)),
                               {"accuracy": float(np.mean(np.argmin(energies, axis=1) == target)),
@@ -115,3 +121,33 @@ class JointEnergy(Contrastive):
         from dataclasses import replace
 
         self.buffer = replace(self.buffer, data=self.model.backend.asarray(arrays["buffer"]))
+
+
+class GenerativeDivergence:
+    """Warns once when JEM's generative part runs away: short-run chains whose free
+    energies sit far above the data's, step after step, mean the sampler no longer reaches
+    the data's modes; the log p(x) gradient then only pushes the two apart, and the shared
+    network's logits (the classifier) are dragged along (accuracy falls toward chance).
+
+    GAP nats is a density ratio of e^-20 between the model's own samples and the data:
+    no sampler is mixing there. A healthy run's gap hovers within a few nats of zero.
+    """
+
+    GAP = 20.0
+    PATIENCE = 25
+
+    def __init__(self):
+        self.run = 0
+        self.warned = False
+
+    def observe(self, free_data: np.ndarray, free_samples: np.ndarray) -> None:
+        gap = float(np.mean(free_samples) - np.mean(free_data))
+        self.run = self.run + 1 if not np.isfinite(gap) or gap > self.GAP else 0
+        if self.run >= self.PATIENCE and not self.warned:
+            import warnings
+
+            self.warned = True
+            warnings.warn(f"JEM's generative part is diverging: for {self.run} steps the SGLD samples' free energy "
+                          f"has been {gap:.3g} nats above the data's (the sampler no longer reaches the data); the "
+                          "classifier will degrade. Lower lr, raise energy_reg, or give the sampler more steps "
+                          "(langevin={'steps': ...}) or a larger step_size", RuntimeWarning, stacklevel=2)

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from ebmlang.errors import EbmError, did_you_mean
-from ebmlang.learning.chains import LangevinOptions
 from ebmlang.learning.dataset import (
     epoch_order,
     minibatches,
@@ -37,6 +36,7 @@ from ebmlang.learning.fused import STAT_NAMES as FUSED_STAT_NAMES
 from ebmlang.learning.fused import fused_epochs
 from ebmlang.learning.objectives import make_objective
 from ebmlang.learning.optim import SCHEDULES, clip_by_global_norm, make_optimizer, scheduled_lr
+from ebmlang.learning.recipes import noisy_inputs, resolve_recipe
 from ebmlang.learning.weighted import weighted_gradient
 
 METHODS = ("auto", "ml", "cd", "pcd", "exact", "contrastive", "jem", "dsm", "ssm", "nce")
@@ -78,11 +78,11 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
         optimizer: str = "adam", momentum: float = 0.0, lr_schedule=None, k: int = 1, persistent: bool = True,
         chains: int | None = None, loss: str | None = None, margin: float = 1.0, gen_weight: float = 1.0,
         train: Sequence[str] | str | None = None, weight_decay: float = 0.0, grad_clip: float | None = None,
-        energy_reg: float = 0.0, langevin=None, seed: int = 0, progress: bool = True, eval_every: int = 1,
+        energy_reg: float | None = None, langevin=None, seed: int = 0, progress: bool = True, eval_every: int = 1,
         eval_data=None, eval_size: int = 500, checkpoint_dir=None, checkpoint_every: int = 1,
         resume: bool = True, callback: Callable | None = None, ema: float | None = None,
         rao_blackwell: str = "classes", noise=None, projections: int = 1, noise_ratio: float = 1.0,
-        eval_ais=None) -> FitResult:
+        eval_ais=None, recipe: str | None = None, data_noise: float | None = None) -> FitResult:
     """Fit `model.params` to `data` ({group: array [N, *shape]}); updates the model in place.
 
     method: "auto" (a contrastive loss when `loss` is given, else maximum likelihood),
@@ -118,6 +118,11 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
     ema: keep an exponential moving average of the trained params (decay per step, e.g.
       0.99) and end with the averaged params (Polyak averaging: it removes most of the
       step-to-step noise of stochastic gradients, which lowers the likelihood at the end).
+    recipe: None, "igebm" or "jem" (the default for method "jem") -- start from a published
+      recipe's Langevin settings, energy_reg and data_noise (learning/recipes.py lists them
+      with their sources); any of those passed here overrides the recipe's.
+    data_noise: sd of Gaussian noise added to the continuous inputs of every training batch
+      (clipped into declared bounds), as JEM does; default 0 (the recipe's).
     callback(model, record) after each epoch; returning False stops early.
     """
     started = time.perf_counter()
@@ -129,6 +134,9 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
         raise EbmError("eval_ais estimates the log-likelihood of models with continuous variables; this one "
                        "is all discrete", hint="drop eval_ais: the history records the exact log-likelihood "
                                                "where it is cheap")
+    settings = resolve_recipe(recipe, method, langevin=langevin, energy_reg=energy_reg, data_noise=data_noise,
+                              ema=ema)
+    langevin, energy_reg, ema = settings.langevin, settings.energy_reg, settings.ema
     _check_more_options(model, chains=chains, seed=seed, eval_size=eval_size, grad_clip=grad_clip,
                         momentum=momentum, margin=margin, gen_weight=gen_weight, weight_decay=weight_decay,
                         energy_reg=energy_reg, checkpoint_dir=checkpoint_dir, callback=callback)
@@ -136,7 +144,6 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
     batch_size = min(int(batch_size), n)
     chains = int(chains or batch_size)
     names = trainable_names(model.params, train)
-    langevin = LangevinOptions.from_user(langevin)
     optim = make_optimizer(model.backend, optimizer, {name: model.params[name] for name in names}, lr, momentum)
     objective = make_objective(model, data, method=method, loss=loss, margin=margin, k=k, persistent=persistent,
                                chains=chains, langevin=langevin, energy_reg=energy_reg, gen_weight=gen_weight,
@@ -150,7 +157,8 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
         optimizer=optimizer, lr=lr, momentum=momentum, lr_schedule=_schedule_name(lr_schedule),
         epochs=epochs if lr_schedule is not None else None, k=k, persistent=persistent, chains=chains,
         weight_decay=weight_decay, grad_clip=grad_clip, energy_reg=energy_reg, ema=ema, rao_blackwell=rao_blackwell,
-        langevin=dataclasses.asdict(langevin), noise=noise, projections=projections, noise_ratio=noise_ratio))
+        langevin=dataclasses.asdict(langevin), noise=noise, projections=projections, noise_ratio=noise_ratio,
+        data_noise=settings.data_noise))
     history: list[dict] = []
     start_epoch = 0
     if checkpoint_dir is not None and resume:
@@ -182,6 +190,8 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
                 else minibatches(data, order[done * batch_size:], batch_size)
             for step, batch in enumerate(batches, start=done):
                 key = bk.key(int(seeds[step]))
+                if settings.data_noise:
+                    batch = noisy_inputs(model, batch, settings.data_noise, int(seeds[step]))
                 rate = scheduled_lr(lr, lr_schedule, epoch, epochs, step / steps_per_epoch)
                 if hasattr(objective, "follow_schedule"):  # a noise schedule; a learning rate of its own
                     objective.follow_schedule((epoch + step / steps_per_epoch) / epochs, rate)

@@ -255,7 +255,8 @@ class MaximumLikelihood:
         start_key, run_key = bk.split(key, 2)
         if self.use_buffer:
             potential = self.negative_sampler.potential({}, params)
-            position, self.buffer = replay_langevin(bk, key, self.buffer, potential, self.langevin, self.chains)
+            position, self.buffer = replay_langevin(bk, key, self.buffer, potential, self.langevin, self.chains,
+                                                    self.negative_sampler.bounds)
             return numpy_state(bk, potential.unpack(position))
         if self.persistent:
             start = self.chain_state

@@ -24,9 +24,12 @@ from ebmlang.learning.losses import labellings_of
 class MarginalPotential:
     """energy(position) / energy_and_grad(position) of F over positions [chains, D] of the
     continuous `groups` (packed like `ModelPotential`), with `summed` discrete groups
-    summed out exactly and `context` groups (one value each, [1, *shape]) held fixed."""
+    summed out exactly and `context` groups (one value each, [1, *shape]) held fixed.
+    transform_bounded: bounded groups in logit coordinates (as `ModelPotential`), or in
+    their own units (for samplers that clamp them)."""
 
-    def __init__(self, compiled, params, context: Mapping, groups: Sequence[str], summed: Sequence[str]):
+    def __init__(self, compiled, params, context: Mapping, groups: Sequence[str], summed: Sequence[str],
+                 transform_bounded: bool = True):
         from ebmlang.inference.potential import ModelPotential
 
         self.compiled = compiled
@@ -35,11 +38,24 @@ class MarginalPotential:
         self.groups = tuple(groups)
         self.summed = tuple(summed)
         labellings = labellings_of(compiled.graph, self.summed)
-        self.size = len(next(iter(labellings.values())))
+        # Nothing to sum (a model of the inputs alone): one 'labelling', F = E.
+        self.size = len(next(iter(labellings.values()))) if labellings else 1
         self.labellings = {g: self.backend.asarray(v) for g, v in labellings.items()}
         self.context = dict(context)
-        self.inner = ModelPotential(compiled, params, {}, self.groups)
+        self.inner = ModelPotential(compiled, params, {}, self.groups, transform_bounded=transform_bounded)
         self.dim = self.inner.dim
+
+    def with_inputs(self, params, context: Mapping) -> "MarginalPotential":
+        """The same potential at other params and context (a cheap copy, traceable)."""
+        clone = object.__new__(MarginalPotential)
+        clone.__dict__.update(self.__dict__)
+        clone.params = params
+        clone.context = dict(context)
+        clone.inner = self.inner.with_inputs(params, {})
+        return clone
+
+    def cache_key(self) -> tuple:
+        return ("marginal", self.summed) + self.inner.cache_key()
 
     def pack(self, values: Mapping):
         return self.inner.pack(values)
@@ -78,8 +94,11 @@ def sample_marginal(model, *, chains: int = 64, steps: int = 200, step_size: flo
 
     init: starting values {group: [chains, *shape]} (default: uniform noise on `bounds`,
     or standard normal). noise_scale None: sqrt(2 step_size) (Langevin at T = 1).
+    Chains move in the variables' own units; `bounds` (low, high) clamps every coordinate
+    after each step, and groups declared `real in [a, b]` are clamped into [a, b] anyway.
     """
     from ebmlang.inference.replay import short_run_langevin
+    from ebmlang.learning.chains import LangevinOptions, clamp_bounds
 
     graph = model.graph
     bk = model.backend
@@ -88,17 +107,24 @@ def sample_marginal(model, *, chains: int = 64, steps: int = 200, step_size: flo
     if not continuous:
         raise EbmError("sample_marginal needs a continuous variable to sample",
                        hint="for discrete models use model.sample(...)")
-    potential = MarginalPotential(model.compiled, model.params, {}, continuous, summed)
+    potential = MarginalPotential(model.compiled, model.params, {}, continuous, summed, transform_bounded=False)
+    declared = clamp_bounds(model, continuous, LangevinOptions(bounded="clamp"))
+    if bounds is not None:
+        low, high = float(bounds[0]), float(bounds[1])
+        clamp = (low, high) if declared is None else (bk.ops.clip(declared[0], low, None),
+                                                      bk.ops.clip(declared[1], None, high))
+    else:
+        clamp = declared
     start_key, run_key = bk.split(bk.key(seed), 2)
     if init is not None:
         position = potential.pack({g: bk.asarray(np.asarray(init[g], dtype=np.float64)) for g in continuous})
-    elif bounds is not None:
-        position = bounds[0] + (bounds[1] - bounds[0]) * bk.uniform(start_key, (chains, potential.dim))
+    elif clamp is not None and all(np.all(np.isfinite(np.asarray(bk.to_numpy(bk.asarray(b))))) for b in clamp):
+        position = clamp[0] + (clamp[1] - clamp[0]) * bk.uniform(start_key, (chains, potential.dim))
     else:
         position = bk.normal(start_key, (chains, potential.dim))
     noise = math.sqrt(2.0 * step_size) if noise_scale is None else float(noise_scale)
     position = short_run_langevin(bk, run_key, position, potential, steps, step_size, noise, grad_clip,
-                                  bounds=bounds)
+                                  bounds=clamp)
     return {g: np.asarray(bk.to_numpy(v)) for g, v in potential.unpack(position).items()}
 
 

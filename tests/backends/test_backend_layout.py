@@ -196,7 +196,7 @@ def test_gibbs_through_layouts_matches_enumeration(backend_name):
 
     model = ebm.loads(ISING_4X4, backend=backend_name, dtype="float64")
     chains = 4000
-    samples = model.sample(chains=chains, steps=60, burn_in=59, seed=11, progress=False)
+    samples = model.sample(chains=chains, steps=60, burn_in=59, seed=11, progress=False, method="gibbs")
     assert samples.plan.method_of("discrete") == "gibbs"
     drawn = np.asarray(samples["s"])[:, -1]
     states, probs = exact_distribution(model.graph, model.param_values())

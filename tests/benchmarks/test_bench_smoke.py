@@ -21,6 +21,8 @@ if str(REPO_ROOT) not in sys.path:
 from benchmarks.run_all import discover_workloads  # noqa: E402
 
 ALLOWED_UNMEASURED = ("not installed: ", "skipped: ")
+# Every workload compiled and run once: about a minute, so `make test-slow` (and CI) runs it.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

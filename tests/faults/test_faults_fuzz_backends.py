@@ -4,8 +4,8 @@ Each generated program carries its own numpy oracle, computed from the source's
 meaning ground factor by ground factor (tests/faults/program_generator.py), so bugs in
 lowering -- which the IR-based reference shares with the backends -- are caught too.
 
-~200 derandomised examples in CI, not shrunk (a failure prints its program, which is
-small already). For a longer hunt:
+60 derandomised examples in `make test` and 200 in `make test-slow` (CI runs both), not
+shrunk (a failure prints its program, which is small already). For a longer hunt:
 
     HYPOTHESIS_PROFILE=long   .venv/bin/pytest -q tests/faults/test_faults_fuzz_backends.py  # 5,000, shrunk
     HYPOTHESIS_PROFILE=random .venv/bin/pytest -q tests/faults/test_faults_fuzz_backends.py  # fresh cases
@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from program_generator import Program, programs
 
@@ -26,12 +27,15 @@ from ebmlang.language.parser import parse_source
 
 BASE = dict(deadline=None, database=None, print_blob=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+settings.register_profile("quick", max_examples=60, derandomize=True,
+                          phases=[Phase.explicit, Phase.generate], **BASE)
 settings.register_profile("ci", max_examples=200, derandomize=True,
                           phases=[Phase.explicit, Phase.generate], **BASE)
 settings.register_profile("long", max_examples=5000, derandomize=True, **BASE)
 settings.register_profile("random", max_examples=2000, derandomize=False, **BASE)
-PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
+pytestmark = pytest.mark.fuzz
 BATCH = 4
 # float32 backends against the float64 oracle: the generator keeps every value to a few
 # units (bounded functions, divisions by 1 + y^2), so float32 rounding (~1e-7 relative,

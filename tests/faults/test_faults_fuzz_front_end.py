@@ -8,9 +8,10 @@ ones that lower, the numpy backend: compile, plan, energy of a random state):
 - the examples/ files under random mutations: deleted, repeated or swapped spans,
   inserted keywords and operators, numbers replaced by extreme values.
 
-2,000 derandomised programs per CI run: 100 from the grammar (hypothesis spends most of
-the time generating those) and 1,900 mutations; `HYPOTHESIS_PROFILE=long` runs ten times
-as many and `random` five times as many fresh ones.
+2,000 derandomised programs in `make test-slow` (`HYPOTHESIS_PROFILE=ci`): 100 from the
+grammar (hypothesis spends most of the time generating those) and 1,900 mutations;
+`make test` runs 40% of that, `HYPOTHESIS_PROFILE=long` ten times as many and `random`
+five times as many fresh ones.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
@@ -29,14 +31,16 @@ from ebmlang.language.syntax import _lark
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.ebm"))
 SOURCES = [path.read_text(encoding="utf-8") for path in EXAMPLES]
+pytestmark = pytest.mark.fuzz
 # A small budget keeps the hostile programs that lower cheap to run.
 BUDGET = "64MiB"
 
 BASE = dict(deadline=None, database=None, print_blob=True, phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck))
-SCALE = {"ci": 1, "long": 10, "random": 5}[os.environ.get("HYPOTHESIS_PROFILE", "ci")]
-GRAMMAR = settings(max_examples=100 * SCALE, derandomize=os.environ.get("HYPOTHESIS_PROFILE") != "random", **BASE)
-MUTATIONS = settings(max_examples=1900 * SCALE, derandomize=os.environ.get("HYPOTHESIS_PROFILE") != "random",
+SCALE = {"quick": 0.4, "ci": 1, "long": 10, "random": 5}[os.environ.get("HYPOTHESIS_PROFILE", "quick")]
+GRAMMAR = settings(max_examples=round(100 * SCALE), derandomize=os.environ.get("HYPOTHESIS_PROFILE") != "random",
+                   **BASE)
+MUTATIONS = settings(max_examples=round(1900 * SCALE), derandomize=os.environ.get("HYPOTHESIS_PROFILE") != "random",
                      **BASE)
 
 INSERTS = ["const", "param", "latent", "observed", "energy", "constraint", "model", "import", "extern", "sum",

@@ -9,6 +9,7 @@ import pytest
 
 import ebmlang as ebm
 from ebmlang.errors import EbmError
+from ebmlang.inference.summary import ConvergenceWarning
 
 NAN_IN_GIBBS = """
 latent s[4] : spin
@@ -117,12 +118,13 @@ def test_langevin_divergence_reduces_the_step_size_with_a_warning(method):
 
 def test_chains_frozen_by_an_enormous_term_name_it():
     model = ebm.loads("latent x : real\nenergy big = 1e30 * x^2\nenergy small = x\n", backend="torch")
+    # MALA's failure (the plan's NUTS finds a step of 1e-13 and samples x ~ N(0, 1e-30)).
     with pytest.raises(EbmError, match="the chains are frozen: energy term 'big'") as caught:
-        model.sample(chains=4, steps=300, seed=0, progress=False)
+        model.sample(chains=4, steps=300, seed=0, progress=False, method="mala")
     assert caught.value.span.line == 2
     # The same model rescaled samples normally.
     fine = ebm.loads("latent x : real\nenergy big = x^2\nenergy small = x\n", backend="torch")
-    assert fine.sample(chains=4, steps=300, seed=0, progress=False).acceptance["mala"] > 0.3
+    assert fine.sample(chains=4, steps=300, seed=0, progress=False, method="mala").acceptance["mala"] > 0.3
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
@@ -145,9 +147,19 @@ energy scale = sqrt(s) * (x[0] - x[1])^2
 def test_a_sampler_that_keeps_diverging_points_at_the_stiff_term():
     model = ebm.loads("latent x[2] : real\nparam a = 1e6\nenergy soft = x[1]^2\nenergy stiff = a * x[0]^4\n",
                       backend="torch")
+    # A fixed step (no warm-up to adapt it) far too large for the stiff term: halved ten
+    # times, still diverging, then an error that names the term.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # the ten step-size halvings on the way
         with pytest.raises(EbmError, match="kept diverging.*the largest term where the chains are is 'stiff'") \
                 as caught:
-            model.sample(chains=4, steps=300, seed=0, progress=False)
+            model.sample(chains=4, steps=300, burn_in=0, step_size=1.0, seed=0, progress=False, method="mala")
     assert caught.value.span.line == 4
+    # With warm-up, MALA's first step comes from Hoffman & Gelman's search (2e-4 here) and
+    # the run completes; the chains barely move through the quartic well, which the
+    # diagnostics say: divergences after warm-up and too few effective draws.
+    samples = model.sample(chains=4, steps=300, seed=0, progress=False, method="mala")
+    with pytest.warns(ConvergenceWarning) as caught_warnings:
+        samples.summary()
+    said = " ".join(str(w.message) for w in caught_warnings)
+    assert "divergent transitions after warm-up" in said and "too few independent draws" in said

@@ -10,6 +10,8 @@ Before the fix every HMC run here ended in 'HMC kept diverging after 10 halvings
 """
 from __future__ import annotations
 
+import warnings
+
 import arviz as az
 import numpy as np
 import pytest
@@ -90,21 +92,25 @@ LONG_RUNS_ON = ["jax"]
 def test_samples_the_correlated_gaussian_example(backend, method):
     samples = _sample(_source("gaussian.ebm"), backend, method, seed=1)
     _check_moments(samples["x"], GAUSSIAN_MU, GAUSSIAN_COV, min_ess=200)
-    # HMC's identity mass: leapfrog is stable below 2 / sqrt(the largest precision
-    # eigenvalue). NUTS's adapted diagonal mass rescales that; its bound is looser.
-    stiff = np.sqrt(np.linalg.eigvalsh(np.linalg.inv(GAUSSIAN_COV)).max())
-    _check_info(samples, 4, max_step=2.0 / stiff if method == "hmc" else 2.0, method=method)
+    # Leapfrog is stable below 2 / sqrt(the largest eigenvalue of the precision seen through
+    # the mass): warm-up adapts the inverse mass to the marginal variances (about diag(cov)),
+    # so that is D^1/2 Q D^1/2 with D = diag(cov) (the estimate's noise: a 1.5x margin).
+    scale = np.sqrt(np.diag(GAUSSIAN_COV))
+    whitened = scale[:, None] * np.linalg.inv(GAUSSIAN_COV) * scale[None, :]
+    _check_info(samples, 4, max_step=1.5 * 2.0 / np.sqrt(np.linalg.eigvalsh(whitened).max()), method=method)
 
 
 @pytest.mark.parametrize("backend", LONG_RUNS_ON)
-def test_hmc_samples_a_badly_scaled_gaussian(backend):
-    # Identity mass: the step is set by the narrow direction (sd 0.1, step < 0.2), so the
-    # wide one (sd 10) moves slowly, a trajectory of ~1.3 per step: its ESS (~5-10 per 1000
-    # draws here) sets the tolerance, which is honest but wide (NUTS adapts a mass instead).
+def test_hmc_adapts_a_mass_to_a_badly_scaled_gaussian(backend):
+    # With the identity mass the step is set by the narrow direction (sd 0.1, step < 0.2)
+    # and the wide one (sd 10) moved ~1.3 per trajectory: an ESS of 5-10 per 1000 draws.
+    # Windowed warm-up sets the inverse mass to the variances (0.01, 100), so both
+    # directions mix alike and the step, in whitened units, is near 1.
     source = "latent x[2] : real\nenergy e = 0.5 * (x[0] / 0.1)^2 + 0.5 * (x[1] / 10.0)^2\n"
-    samples = _sample(source, backend, steps=3500, burn_in=500, init={"x": np.zeros(2)})
-    _check_moments(samples["x"], np.zeros(2), np.diag([0.01, 100.0]), min_ess=8)
-    _check_info(samples, 4, max_step=0.2)
+    samples = _sample(source, backend, init={"x": np.zeros(2)})
+    _check_moments(samples["x"], np.zeros(2), np.diag([0.01, 100.0]), min_ess=300)
+    _check_info(samples, 4, max_step=2.0)
+    assert min(samples.info["step_size_per_chain"]) > 0.2  # above the identity mass's bound
 
 
 @pytest.mark.parametrize("backend", LONG_RUNS_ON)
@@ -164,3 +170,64 @@ def test_nuts_on_jax_runs_a_float32_model_with_64_bit_mode_on():
     finally:
         jax.config.update("jax_enable_x64", previous)
     assert draws.shape == (4, 45, 2) and np.all(np.isfinite(draws))
+
+
+# A label z picks the mean of x: z ~ (0.3, 0.7) on means (-1, 2), x | z ~ N(mu_z, 1). The
+# modes overlap, so Gibbs on z given x and a trajectory on x given z mix well; exactly,
+# P(z = 1) = 0.7, E[x] = 0.3 * -1 + 0.7 * 2 = 1.1 and Var[x] = 1 + 0.3 * 0.7 * 3^2 = 2.89.
+MIXED = """
+latent z : binary
+latent x : real
+energy label = -log(0.3 + 0.4 * z)
+energy fit = 0.5 * (x - (3 * z - 1))^2
+"""
+
+
+@pytest.mark.parametrize("backend, method", [("jax", "hmc"), ("jax", "nuts"), ("torch", "nuts")])
+def test_samples_a_mixed_discrete_continuous_model(backend, method):
+    samples = _sample(MIXED, backend, method, chains=8, steps=500)
+    # z alone given x is a one-variable block: the plan draws it exactly, then the trajectory.
+    assert [b.method for b in samples.plan.blocks] == ["exact", method]
+    x, z = samples["x"].reshape(8, -1), samples["z"].reshape(8, -1)
+    ess_x = float(az.ess(x, method="mean"))
+    ess_z = float(az.ess(z.astype(float), method="mean"))
+    assert ess_x > 200 and ess_z > 200, (ess_x, ess_z)
+    # 4 standard errors from the draws' own ESS (sd of z's indicator: sqrt(0.21)).
+    assert abs(z.mean() - 0.7) < 4 * np.sqrt(0.21 / ess_z), (z.mean(), ess_z)
+    assert abs(x.mean() - 1.1) < 4 * np.sqrt(2.89 / ess_x), (x.mean(), ess_x)
+    square = np.square(x - 1.1)
+    ess_square = float(az.ess(square, method="mean"))
+    # Var of (x - m)^2 for this mixture is E[(x-m)^4] - 2.89^2 (its fourth moment, computed
+    # exactly below from the components' moments).
+    fourth = sum(w * (d ** 4 + 6 * d ** 2 + 3) for w, d in ((0.3, -2.1), (0.7, 0.9)))
+    assert abs(square.mean() - 2.89) < 4 * np.sqrt((fourth - 2.89 ** 2) / ess_square), (square.mean(), ess_square)
+    assert samples.info["divergences_after_warmup"] <= 0.01 * x.size
+
+
+def test_the_plan_chooses_nuts_for_smooth_continuous_models_and_says_why():
+    plan = ebm.loads("latent x[3] : real\nenergy e = 0.5 * sum(i in 0..3) x[i]^2\n").plan("sample")
+    block = plan.block("continuous")
+    assert block.method == "nuts" and "NUTS" in block.reason and "mass" in block.reason
+    assert ebm.loads(MIXED).plan("sample").method_of("continuous") == "nuts"
+
+
+def test_mala_adapts_on_a_thousand_dimensional_gaussian_field():
+    # Before: dual averaging restarted after each halving aiming at 10x the halved step,
+    # and MALA on this field failed with 'kept diverging after 10 halvings'. Now its first
+    # step comes from the same search as HMC's, shrinking toward that step itself.
+    n, alpha, beta = 1000, 0.1, 1.0
+    source = (f"const N = {n}\nlatent x[N] : real\nenergy field = 0.5 * {alpha} * sum(i in 0..N) x[i]^2\n"
+              f"energy smooth[i in 0..N-1] = 0.5 * {beta} * (x[i] - x[i+1])^2\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a halving or two in the first steps
+        samples = _sample(source, "jax", "mala", chains=8, steps=600, burn_in=300)
+    assert 0.45 < samples.acceptance["mala"] < 0.7  # adapted toward 0.574
+    # Neighbour differences mix fast (the field's stiff directions): E[(x_i - x_i+1)^2] from
+    # the exact covariance Q^-1; 8 x 300 draws of 999 differences, within 5%.
+    precision = alpha * np.eye(n) + beta * (np.diag(np.r_[1.0, 2.0 * np.ones(n - 2), 1.0])
+                                            - np.eye(n, k=1) - np.eye(n, k=-1))
+    cov = np.linalg.inv(precision)
+    exact = np.mean(np.diag(cov)[:-1] + np.diag(cov)[1:] - 2 * np.diag(cov, 1))
+    x = samples["x"]
+    measured = np.mean(np.square(x[..., :-1] - x[..., 1:]))
+    assert abs(measured / exact - 1) < 0.05, (measured, exact)

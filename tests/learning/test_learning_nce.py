@@ -67,6 +67,7 @@ def gaussian_log_z(precision: np.ndarray) -> float:
     return 0.5 * len(precision) * math.log(2 * math.pi) - 0.5 * math.log(np.linalg.det(precision))
 
 
+@pytest.mark.slow  # two full NCE fits of 2,000 points to within 2 SE: ~10 s
 def test_gaussian_fit_matches_mle_and_its_log_z_on_torch_and_jax():
     data = gaussian_data()
     mle_mean = data.mean(axis=0)

@@ -46,6 +46,11 @@ def test_mala_with_shared_adaptation_agrees_to_rounding(runs):
     # an accept/reject flip (an O(1) difference) would fail this.
     np.testing.assert_allclose(runs["mala_adapted_sharded"], runs["mala_adapted_single"], rtol=0, atol=1e-9)
     assert runs["mala_adapted_sharded"].shape == (8, 90, 2)
+    # NUTS (the automatic choice) runs on the mesh: its trajectories' lengths differ per
+    # chain, so the draws are not compared; they are finite and centred on the mean (1, -1).
+    nuts = runs["nuts_sharded"]
+    assert nuts.shape == (8, 90, 2) and np.all(np.isfinite(nuts))
+    assert np.all(np.abs(nuts.reshape(-1, 2).mean(0) - [1.0, -1.0]) < 0.5)
 
 
 def test_mixed_gibbs_and_mala_on_four_devices(runs):

@@ -375,6 +375,7 @@ def test_lines_compare_numbers_within_tolerance_and_words_exactly():
     assert not same_output(["a", "b"], ["a"])
 
 
+@pytest.mark.slow  # reruns three whole pages
 def test_a_number_changed_in_a_page_makes_it_fail(tmp_path, monkeypatch):
     """The doc test can fail: a shown number edited to a wrong one is reported, for a
     console block (docs/ir.md, README's sudoku grid) and a python block's ```text output

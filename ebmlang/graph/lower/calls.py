@@ -24,7 +24,7 @@ class _CallLowerer:
             neural = self.neural(expr, scope)
             out = self.params[func].init.layer_sizes[-1]
             if out != 1:
-                raise self.error(f"mlp '{func}' has {out} outputs; select one", expr.span,
+                raise self.error(f"{_kind(self.params[func])} '{func}' has {out} outputs; select one", expr.span,
                                  hint=f"write {func}(...)[y] with a categorical y or an index")
             return ir.Select(expr.span, neural, ir.Constant(expr.span, 0.0))
         if func in self.externs:
@@ -51,7 +51,7 @@ class _CallLowerer:
             features += width
         expected = param.init.layer_sizes[0]
         if features != expected:
-            raise self.error(f"mlp '{expr.func}' takes {expected} inputs but gets {features}", expr.span,
+            raise self.error(f"{_kind(param)} '{expr.func}' takes {expected} inputs but gets {features}", expr.span,
                              expected=f"arguments with {expected} features in total")
         return ir.Neural(expr.span, expr.func, tuple(args))
 
@@ -104,3 +104,7 @@ class _CallLowerer:
                 f"'{node.group}' takes values {low:g}..{high:g} but selects among {what}",
                 expr.span, expected=f"values in 0..{size - 1}",
                 hint=f"declare it categorical({size})")
+
+
+def _kind(param: ir.ParamGroup) -> str:
+    return "network" if param.is_network else "mlp"

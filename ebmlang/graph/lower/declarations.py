@@ -108,3 +108,13 @@ class _DeclarationLowerer:
         if decl.bounds is not None:
             bounds = (float(self.const(decl.bounds[0])), float(self.const(decl.bounds[1])))
         return ir.ParamGroup(decl.name, shape, param_init, decl.span, bounds)
+
+    def lower_network(self, decl: ast.ExternDecl) -> ir.ParamGroup:
+        """`extern net : network(IN -> OUT)`: a param group whose entries (`net.<path>`)
+        come from the module registered from Python."""
+        spec = decl.network
+        shape = tuple(self.const_int(d, "a network input size") for d in spec.input_shape)
+        outputs = self.const_int(spec.outputs, "a network output size")
+        size = int(np.prod(shape, dtype=np.int64))
+        return ir.ParamGroup(decl.name, (), ir.ParamInit("network", layer_sizes=(size, outputs), input_shape=shape),
+                             decl.span)

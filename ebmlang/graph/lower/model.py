@@ -55,6 +55,8 @@ class _ModelLowerer(_DeclarationLowerer, _IndexSetLowerer, _ExpressionLowerer, _
                 self.variables[decl.name] = self.lower_variable(decl)
             elif isinstance(decl, ast.ParamDecl):
                 self.params[decl.name] = self.lower_param(decl)
+            elif isinstance(decl, ast.ExternDecl) and decl.network is not None:
+                self.params[decl.name] = self.lower_network(decl)
             elif isinstance(decl, ast.ExternDecl):
                 self.externs.add(decl.name)
             elif isinstance(decl, (ast.EnergyDecl, ast.ConstraintDecl)):
@@ -62,10 +64,13 @@ class _ModelLowerer(_DeclarationLowerer, _IndexSetLowerer, _ExpressionLowerer, _
         templates: list[ir.FactorTemplate] = []
         for decl in terms_decls:
             templates.extend(self.lower_term(decl))
+        # A network a model block sees but never calls (declared at the top of the file) is not its param.
+        called = {name for t in templates for name in t.param_names}
+        params = {k: p for k, p in self.params.items() if not p.is_network or k in called}
         return ir.FactorGraph(
             name=self.model.name,
             variables=dict(self.variables),
-            params=dict(self.params),
+            params=params,
             templates=tuple(templates),
             terms=tuple(d.name for d in terms_decls),
             externs=frozenset(self.externs),

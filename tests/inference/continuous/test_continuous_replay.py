@@ -97,7 +97,7 @@ def test_short_run_langevin_bounds_and_non_finite_gradients(bk):
 
     x = short_run_langevin(bk, bk.key(0), bk.asarray([[0.5], [-0.5]]), NaNBelowZero(),
                            steps=3, step_size=0.1, noise_scale=0.0)
-    # The chain at -0.5 has a NaN gradient: it keeps its value; the other descends.
+    # The chain at -0.5 has a NaN gradient: it ends where it started; the other descends.
     np.testing.assert_allclose(bk.to_numpy(x)[:, 0], [0.2, -0.5], atol=1e-6)
     potential = GaussianPotential(bk, [5.0], [[1.0]])
     x = short_run_langevin(bk, bk.key(0), bk.asarray(np.zeros((100, 1))), potential, steps=50,

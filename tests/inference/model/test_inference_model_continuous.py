@@ -17,7 +17,7 @@ TAU = 10.0
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_mala_on_the_gaussian_example_matches_its_closed_form(backend):
     model = ebm.load("examples/gaussian.ebm", backend=backend, dtype="float64")
-    samples = model.sample(chains=200, steps=800, burn_in=300, seed=0, progress=False)
+    samples = model.sample(chains=200, steps=800, burn_in=300, seed=0, progress=False, method="mala")
     assert samples.plan.method_of("continuous") == "mala"
     x = samples.flat("x")
     mean = np.array([1.0, -1.0])

@@ -55,7 +55,7 @@ energy field[i in 0..L, j in 0..L] = -h * s[i,j]
 def test_gibbs_on_3x3_ising_matches_enumeration(backend, temperature):
     model = ebm.loads(ISING_3X3, backend=backend, dtype="float64")
     chains = 6000
-    samples = model.sample(chains=chains, steps=150, burn_in=149, temperature=temperature, seed=3,
+    samples = model.sample(chains=chains, steps=150, burn_in=149, temperature=temperature, seed=3, method="gibbs",
                            progress=False)
     assert samples.plan.method_of("discrete") == "gibbs"
     last = {"s": samples["s"][:, -1]}
@@ -137,7 +137,7 @@ energy unary[i in 0..N, k in 0..K] = -field[i, k] * [x[i] == k]
 def test_gibbs_on_potts_chain_matches_enumeration(backend):
     model = ebm.loads(POTTS_CHAIN, backend=backend, dtype="float64")
     chains = 8000
-    samples = model.sample(chains=chains, steps=40, burn_in=39, seed=5, progress=False)
+    samples = model.sample(chains=chains, steps=40, burn_in=39, seed=5, progress=False, method="gibbs")
     tv = empirical_vs_exact_tv(model, {"x": samples["x"][:, -1]}, ["x"])
     assert tv < tv_threshold(3 ** 5, chains), tv
 
