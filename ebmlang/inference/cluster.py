@@ -68,6 +68,7 @@ from ebmlang.inference.tabulate import (
     slot_reads,
     tabular_status,
 )
+from ebmlang.inference.temperature import chain_inverse_temperature
 
 CLUSTER_METHODS = ("swendsen_wang", "wolff")
 # The plan picks Swendsen-Wang by itself up to this many latent sites: the bonds and their
@@ -332,11 +333,26 @@ class ClusterStepper:
         self._csr = None
         shifted = c.unary - np.where(np.isfinite(c.unary), c.unary, np.inf).min(-1, keepdims=True)
         self.energy = shifted / self.temperature                              # [R, n, K], 0 at each site's best
+        self._scalar_bond, self._scalar_energy = self.bond, self.energy
         # No field, no forbidden label, one label count: every label of every cluster is equally likely.
         self.free = bool(np.all(self.energy == 0))
         self.values = {g: np.asarray(graph.variables[g].domain.values, dtype=np.float64) for g in self.index.groups}
 
+    def _at_chain_temperatures(self) -> None:
+        """Under replica exchange the params carry each chain's inverse temperature [B]
+        (inference/temperature.py): bonds and cluster energies per chain, so one update
+        serves every replica; otherwise the scalar tables of the constructor."""
+        beta = chain_inverse_temperature(self.model.params)
+        if beta is None:
+            self.bond, self.energy = self._scalar_bond, self._scalar_energy
+            return
+        beta = np.asarray(self.model.backend.to_numpy(beta), dtype=np.float64) / self.temperature
+        strength = self.couplings.strength                                   # [R, m]
+        self.bond = (-np.expm1(-strength * beta[:, None])).astype(np.float32)  # [B, m]
+        self.energy = self._scalar_energy * self.temperature * beta[:, None, None]
+
     def __call__(self, key, state: dict) -> dict:
+        self._at_chain_temperatures()
         backend = self.model.backend
         # The numpy generator's seed from backend uniforms: JAX's randint gives other bits once
         # float64 is switched on anywhere in the process, its float32 uniforms do not.

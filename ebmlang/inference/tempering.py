@@ -3,9 +3,10 @@
 `sample(..., tempering=R)` runs R replicas of every chain at temperatures
 1 = T_1 < T_2 < ... < T_R (times the run's `temperature`), all as one batch of R x C
 chains: chain r * C + c is chain c's replica at T_r. Each chain carries its own inverse
-temperature into the kernels (inference/temperature.py), so one Gibbs sweep or one
-MALA / HMC / NUTS / RWMH step moves every replica at once; another discrete sampler (an
-exact block, cluster moves) runs once per replica instead, built at its temperature. After each step,
+temperature into the kernels (inference/temperature.py), so one Gibbs sweep, one
+Swendsen-Wang or Wolff update (bonds and cluster energies per chain) or one MALA / HMC /
+NUTS / RWMH step moves every replica at once; an exact block runs once per replica
+instead, built at its temperature. After each step,
 neighbouring replicas propose to swap states, with probability
 min(1, exp((1/T_i - 1/T_j) (E_i - E_j))) (the E are the model's energies, so a bounded
 variable's Jacobian, the same in both, cancels). Pairs alternate deterministically,
@@ -35,6 +36,7 @@ import numpy as np
 
 from ebmlang.errors import EbmError, check_whole_number
 from ebmlang.graph.values import check_values
+from ebmlang.inference.cluster import CLUSTER_METHODS, ClusterStepper
 from ebmlang.inference.continuous_runner import ContinuousRunner
 from ebmlang.inference.gibbs import check_gibbs_budget, gibbs_blocks
 from ebmlang.inference.results import Samples
@@ -319,12 +321,14 @@ class _PerReplica:
 def tempered_steppers(model, plan, state: dict, exchange: ReplicaExchange, *, burn_in: int,
                       step_size: float | None = None):
     """`plan_steppers` for a tempered run: the kernels at the chains' own temperatures (a
-    Gibbs sweep and the continuous runner read them from the params; another discrete
-    stepper runs per replica), then the swap step."""
+    Gibbs sweep, cluster updates and the continuous runner read them from the params; an
+    exact block runs per replica), then the swap step."""
     tempered = _TemperedModel(model, exchange.params)
     steps = []
     discrete = plan.block("discrete")
-    if discrete is not None and discrete.method == "gibbs":
+    if discrete is not None and discrete.method in ("gibbs",) + CLUSTER_METHODS:
+        if discrete.method in CLUSTER_METHODS:   # bonds and cluster energies at each chain's temperature
+            steps.append(ClusterStepper(tempered, discrete.groups, discrete.method, 1.0, state))
         blocks = gibbs_blocks(model.graph, groups=set(discrete.groups))
         steps.append(jitted_gibbs_sweep(tempered, blocks, state, 1.0))
     elif discrete is not None:
