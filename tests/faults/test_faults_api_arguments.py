@@ -76,6 +76,7 @@ def test_fit_refuses_bad_options(models, options):
     models["rbm"].set_params(**before)
 
 
+@pytest.mark.slow  # deflates 3 GiB of zeros: about 9 s
 def test_a_compressed_archive_is_sized_before_it_is_unpacked(tmp_path):
     from ebmlang.api.io import read_arrays
 

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
+# A subprocess that starts JAX on 4 simulated devices and samples five models: about 12 s.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
