@@ -8,6 +8,7 @@ Learning-rate schedules and global-norm gradient clipping live here too.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 
@@ -180,12 +181,21 @@ def scheduled_lr(lr: float, schedule, epoch: int, epochs: int, step_fraction: fl
 
 def global_norm(backend, grads: Mapping[str, object]) -> float:
     """The joint L2 norm, read back once (squares as dot products: no temporaries)."""
-    ops = backend.ops
     if not grads:
         return 0.0
-    flat = [ops.reshape(g, (-1,)) for g in grads.values()]
-    total = ops.sum(ops.stack([ops.vecdot(g, g) for g in flat]))
-    return math.sqrt(float(backend.to_numpy(total)))
+    return math.sqrt(float(backend.to_numpy(_squared_norm(backend)(dict(grads)))))
+
+
+@functools.lru_cache(maxsize=16)
+def _squared_norm(backend):
+    """sum of squares over a dict of arrays, compiled once per backend (JAX: one program
+    instead of three small dispatches per parameter array)."""
+    ops = backend.ops
+
+    def squared(grads):
+        return ops.sum(ops.stack([ops.vecdot(g, g) for g in (ops.reshape(v, (-1,)) for v in grads.values())]))
+
+    return backend.jit(squared)
 
 
 def clip_by_global_norm(backend, grads: dict, max_norm: float | None) -> tuple[dict, float]:
