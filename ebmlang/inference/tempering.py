@@ -4,9 +4,9 @@
 1 = T_1 < T_2 < ... < T_R (times the run's `temperature`), all as one batch of R x C
 chains: chain r * C + c is chain c's replica at T_r. Each chain carries its own inverse
 temperature into the kernels (inference/temperature.py), so one Gibbs sweep, one
-Swendsen-Wang or Wolff update (bonds and cluster energies per chain) or one MALA / HMC /
-NUTS / RWMH step moves every replica at once; an exact block runs once per replica
-instead, built at its temperature. After each step,
+Swendsen-Wang or Wolff update (bonds and cluster energies per chain), one exact block
+draw (its tables scaled per chain) or one MALA / HMC / NUTS / RWMH step moves every
+replica at once. After each step,
 neighbouring replicas propose to swap states, with probability
 min(1, exp((1/T_i - 1/T_j) (E_i - E_j))) (the E are the model's energies, so a bounded
 variable's Jacobian, the same in both, cancels). Pairs alternate deterministically,
@@ -41,7 +41,7 @@ from ebmlang.inference.continuous_runner import ContinuousRunner
 from ebmlang.inference.gibbs import check_gibbs_budget, gibbs_blocks
 from ebmlang.inference.results import Samples
 from ebmlang.inference.run import _check_finite, _check_not_frozen, check_sample_request, initial_state, record_chains
-from ebmlang.inference.steppers import PlanSteppers, jitted_gibbs_sweep, plan_steppers
+from ebmlang.inference.steppers import PlanSteppers, jitted_gibbs_sweep
 from ebmlang.inference.temperature import INVERSE_TEMPERATURE
 
 DEFAULT_MAX_TEMPERATURE = 10.0
@@ -290,39 +290,11 @@ class _TemperedModel:
         return getattr(self._model, name)
 
 
-class _PerReplica:
-    """A discrete stepper built at one temperature (an exact block, cluster moves): one per
-    replica, each on its replica's chains, rebuilt when the ladder changes."""
-
-    def __init__(self, model, plan, exchange: ReplicaExchange, state: dict, burn_in: int):
-        self.model, self.plan, self.burn_in = model, plan, burn_in
-        self.chains, self.size = exchange.chains, exchange.size
-        self.state = state
-        self.rebuild(exchange.temperatures())
-        exchange.on_ladder_change.append(self.rebuild)
-
-    def rebuild(self, temperatures) -> None:
-        part = self._part(self.state, 0)
-        self.steppers = [plan_steppers(self.model, self.plan, part, float(t), burn_in=self.burn_in).steps[0]
-                         for t in temperatures]
-
-    def _part(self, state: dict, replica: int) -> dict:
-        rows = slice(replica * self.chains, (replica + 1) * self.chains)
-        return {k: v[rows] if v.shape[0] == self.size else v for k, v in state.items()}
-
-    def __call__(self, key, state: dict) -> dict:
-        bk = self.model.backend
-        keys = bk.split(key, len(self.steppers))
-        parts = [stepper(k, self._part(state, r)) for r, (k, stepper) in enumerate(zip(keys, self.steppers))]
-        return {k: bk.ops.concatenate([p[k] for p in parts], axis=0) if v.shape[0] == self.size else v
-                for k, v in state.items()}
-
-
 def tempered_steppers(model, plan, state: dict, exchange: ReplicaExchange, *, burn_in: int,
                       step_size: float | None = None):
-    """`plan_steppers` for a tempered run: the kernels at the chains' own temperatures (a
-    Gibbs sweep, cluster updates and the continuous runner read them from the params; an
-    exact block runs per replica), then the swap step."""
+    """`plan_steppers` for a tempered run: the kernels at the chains' own temperatures (the
+    Gibbs sweep, cluster updates, the exact block and the continuous runner read them from
+    the params), then the swap step."""
     tempered = _TemperedModel(model, exchange.params)
     steps = []
     discrete = plan.block("discrete")
@@ -331,9 +303,10 @@ def tempered_steppers(model, plan, state: dict, exchange: ReplicaExchange, *, bu
             steps.append(ClusterStepper(tempered, discrete.groups, discrete.method, 1.0, state))
         blocks = gibbs_blocks(model.graph, groups=set(discrete.groups))
         steps.append(jitted_gibbs_sweep(tempered, blocks, state, 1.0))
-    elif discrete is not None:
-        steps.append(_PerReplica(model, dataclasses.replace(plan, blocks=(discrete,), schedule=""), exchange,
-                                 state, burn_in))
+    elif discrete is not None:   # an exact block: its tables scaled per chain (exact/program.py)
+        from ebmlang.inference.exact.block import ExactBlockStepper
+
+        steps.append(ExactBlockStepper(tempered, discrete.groups, 1.0))
     steppers = PlanSteppers(steps)
     continuous = plan.block("continuous")
     if continuous is not None:

@@ -146,13 +146,45 @@ def test_mixed_model_on_torch_reaches_the_weights():
     check_weight(tempered["x"] > 0, MIXED_WEIGHT)
 
 
-def test_an_exact_discrete_block_runs_once_per_replica():
-    model = ebm.loads(MIXED, backend="torch")  # (on JAX each new temperature compiles its exact block)
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_an_exact_discrete_block_draws_every_replica_at_its_temperature(backend):
+    # One exact block for all replicas: each chain's tables scaled by its own inverse
+    # temperature inside the compiled passes (a new ladder recompiles nothing).
+    model = ebm.loads(MIXED, backend=backend)
     samples = model.sample(chains=12, steps=800, method={"discrete": "exact", "continuous": "mala"},
                            tempering=Tempering(replicas=3, max_temperature=12.0), seed=4, progress=False)
     estimate, se = weight_and_se(samples["z"] > 0)
     assert se < 0.05 and abs(estimate - MIXED_WEIGHT) < 4 * se
     assert len(samples.info["tempering"]["temperatures"]) == 3
+
+
+def test_exact_block_tables_scale_per_chain():
+    # Half the chains at T = 1 and half at T = 4 in one exact draw of a spin chain with a
+    # field: each half's frequency of the all-up state against enumeration at its temperature.
+    from ebmlang.inference.exact.block import ExactBlockStepper
+    from ebmlang.inference.temperature import INVERSE_TEMPERATURE
+    from ebmlang.inference.tempering import _TemperedModel
+
+    source = ("latent s[3] : spin\nenergy pair[i in 0..2] = -0.8 * s[i] * s[i+1]\n"
+              "energy field[i in 0..3] = -0.3 * s[i]\n")
+    model = ebm.loads(source, backend="numpy")
+    bk, chains = model.backend, 400
+    beta = np.repeat([1.0, 0.25], chains // 2)
+    tempered = _TemperedModel(model, {**model.params, INVERSE_TEMPERATURE: bk.asarray(beta)})
+    stepper = ExactBlockStepper(tempered, ("s",), 1.0)
+    state = {"s": bk.asarray(np.ones((chains, 3)))}
+    up = []
+    for key in bk.split(bk.key(1), 25):
+        state = stepper(key, state)
+        up.append(np.all(np.asarray(bk.to_numpy(state["s"])) > 0, axis=1))
+    up = np.stack(up, axis=1)   # [chains, draws]: independent exact draws
+    states = np.array(list(itertools.product([-1, 1], repeat=3)), dtype=float)
+    energy = -0.8 * (states[:, :-1] * states[:, 1:]).sum(1) - 0.3 * states.sum(1)
+    for half, b in ((slice(0, chains // 2), 1.0), (slice(chains // 2, chains), 0.25)):
+        p = np.exp(-b * energy)
+        exact = p[7] / p.sum()
+        seen = up[half].mean()
+        assert abs(seen - exact) < 4 * np.sqrt(exact * (1 - exact) / up[half].size), (b, seen, exact)
 
 
 # Three-valued variables on a chain (two colours: block updates over K values) and a dense

@@ -23,6 +23,7 @@ from ebmlang.inference.exact.passes import (
     upward,
 )
 from ebmlang.inference.exact.schedule import LevelSchedule, level_schedule
+from ebmlang.inference.temperature import along_batch, chain_inverse_temperature
 
 
 def _quietly(fn: Callable) -> Callable:
@@ -156,13 +157,21 @@ class ForestProgram:
 
 
 def from_observations(backend, tables, rows: int) -> Callable:
-    """`(context, params) -> (unary [rows, n, K], pairwise, constant [rows])` from the model's tables."""
+    """`(context, params) -> (unary [rows, n, K], pairwise, constant [rows])` from the model's
+    tables; under replica exchange, where `params` carry an inverse temperature per row
+    (inference/temperature.py), every row's tables are scaled by its own (an argument of
+    the compiled passes, so a new ladder does not recompile them)."""
     ops = backend.ops
 
     def prepare(context, params):
         unary, pairwise, constant = tables.build(context, params, rows)
-        return (ops.broadcast_to(unary, (rows,) + tuple(unary.shape[1:])), pairwise,
-                ops.broadcast_to(constant, (rows,)))
+        unary, constant = ops.broadcast_to(unary, (rows,) + tuple(unary.shape[1:])), ops.broadcast_to(constant, (rows,))
+        beta = chain_inverse_temperature(params)
+        if beta is not None:
+            unary = unary * along_batch(ops, beta, unary)
+            pairwise = pairwise * ops.reshape(beta, (rows, 1, 1, 1))   # [1 or rows, E, K, K] -> [rows, ...]
+            constant = constant * beta
+        return unary, pairwise, constant
 
     return prepare
 
