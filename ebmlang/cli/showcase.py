@@ -209,7 +209,7 @@ def ising_section(out: Path, sizes: Sizes, backend: str, seed: int, progress: Se
                       "onsager": exact.tolist(), "max_error_below_tc": error,
                       "m_lowest_t": magnetisation[0], "m_highest_t": magnetisation[-1]}
     result.headline = (f"|m| = {magnetisation[0]:.3f} at T={temperatures[0]:g}, {magnetisation[-1]:.3f} at "
-                       f"T={temperatures[-1]:g}; max |m - Onsager| below T_c = {error:.3f}")
+                       f"T={temperatures[-1]:g}; max |m - Onsager| below T_c = {error:.2g}")
     result.files = ["ising_magnetisation.png", "ising_snapshots.png"]
     return result
 
