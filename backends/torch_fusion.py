@@ -11,13 +11,17 @@ from C++: about half the dispatch cost of calling them from Python) and runs tha
 same operations in the same order, so the same numbers, without the Python that chose
 them.
 
-It traces only after `TRACE_AFTER` calls with one input signature (shapes, dtypes,
-and the values of non-tensor inputs), so short runs never pay the tracing (about a
-second); a move that reads tensor values on the host (which fake tensors refuse), or
-returns something other than tensors, stays eager for good.
+It traces a signature (shapes, dtypes, and the values of non-tensor inputs) only once
+its eager calls have taken `TRACE_AFTER_SECONDS` in all, about what the tracing itself
+costs: a run too short to win that time back never pays it, a long one loses at most
+the same again. (When it traces depends on the clock; what it computes does not: the
+replay gives the eager step's numbers bit for bit.) A move that reads tensor values on
+the host (which fake tensors refuse), or returns something other than tensors, stays
+eager for good.
 """
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -25,9 +29,8 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
-# Calls with one signature before the move is traced: a sampling run of a few dozen
-# steps stays eager; a long run pays a trace of about a second once.
-TRACE_AFTER = 64
+# Eager seconds with one signature before the move is traced (tracing takes about that).
+TRACE_AFTER_SECONDS = 1.0
 
 
 def _leaf_key(leaf: Any) -> tuple:
@@ -43,10 +46,13 @@ def _leaf_key(leaf: Any) -> tuple:
 class TracedMove:
     """`move(*args)`, run eagerly at first and as its recorded ATen graph later."""
 
-    def __init__(self, move: Callable, trace_after: int = TRACE_AFTER):
+    def __init__(self, move: Callable, trace_after: int | None = None):
+        """trace_after: trace after this many calls instead of after TRACE_AFTER_SECONDS of
+        eager calls (tests pin the moment this way)."""
         self.move = move
-        self.trace_after = int(trace_after)
+        self.trace_after = trace_after
         self.calls: dict[tuple, int] = {}
+        self.seconds: dict[tuple, float] = {}
         self.graphs: dict[tuple, Any] = {}  # signature -> (graph, output spec) or None (eager)
 
     def __call__(self, *args):
@@ -55,8 +61,12 @@ class TracedMove:
         if signature not in self.graphs:
             count = self.calls.get(signature, 0) + 1
             self.calls[signature] = count
-            if count < self.trace_after:
-                return self.move(*args)
+            spent = self.seconds.get(signature, 0.0)
+            if (count < self.trace_after) if self.trace_after is not None else (spent < TRACE_AFTER_SECONDS):
+                started = time.perf_counter()
+                out = self.move(*args)
+                self.seconds[signature] = spent + time.perf_counter() - started
+                return out
             self.graphs[signature] = self._trace(leaves, spec)
         entry = self.graphs[signature]
         if entry is None:
@@ -96,8 +106,22 @@ class TracedMove:
         return graph, out_specs[-1]
 
 
-def traced_step(draw: Callable, move: Callable, trace_after: int = TRACE_AFTER) -> Callable:
+class TracedStep:
     """`step(key, state, *args) = move(state, draw(key, state), *args)`, the draws eager
     (seeded generators cannot be traced) and the move a `TracedMove`."""
-    traced = TracedMove(move, trace_after)
-    return lambda key, state, *args: traced(state, draw(key, state), *args)
+
+    def __init__(self, draw: Callable, move: Callable, trace_after: int | None = None):
+        self.draw = draw
+        self.traced = TracedMove(move, trace_after)
+
+    def __call__(self, key, state, *args):
+        return self.traced(state, self.draw(key, state), *args)
+
+    @property
+    def recorded(self) -> bool:
+        """Whether some input signature's move now runs as its recording."""
+        return any(entry is not None for entry in self.traced.graphs.values())
+
+
+def traced_step(draw: Callable, move: Callable, trace_after: int | None = None) -> TracedStep:
+    return TracedStep(draw, move, trace_after)

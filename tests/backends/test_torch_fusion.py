@@ -21,19 +21,25 @@ energy beta = -log(p) - 4 * log(1 - p) + 0.1 * p * x[2]
 """
 
 
-def sample(method: str, trace_after: int, monkeypatch):
-    monkeypatch.setattr(torch_fusion, "TRACE_AFTER", trace_after)
+def sample(method: str, trace_after: float, monkeypatch):
+    # Seconds of eager calls before tracing: 0 traces at the first call after one eager one
+    # (as soon as any time has passed), 1e9 never.
+    monkeypatch.setattr(torch_fusion, "TRACE_AFTER_SECONDS", trace_after)
     model = ebm.loads(MIXED, backend="torch", dtype="float64")
     return model.sample(chains=6, steps=60, burn_in=20, seed=3, method=method, progress=False)
 
 
 @pytest.mark.parametrize("method", ["mala", "hmc", "ula", "rwmh"])
 def test_replayed_steps_draw_exactly_what_eager_steps_draw(method, monkeypatch):
-    # Traced after 3 calls (in warm-up, then again for the frozen post-warm-up step) against
+    # Traced at once (in warm-up, then again for the frozen post-warm-up step) against
     # never traced: a mixed model (the discrete values are an input of every move) with a
     # bounded variable (the logit transform and its Jacobian are in the recorded graph).
-    eager = sample(method, 10 ** 9, monkeypatch)
-    replayed = sample(method, 3, monkeypatch)
+    eager = sample(method, 1e9, monkeypatch)
+    traces = []
+    original = TracedMove._trace
+    monkeypatch.setattr(TracedMove, "_trace", lambda self, *a: traces.append(1) or original(self, *a))
+    replayed = sample(method, 0.0, monkeypatch)
+    assert traces  # the replayed run did record its move
     for name in ("x", "p", "z"):
         np.testing.assert_array_equal(replayed.draws[name], eager.draws[name])
     np.testing.assert_array_equal(replayed.energy, eager.energy)
