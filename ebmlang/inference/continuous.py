@@ -98,6 +98,13 @@ def scaled(value: Array, factor: float) -> Array:
     return value if isinstance(factor, float) and factor == 1.0 else value * factor
 
 
+def initial_inverse_mass(bk: ArrayBackend, position: Array, inverse_mass: Any) -> Array:
+    """A trajectory sampler's starting inverse mass per chain and coordinate [chains, D]:
+    the configured one (None: identity; a number or one entry per coordinate) broadcast."""
+    inverse = 1.0 if inverse_mass is None else np.asarray(inverse_mass, dtype=float)
+    return bk.ops.ones_like(position) * bk.asarray(np.broadcast_to(inverse, tuple(position.shape[1:])).copy())
+
+
 def select_chains(ops: Any, mask: Array, new: Array, old: Array) -> Array:
     """Per chain, `new` where `mask` holds and `old` elsewhere."""
     return ops.where(per_chain(mask, new), new, old)

@@ -26,6 +26,7 @@ from ebmlang.inference.continuous import (
     Potential,
     check_config,
     classify_proposal,
+    initial_inverse_mass,
     metropolis_accept,
     metropolis_log_acceptance,
     per_chain,
@@ -42,7 +43,8 @@ class HMCConfig:
     inverse_mass: None (identity), a number, or one entry per coordinate [D] (a diagonal
     inverse mass, ideally the posterior variances): the start; in a model's sampling run,
     Stan's windowed warm-up replaces it by the draws' regularised variances, as for NUTS.
-    target_accept 0.8 is Stan's default (the optimum for HMC sits around 0.65; higher targets trade speed for robustness).
+    target_accept 0.8 is Stan's default (the optimum for HMC sits around 0.65; higher
+    targets trade speed for robustness).
     Warm-up and per-chain step sizes work as in `MALAConfig`.
     step_size_jitter: each proposal draws its step uniformly from step * (1 +- jitter)
     (Neal 2011, section 5.4.2.2). With a fixed step, trajectories of L steps resonate with
@@ -111,8 +113,7 @@ def hmc_init(
     """An HMC state at `position` ([chains, D]) with the configured step and inverse mass."""
     energy, grad = potential.energy_and_grad(position)
     step_size = bk.ops.full_like(energy, float(config.step_size))
-    inverse = 1.0 if config.inverse_mass is None else np.asarray(config.inverse_mass, dtype=float)
-    inv_mass = bk.ops.ones_like(position) * bk.asarray(np.broadcast_to(inverse, tuple(position.shape[1:])).copy())
+    inv_mass = initial_inverse_mass(bk, position, config.inverse_mass)
     return HMCState(position, energy, grad, step_size, inv_mass, dual_averaging_init(bk.ops, step_size))
 
 

@@ -29,6 +29,7 @@ from ebmlang.inference.continuous import (
     Potential,
     check_config,
     classify_proposal,
+    initial_inverse_mass,
     per_chain,
 )
 from ebmlang.inference.random_kernel import RandomKernel
@@ -278,6 +279,5 @@ def nuts_init(bk: ArrayBackend, position: Array, potential: Potential, config: N
     """A NUTS state at `position` ([chains, D]) with the configured step and inverse mass."""
     energy, grad = potential.energy_and_grad(position)
     step_size = bk.ops.full_like(energy, float(config.step_size))
-    inverse = 1.0 if config.inverse_mass is None else np.asarray(config.inverse_mass, dtype=float)
-    inv_mass = bk.ops.ones_like(position) * bk.asarray(np.broadcast_to(inverse, tuple(position.shape[1:])).copy())
+    inv_mass = initial_inverse_mass(bk, position, config.inverse_mass)
     return NUTSState(position, energy, grad, step_size, inv_mass, dual_averaging_init(bk.ops, step_size))
