@@ -21,9 +21,10 @@ import numpy as np
 from ebmlang.errors import EbmError
 
 from .base import Backend, CompiledGraph, init_params
+from .jax_layers import JaxLayerOps
 
 
-class JaxOps:
+class JaxOps(JaxLayerOps):
     """jax.numpy under numpy names, plus the extras the evaluator uses."""
 
     def __init__(self, dtype: Any):

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import special
 
 from ebmlang.errors import EbmError
+from ebmlang.graph import reference_layers
 
 from .base import Backend, CompiledGraph, seed_key, split_seed_key
 
@@ -200,6 +201,11 @@ class NumpyOps:
     @staticmethod
     def linear(x, weight, bias):
         return x @ weight.T + bias
+
+    conv = staticmethod(reference_layers.conv)
+    avg_pool = staticmethod(reference_layers.avg_pool)
+    max_pool = staticmethod(reference_layers.max_pool)
+    largest_singular_value = staticmethod(reference_layers.largest_singular_value)
 
 
 class NumpyBackend(Backend):

@@ -18,6 +18,7 @@ from ebmlang.errors import EbmError
 
 from .base import Backend, CompiledGraph, seed_key, split_seed_key
 from .torch_einsum import matmul_einsum
+from .torch_layers import TorchLayerOps
 
 _TORCH_DTYPES = {
     "float32": torch.float32, "float64": torch.float64, "int32": torch.int32,
@@ -25,7 +26,7 @@ _TORCH_DTYPES = {
 }
 
 
-class TorchOps:
+class TorchOps(TorchLayerOps):
     """numpy-style functions over torch tensors (`axis` keywords, numpy names)."""
 
     def __init__(self, dtype: torch.dtype, device: torch.device):
@@ -60,9 +61,7 @@ class TorchOps:
     logical_and = staticmethod(torch.logical_and)
     logical_or = staticmethod(torch.logical_or)
 
-    @staticmethod
-    def identity(x):
-        return x
+    identity = staticmethod(lambda x: x)
 
     def power(self, x, y):
         return torch.pow(x, y) if isinstance(x, torch.Tensor) else torch.pow(self._tensor(x), y)

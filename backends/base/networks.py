@@ -8,11 +8,11 @@ params dict) and gradients reach them and the state alike.
     torch  an `nn.Module`; its `named_parameters()` are the weights and
            `torch.func.functional_call` runs it with the model's values (buffers, if
            any, stay in the module and are not params)
-    jax    `(apply_fn, params)`: `apply_fn(params, x)` with `params` any pytree of float
-           arrays -- flax linen's `(module.apply, variables)`, or equinox's
-           `eqx.partition(model, eqx.is_array)` pair wrapped as
-           `(lambda p, x: jax.vmap(eqx.combine(p, static))(x), p)`; paths name the
-           leaves (`params.Dense_0.kernel`)
+    jax    an equinox `Module` (its float arrays are the weights, the module is vmapped
+           over the batch; paths such as `layers.0.weight`), or `(apply_fn, params)`:
+           `apply_fn(params, x)` with `params` any pytree of float arrays -- flax
+           linen's `(module.apply, variables)`; paths name the leaves
+           (`params.Dense_0.kernel`)
 
 The module is called on a batch `[n, *input_shape]` and returns `[n]` or `[n, 1]` for
 one output, `[n, OUT]` for several; anything else is an `EbmError` at the declaration.
@@ -111,16 +111,36 @@ def _torch_adapter(name: str, group: ParamGroup, network: Any) -> NetworkAdapter
     return NetworkAdapter(name, shapes, values, apply, network)
 
 
+def _equinox_pair(module: Any) -> tuple[Callable, Any]:
+    """An equinox Module as (apply_fn, params): its float arrays are the params, the rest
+    (activations, shapes) stays static; the module maps one example, so it is vmapped."""
+    import equinox as eqx
+    import jax
+
+    params, static = eqx.partition(module, eqx.is_inexact_array)
+
+    def apply(weights: Any, x: Any) -> Any:
+        return jax.vmap(eqx.combine(weights, static))(x)
+
+    return apply, params
+
+
+def _is_equinox_module(network: Any) -> bool:
+    return any(cls.__module__.split(".")[0] == "equinox" for cls in type(network).__mro__[1:])
+
+
 def _jax_adapter(name: str, group: ParamGroup, network: Any) -> NetworkAdapter:
     import jax
 
+    if _is_equinox_module(network):
+        network = _equinox_pair(network)
     if not (isinstance(network, (tuple, list)) and len(network) == 2 and callable(network[0])):
         kind = type(network).__name__
         hint = ("a torch module runs on a torch model: ebm.load(..., backend='torch')"
                 if type(network).__module__.startswith("torch") else
-                "flax: (module.apply, variables); equinox: params, static = eqx.partition(model, eqx.is_array), "
-                "then (lambda p, x: jax.vmap(eqx.combine(p, static))(x), params)")
-        raise EbmError(f"network '{name}' on the jax backend must be a pair (apply_fn, params), got {kind}",
+                "flax: (module.apply, variables); an equinox Module is accepted as it is")
+        raise EbmError(f"network '{name}' on the jax backend must be an equinox Module or a pair "
+                       f"(apply_fn, params), got {kind}",
                        group.span, expected="apply_fn(params, x) -> [n] or [n, OUT], params a pytree of arrays",
                        hint=hint)
     apply_fn, tree = network

@@ -1,5 +1,5 @@
-"""A graph's parameters: the shape of every entry of a params dict (mlp params expand
-to layers; a network's entries come from its registered module, not from here) and their
+"""A graph's parameters: the shape of every entry of a params dict (mlp and network params
+expand to layers; a network's entries come from its registered module, not from here) and their
 initial values drawn from each param's initialiser.
 """
 from __future__ import annotations
@@ -22,7 +22,12 @@ def expected_param_shapes(graph: FactorGraph) -> dict[str, tuple[int, ...]]:
     for name, param in graph.params.items():
         if param.is_network:
             continue  # its shapes come from the module registered for it (CompiledGraph.register_network)
-        if param.is_neural:
+        if param.init.kind == "layers":
+            for number, layer in enumerate(param.init.layers):
+                if layer.has_weights:
+                    shapes[f"{name}.{number}.weight"] = layer.weight_shape()
+                    shapes[f"{name}.{number}.bias"] = (layer.size,)
+        elif param.is_neural:
             sizes = param.init.layer_sizes
             if len(sizes) < 2:
                 raise EbmError(f"mlp '{name}' needs at least an input and an output size", param.span)
@@ -48,6 +53,8 @@ def _init_param(name: str, param: ParamGroup, backend: Backend, key: Any) -> dic
     init, shape = param.init, tuple(param.shape)
     if init.kind == "network":
         return {}  # a network's weights start at its module's values (CompiledGraph.init_params)
+    if init.kind == "layers":
+        return _init_layers(name, init.layers, backend, key)
     if init.kind == "mlp":
         out = {}
         sizes = init.layer_sizes
@@ -86,6 +93,20 @@ def _init_param(name: str, param: ParamGroup, backend: Backend, key: Any) -> dic
     if param.bounds is not None:
         value = backend.ops.clip(value, float(param.bounds[0]), float(param.bounds[1]))
     return {name: value}
+
+
+def _init_layers(name: str, layers, backend: Backend, key: Any) -> dict[str, Any]:
+    """PyTorch's default for nn.Conv*d and nn.Linear: weights and biases U(±1/sqrt(fan_in))."""
+    out = {}
+    weighted = [(number, layer) for number, layer in enumerate(layers) if layer.has_weights]
+    layer_keys = backend.split(key, 2 * max(len(weighted), 1))
+    for position, (number, layer) in enumerate(weighted):
+        bound = 1.0 / math.sqrt(layer.fan_in())
+        weight = backend.uniform(layer_keys[2 * position], layer.weight_shape())
+        bias = backend.uniform(layer_keys[2 * position + 1], (layer.size,))
+        out[f"{name}.{number}.weight"] = (weight * 2.0 - 1.0) * bound
+        out[f"{name}.{number}.bias"] = (bias * 2.0 - 1.0) * bound
+    return out
 
 
 def _init_args(name: str, param: ParamGroup, count: int) -> tuple[float, ...]:

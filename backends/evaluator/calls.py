@@ -1,6 +1,6 @@
 """Evaluation of the nodes that call something beyond `ops`: Neural (an mlp param's
-layers, or a network extern's registered module) and Extern (a function the user
-registered on the backend or compiled graph).
+layers, a network written in the language (layers.py), or a network extern's registered
+module) and Extern (a function the user registered on the backend or compiled graph).
 
 A mixin of `Evaluator` (dispatch.py), which finds these methods by name and supplies
 `ops`, `evaluate`, the mlps' layer counts and activations, and the extern lookup.
@@ -15,6 +15,7 @@ from ebmlang.errors import EbmError
 from ebmlang.graph.ir import Extern, Neural, ParamGroup, Slot
 
 from .context import EvalContext
+from .layers import network_forward
 from .plans import TemplatePlan
 
 
@@ -36,6 +37,10 @@ class CallHandlers:
         hidden = features[0] if len(features) == 1 else ops.concatenate(features, -1)
         if node.param in self.network_groups:
             return self.network_call(node, hidden, ctx)
+        if node.param in self.layer_networks:
+            group = self.layer_networks[node.param]
+            x = self.network_inputs(hidden, group)
+            return self.network_outputs(network_forward(ops, group, ctx.params, x), hidden, group)
         layers, activation = self.mlps[node.param]
         for number in range(layers):
             weight = ctx.params[f"{node.param}.{number}.weight"]
@@ -53,13 +58,20 @@ class CallHandlers:
         if adapter is None:
             raise EbmError(f"network '{node.param}' has no module registered", node.span,
                            hint=f"call model.register_network('{node.param.rsplit('.', 1)[-1]}', module)")
-        lead = tuple(features.shape[:-1])
-        count = int(np.prod(lead, dtype=np.int64))
-        x = self.ops.reshape(features, (count,) + tuple(group.init.input_shape))
+        x = self.network_inputs(features, group)
         weights = {path: ctx.params[f"{node.param}.{path}"] for path in adapter.names}
         out = adapter.apply(weights, x)
-        check_network_output(out, count, group, node.param, tuple(x.shape))
-        return self.ops.reshape(out, lead + (group.init.layer_sizes[-1],))
+        check_network_output(out, int(x.shape[0]), group, node.param, tuple(x.shape))
+        return self.network_outputs(out, features, group)
+
+    def network_inputs(self, features, group: ParamGroup):
+        """Features [*lead, F] as a batch of network inputs [n, *input_shape]."""
+        count = int(np.prod(tuple(features.shape[:-1]), dtype=np.int64))
+        return self.ops.reshape(features, (count,) + tuple(group.init.input_shape))
+
+    def network_outputs(self, out, features, group: ParamGroup):
+        """A network's outputs [n, OUT] (or [n]) back under the features' lead axes."""
+        return self.ops.reshape(out, tuple(features.shape[:-1]) + (group.init.layer_sizes[-1],))
 
     def eval_Extern(self, node: Extern, plan: TemplatePlan, ctx: EvalContext):
         fn = self.lookup_extern(node.name)

@@ -44,6 +44,8 @@ class Evaluator(LeafHandlers, ArithmeticHandlers, CallHandlers, ContractionHandl
             for name, p in graph.params.items()
             if p.init.kind == "mlp"
         }
+        # network written in the language -> its param group (layers.py runs it)
+        self.layer_networks = {name: p for name, p in graph.params.items() if p.init.kind == "layers"}
         # network extern -> its param group (input shape, outputs); the module is looked up per call
         self.network_groups = {name: p for name, p in graph.params.items() if p.is_network}
         self.unary = {

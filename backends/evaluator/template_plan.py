@@ -266,7 +266,7 @@ def _check_mlp(graph: FactorGraph, node: Neural) -> None:
             f"'{node.param}' is called like a network but is not an mlp param", node.span,
             notes=[(param.span, f"'{node.param}' is declared here")],
         )
-    if param.init.activation not in ACTIVATIONS:
+    if param.init.kind == "mlp" and param.init.activation not in ACTIVATIONS:
         raise EbmError(
             f"unknown activation '{param.init.activation}' for mlp '{param.name}'", param.span,
             expected="one of " + ", ".join(sorted(ACTIVATIONS)),

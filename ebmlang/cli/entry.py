@@ -20,6 +20,7 @@ from pathlib import Path
 from ebmlang.cli.commands import register, run_command
 from ebmlang.errors import EbmError
 from ebmlang.language import ast
+from ebmlang.language.check_network import network_source
 from ebmlang.language.checker import load_program
 
 __all__ = ["main", "build_parser", "subcommand", "argument", "SUBCOMMANDS", "describe_model",
@@ -166,9 +167,13 @@ def _param_text(decl: ast.ParamDecl | ast.ExternDecl) -> str:
     if isinstance(decl, ast.ExternDecl):  # a network from Python: its weights are params
         shape = ", ".join(str(int(d.value)) for d in decl.network.input_shape)
         return f"{decl.name}: network([{shape}] -> {int(decl.network.outputs.value)})"
+    if isinstance(decl.init, ast.NetworkLayersSpec):
+        shape = tuple(int(d.value) for d in decl.init.input_shape)
+        return f"{decl.name}: {network_source(shape, decl.init.layers, decl.init.spectral_norm)}"
     if isinstance(decl.init, ast.NeuralSpec):
         sizes = " -> ".join(str(int(s.value)) for s in decl.init.sizes)
-        return f"{decl.name}: mlp({sizes})"
+        activation = "" if decl.init.activation == "silu" else f", {decl.init.activation}"  # silu: the default
+        return f"{decl.name}: mlp({sizes}{activation})"
     return decl.name + _dims(tuple(int(d.value) for d in decl.shape))
 
 

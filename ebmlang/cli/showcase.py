@@ -1,4 +1,4 @@
-"""The ebmlang showcase: five small experiments that exercise the whole pipeline.
+"""The ebmlang showcase: small experiments that exercise the whole pipeline.
 
     python -m ebmlang.cli.showcase --out showcase          # `make demo`; well under a minute on 2 cores
     python -m ebmlang.cli.showcase --out /tmp/s --quick    # tiny sizes, seconds
@@ -8,8 +8,8 @@
    against Onsager's exact curve, and lattice snapshots below, near and above T_c.
 2. Denoising (examples/denoise.ebm): a synthetic binary image with 15% of its pixels
    flipped, restored by argmin (graph cut); noisy / clean / denoised with pixel accuracy.
-3. Ring (examples/ring.ebm): MALA samples of an 8-mode ring mixture over the energy
-   contours; occupancy of each mode.
+3. Ring (examples/ring.ebm): NUTS samples (the plan's choice) of an 8-mode ring
+   mixture over the energy contours; occupancy of each mode.
 4. RBM (examples/rbm.ebm, 12 hidden units): fit on binarised sklearn digits (CD-1),
    with the last images held out as a test set; exact log-likelihood of the training
    and test sets per epoch against an independent-pixel baseline, and block Gibbs
@@ -17,6 +17,13 @@
 5. Composition (examples/posterior.ebm and Python `prior * likelihood`): on the
    denoising section's noisy image, the product of experts has the same MAP as the
    hand-written denoise.ebm; a sharper prior (Prior^2) is shown beside it.
+6. JEM (examples/digits_jem.ebm, showcase_neural.py): a digits classifier trained as a
+   joint energy against the same network trained by `nll`: test accuracy, how well each
+   model's free energy tells held-out digits from noise, and class-conditional samples
+   judged by an independent classifier (logistic regression on the real digits).
+7. Conv EBM (examples/digits_conv.ebm and its trained weights): samples, and the bottom
+   half of held-out digits filled in by conditional sampling, judged by the same kind of
+   independent classifier against the complete digits and a mean-digit fill.
 
 Each section fails soft: an error is reported and the next section runs. Sections
 that take more than a few seconds report progress (a bar on a terminal, a line every
@@ -34,22 +41,20 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ebmlang.backends import Backend
+from ebmlang.cli import showcase_neural
+from ebmlang.cli.showcase_common import EXAMPLES, FIGURE_WIDTH, SectionResult, gradient_backend
 from ebmlang.cli.showcase_progress import LOG_EVERY_S, PROGRESS_MODES, SectionProgress
 from ebmlang.errors import EbmError
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # 2D Ising critical temperature for J = 1 (Onsager): 2 / ln(1 + sqrt 2).
 ISING_CRITICAL_T = 2.0 / math.log(1.0 + math.sqrt(2.0))
 NOISE_LEVEL = 0.15
-# Every figure has this width (inches; 880 px at the 110 dpi PNGs are saved with), so
-# they line up side by side in a report; line plots also share one height.
-FIGURE_WIDTH = 8.0
 CURVE_SIZE = (FIGURE_WIDTH, 4.5)
 CONTOUR_SIZE = (FIGURE_WIDTH, 6.0)
 
@@ -71,25 +76,21 @@ class Sizes:
     rbm_batch: int = 32
     rbm_sample_chains: int = 32
     rbm_sample_steps: int = 400
+    jem_examples: int = 1797  # at most: the training split has 1,257
+    jem_epochs: int = 8
+    jem_samples_per_class: int = 4
+    jem_sample_steps: int = 100
+    conv_samples: int = 64
+    conv_test: int = 450
+    conv_draws: int = 16
 
 
 FULL = Sizes()
 QUICK = Sizes(ising_side=12, ising_temperatures=(1.6, 2.3, 3.2), ising_chains=4, ising_steps=60,
               ring_chains=16, ring_steps=150, rbm_examples=200, rbm_test=50, rbm_hidden=8,
-              rbm_epochs=2, rbm_batch=50, rbm_sample_chains=8, rbm_sample_steps=40)
-
-
-@dataclass
-class SectionResult:
-    """What one section did: status "ok" or "failed", time, headline numbers, files."""
-
-    name: str
-    status: str = "ok"
-    seconds: float = 0.0
-    numbers: dict = field(default_factory=dict)
-    headline: str = ""
-    files: list = field(default_factory=list)
-    why: str = ""
+              rbm_epochs=2, rbm_batch=50, rbm_sample_chains=8, rbm_sample_steps=40,
+              jem_examples=600, jem_epochs=2, jem_samples_per_class=1, jem_sample_steps=20,
+              conv_samples=16, conv_test=40, conv_draws=4)
 
 
 # --------------------------------------------------------------------------
@@ -146,11 +147,6 @@ def onsager_magnetisation(temperature: np.ndarray) -> np.ndarray:
     m = np.zeros_like(t)
     m[below] = (1.0 - np.sinh(2.0 / t[below]) ** -4) ** 0.125
     return m
-
-
-def _gradient_backend(backend: str) -> str:
-    """Langevin and learning need gradients, which the numpy backend does not have."""
-    return "torch" if backend in ("auto", "numpy") else backend
 
 
 def _gibbs_backend(backend: str) -> str:
@@ -248,7 +244,7 @@ def ring_section(out: Path, sizes: Sizes, backend: str, seed: int, progress: Sec
     from ebmlang.api.plot import plot_scatter_contours
 
     result = SectionResult("Ring")
-    model = load_example("ring.ebm", _gradient_backend(backend))
+    model = load_example("ring.ebm", gradient_backend(backend))
     samples = model.sample(chains=sizes.ring_chains, steps=sizes.ring_steps, seed=seed, progress=False)
     points = samples.flat("x")
     modes = 8
@@ -284,7 +280,7 @@ def rbm_section(out: Path, sizes: Sizes, backend: str, seed: int, progress: Sect
     train, test = digits[:-sizes.rbm_test], digits[-sizes.rbm_test:]
     # A small hidden layer keeps the exact log-likelihood (a sum over 2^H hidden states)
     # cheap enough to track on both sets every epoch.
-    model = load_example("rbm.ebm", _gradient_backend(backend), H=sizes.rbm_hidden)
+    model = load_example("rbm.ebm", gradient_backend(backend), H=sizes.rbm_hidden)
 
     def mean_log_likelihood() -> tuple[float, float]:
         return float(np.mean(model.log_prob({"v": train}))), float(np.mean(model.log_prob({"v": test})))
@@ -390,6 +386,8 @@ SECTIONS: tuple[tuple[str, Callable[..., SectionResult]], ...] = (
     ("Ring", ring_section),
     ("RBM", rbm_section),
     ("Composition", composition_section),
+    ("JEM", showcase_neural.jem_section),
+    ("Conv EBM", showcase_neural.conv_section),
 )
 
 

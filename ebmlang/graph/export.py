@@ -16,6 +16,7 @@ import networkx as nx
 
 from ebmlang.errors import EbmError
 from ebmlang.graph import ir, structure
+from ebmlang.language.check_network import network_source
 
 # Colouring is skipped in summaries of models with more latent discrete variables than this.
 SUMMARY_COLOURING_LIMIT = 4_000_000
@@ -31,6 +32,8 @@ def _init_text(p: ir.ParamGroup) -> str:
         return f"mlp({' -> '.join(str(n) for n in init.layer_sizes)}, {init.activation})"
     if init.kind == "network":
         return f"network({_shape_text(init.input_shape)} -> {init.layer_sizes[-1]})"
+    if init.kind == "layers":
+        return network_source(init.input_shape, init.layers, init.spectral_norm)
     if init.kind == "value":
         value = init.value
         if value is not None and value.size and (value == value.flat[0]).all():

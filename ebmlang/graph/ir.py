@@ -60,6 +60,12 @@ class ParamInit:
                     input_shape the shape the features are reshaped to; the module
                     registered from Python owns the architecture and its weights'
                     starting values (`net.<path>` entries of a params dict).
+    kind "layers":  `param f : network([C, H, W] -> conv(...) -> ... -> dense(1))`: a
+                    network written in the language. layer_sizes = (in, out) features,
+                    input_shape the shape the features are reshaped to, `layers` the
+                    chain; layer i with weights owns `f.i.weight` and `f.i.bias`
+                    (nn.Sequential's names and PyTorch's layouts); spectral_norm divides
+                    every weight by its largest singular value.
     """
 
     kind: str
@@ -68,6 +74,50 @@ class ParamInit:
     layer_sizes: tuple[int, ...] = ()
     activation: str = "silu"
     input_shape: tuple[int, ...] = ()
+    layers: tuple["Layer", ...] = ()
+    spectral_norm: bool = False
+
+
+LAYER_KINDS = ("conv", "dense", "avgpool", "maxpool", "flatten", "activation")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of a `network(...)` param, with the shapes (batch axis excluded) it
+    reads and writes; a convolution or pooling runs over every axis after the first
+    (channels), so [C, L] is 1-d and [C, H, W] is 2-d.
+
+    conv:       `conv(OUT, K, stride=S, padding=P)`; weight [OUT, C_in, K, ...], bias [OUT]
+    dense:      `dense(OUT)` on the flattened input; weight [OUT, IN], bias [OUT]
+    avgpool / maxpool: `avgpool(K)` or `avgpool(K, stride=S)` (stride defaults to K)
+    flatten:    `flatten`, to [C * H * W]
+    activation: a bare activation name (`relu`, `swish`, ...), kept in `activation`
+    """
+
+    kind: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    size: int = 0
+    kernel: int = 0
+    stride: int = 1
+    padding: int = 0
+    activation: str = ""
+    span: Span = UNKNOWN_SPAN
+
+    @property
+    def has_weights(self) -> bool:
+        return self.kind in ("conv", "dense")
+
+    def weight_shape(self) -> tuple[int, ...]:
+        """PyTorch's layout: conv [OUT, C_in, K, ...], dense [OUT, IN]."""
+        if self.kind == "conv":
+            return (self.size, self.in_shape[0]) + (self.kernel,) * (len(self.in_shape) - 1)
+        if self.kind == "dense":
+            return (self.size, int(np.prod(self.in_shape, dtype=np.int64)))
+        return ()
+
+    def fan_in(self) -> int:
+        return int(np.prod(self.weight_shape()[1:], dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -80,8 +130,8 @@ class ParamGroup:
 
     @property
     def is_neural(self) -> bool:
-        """Called like a function (`Neural` nodes): an mlp or a network extern."""
-        return self.init.kind in ("mlp", "network")
+        """Called like a function (`Neural` nodes): an mlp, a network or a network extern."""
+        return self.init.kind in ("mlp", "network", "layers")
 
     @property
     def is_network(self) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.special import erf, expit, logsumexp
 
 from ebmlang.errors import EbmError
-from ebmlang.graph import ir
+from ebmlang.graph import ir, reference_layers
 
 Array = np.ndarray
 
@@ -66,6 +66,7 @@ _BINARY: dict[str, Callable[[Array, Array], Array]] = {
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "silu": lambda x: x * expit(x),
+    "swish": lambda x: x * expit(x),
     "relu": lambda x: np.maximum(x, 0.0),
     "tanh": np.tanh,
     "sigmoid": expit,
@@ -237,10 +238,14 @@ class _Evaluator:
 
 
 def mlp_forward(group: ir.ParamGroup, params: Mapping[str, Array], x: Array) -> Array:
-    """An mlp param applied to features x [..., in] -> [..., out] (PyTorch layout)."""
+    """An mlp or network param applied to features x [..., in] -> [..., out] (PyTorch layout)."""
     if group.is_network:
         raise EbmError(f"network '{group.name}' is a module from Python; the numpy reference cannot run it",
                        group.span, hint="evaluate models with networks on the torch or jax backend")
+    if group.init.kind == "layers":
+        lead = x.shape[:-1]
+        images = x.reshape((-1,) + tuple(group.init.input_shape))
+        return layers_forward(group, params, images).reshape(lead + (-1,))
     sizes = group.init.layer_sizes
     activation = ACTIVATIONS.get(group.init.activation)
     if activation is None:
@@ -253,6 +258,27 @@ def mlp_forward(group: ir.ParamGroup, params: Mapping[str, Array], x: Array) -> 
         if layer < len(sizes) - 2:
             x = activation(x)
     return x
+
+
+def layers_forward(group: ir.ParamGroup, params: Mapping[str, Array], x: Array) -> Array:
+    """A network written in the language on inputs x [n, *input_shape] -> [n, out]."""
+    for number, layer in enumerate(group.init.layers):
+        if layer.has_weights:
+            weight = np.asarray(params[f"{group.name}.{number}.weight"], dtype=float)
+            bias = np.asarray(params[f"{group.name}.{number}.bias"], dtype=float)
+            if group.init.spectral_norm:
+                weight = weight / reference_layers.largest_singular_value(weight.reshape(len(weight), -1))
+            if layer.kind == "conv":
+                x = reference_layers.conv(x, weight, bias, layer.stride, layer.padding)
+            else:
+                x = x.reshape(len(x), -1) @ weight.T + bias
+        elif layer.kind in ("avgpool", "maxpool"):
+            pool = reference_layers.avg_pool if layer.kind == "avgpool" else reference_layers.max_pool
+            x = pool(x, layer.kernel, layer.stride)
+        elif layer.kind == "activation":
+            x = ACTIVATIONS[layer.activation](x)
+        x = x.reshape((len(x),) + tuple(layer.out_shape))
+    return x.reshape(len(x), -1)
 
 
 # --------------------------------------------------------------------------
@@ -277,6 +303,12 @@ def reference_init_params(g: ir.FactorGraph, seed: int = 0) -> dict[str, Array]:
                 bound = 1.0 / np.sqrt(fan_in)
                 params[f"{name}.{layer}.weight"] = rng.uniform(-bound, bound, size=(fan_out, fan_in))
                 params[f"{name}.{layer}.bias"] = rng.uniform(-bound, bound, size=(fan_out,))
+        elif init.kind == "layers":
+            for number, layer in enumerate(init.layers):
+                if layer.has_weights:
+                    bound = 1.0 / np.sqrt(layer.fan_in())
+                    params[f"{name}.{number}.weight"] = rng.uniform(-bound, bound, size=layer.weight_shape())
+                    params[f"{name}.{number}.bias"] = rng.uniform(-bound, bound, size=(layer.size,))
         elif init.kind != "network":  # a network's weights come from its module
             raise EbmError(f"unknown initialisation '{init.kind}' of param '{name}'", group.span)
     return params

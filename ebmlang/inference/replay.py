@@ -15,6 +15,7 @@ The buffer is an immutable value: `sample` reads it, `push` returns a new buffer
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -100,13 +101,19 @@ class ReplayBuffer:
         """`n` chain starts [n, *sample_shape]: buffer entries drawn uniformly with
         replacement, each replaced by fresh noise with probability `reinit_prob`."""
         index_key, restart_key, noise_key = self.bk.split(key, 3)
-        # Integer indices are made on the host: the backend interface has no integer
-        # dtype, and a buffer is read once per training step, outside any jit.
-        uniform = np.asarray(self.bk.to_numpy(self.bk.uniform(index_key, (n,))), dtype=np.float64)
-        indices = np.minimum((uniform * self.capacity).astype(np.int64), self.capacity - 1)
-        picked = self.data[indices]
+        picked = self.data[self._indices(self.bk.uniform(index_key, (n,)))]
         restart = self.bk.uniform(restart_key, (n,)) < self.reinit_prob
         return self.bk.ops.where(per_chain(restart, picked), self.noise(noise_key, n), picked)
+
+    def _indices(self, uniform: Array):
+        """floor(uniform * capacity) (at most capacity - 1) as float64 arithmetic gives it:
+        on JAX an integer array made on the device (no host round trip, so `sample`
+        traces into a compiled training step), elsewhere on the host (the backend
+        interface has no integer dtype). Both give the same indices from the same draws."""
+        if getattr(self.bk, "name", "") == "jax":
+            return _jax_indices(self.capacity)(uniform)
+        uniform = np.asarray(self.bk.to_numpy(uniform), dtype=np.float64)
+        return np.minimum((uniform * self.capacity).astype(np.int64), self.capacity - 1)
 
     def push(self, samples: Array) -> "ReplayBuffer":
         """A new buffer with `samples` at the front, the oldest entries dropped."""
@@ -115,6 +122,37 @@ class ReplayBuffer:
                            f"shape {self.sample_shape}", hint="push arrays [n, *sample_shape]")
         merged = self.bk.ops.concatenate([samples, self.data], axis=0)
         return replace(self, data=merged[: self.capacity])
+
+
+@functools.cache
+def _jax_indices(capacity: int):
+    """JAX: a jitted `uniform -> floor(uniform * capacity)` (int32, at most capacity - 1)
+    equal to the host's float64 arithmetic. float64 draws: that arithmetic itself. float32
+    draws are m / 2^23 with m < 2^23 (JAX sets the 23 mantissa bits), so the index is
+    floor(m * capacity / 2^23), whose 37-bit product float32 would round: it is computed
+    exactly in uint32 pieces instead, m = mh 2^12 + ml and capacity = ch 2^12 + cl:
+
+        m * capacity = 2^24 mh ch + 2^12 (mh cl + ml ch + (ml cl >> 12)) + (ml cl mod 2^12),
+
+    so floor(m * capacity / 2^23) = 2 mh ch + (mh cl + ml ch + (ml cl >> 12)) >> 11, every
+    term below 2^32 for capacities below 2^31."""
+    import jax
+    import jax.numpy as jnp
+
+    if not 1 <= capacity < 2 ** 31:
+        raise EbmError(f"a replay buffer's capacity must lie in [1, 2^31), got {capacity}")
+
+    def indices(uniform):
+        if uniform.dtype == jnp.float64:
+            index = (uniform * capacity).astype(jnp.int64)
+        else:
+            m = (uniform.astype(jnp.float32) * 2.0 ** 23).astype(jnp.uint32)  # exact: m < 2^23
+            mh, ml = m >> 12, m & 0xFFF
+            ch, cl = jnp.uint32(capacity >> 12), jnp.uint32(capacity & 0xFFF)
+            index = (2 * mh * ch + ((mh * cl + ml * ch + ((ml * cl) >> 12)) >> 11)).astype(jnp.int32)
+        return jnp.minimum(index, capacity - 1)
+
+    return jax.jit(indices)
 
 
 def short_run_langevin(

@@ -73,6 +73,15 @@ class Index(Expr):
 
 
 @dataclass(frozen=True)
+class Keyword:
+    """`stride=2` in a call: only network layers take keywords (the checker refuses the rest)."""
+
+    name: str
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
 class Call(Expr):
     """`fn(args)`: a builtin elementwise function, an `mlp` param, or an `extern`."""
 
@@ -80,6 +89,7 @@ class Call(Expr):
     func_span: Span
     args: tuple[Expr, ...]
     ty: Type | None = None
+    keywords: tuple[Keyword, ...] = ()
 
 
 UnaryOp = Literal["-", "+", "not"]
@@ -210,10 +220,39 @@ class NeuralSpec:
 
 
 @dataclass(frozen=True)
+class NetworkLayer:
+    """One checked layer of a written network, with the shapes it reads and writes (batch
+    axis excluded); the fields mean what they mean in `ir.Layer`."""
+
+    kind: Literal["conv", "dense", "avgpool", "maxpool", "flatten", "activation"]
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    span: Span
+    size: int = 0
+    kernel: int = 0
+    stride: int = 1
+    padding: int = 0
+    activation: str = ""
+
+
+@dataclass(frozen=True)
+class NetworkLayersSpec:
+    """`param f : network([1, 8, 8] -> conv(16, 3, padding=1) -> relu -> dense(1), spectral_norm)`:
+    a network written in the language. The parser keeps the input shape's entries and each
+    layer as written (a Name or a Call); the checker folds the shape into `Number`s and
+    replaces every layer with its `NetworkLayer`."""
+
+    input_shape: tuple[Expr, ...]
+    layers: tuple[Expr | NetworkLayer, ...]
+    spectral_norm: bool
+    span: Span
+
+
+@dataclass(frozen=True)
 class ParamDecl(Decl):
     name: str
     shape: tuple[Expr, ...]
-    init: ParamValue | ParamDistribution | NeuralSpec | None
+    init: ParamValue | ParamDistribution | NeuralSpec | NetworkLayersSpec | None
     bounds: tuple[Expr, Expr] | None = None
 
 

@@ -14,6 +14,7 @@ from lark import Token, Transformer, v_args
 from ebmlang.errors import EbmError, did_you_mean
 from ebmlang.language import ast
 from ebmlang.language.ast import Span
+from ebmlang.language.builtin_names import LAYER_ACTIVATIONS, NETWORK_LAYERS
 
 DOMAIN_NAMES = ("real", "binary", "spin", "categorical", "integer")
 _DOMAIN_FORMS = "real, real in [low, high], binary, spin, categorical(K) or integer in a..b"
@@ -101,12 +102,15 @@ class _AstBuilder(Transformer):
         return ast.ParamDistribution(str(dist), args or (), self._span(meta))
 
     def param_neural(self, meta, kind, sizes, *options):
+        if str(kind) == "network":
+            return _written_network(sizes, options, self._span(meta))
         if str(kind) != "mlp":
             hint = ("a random initialisation is written `~ normal(mean, std)`"
-                    if str(kind) in ("normal", "uniform") else "write `: mlp(IN -> HIDDEN -> OUT)`")
+                    if str(kind) in ("normal", "uniform")
+                    else "write `: mlp(IN -> HIDDEN -> OUT)` or `: network([C, H, W] -> LAYER -> ...)`")
             raise EbmError(
                 f"unknown network kind '{kind}'", self._token_span(kind),
-                expected="mlp(IN -> HIDDEN -> OUT), optionally with `, activation`", hint=hint,
+                expected="mlp(IN -> HIDDEN -> OUT), optionally with `, activation`, or network(...)", hint=hint,
             )
         if len(options) > 1 or (options and not isinstance(options[0], ast.Name)):
             where = options[1].span if len(options) > 1 else options[0].span
@@ -241,7 +245,20 @@ class _AstBuilder(Transformer):
         return ast.Index(self._span(meta), base, indices)
 
     def call(self, meta, name, args):
-        return ast.Call(self._span(meta), str(name), self._token_span(name), args or ())
+        args = args or ()
+        first_keyword = next((i for i, a in enumerate(args) if isinstance(a, ast.Keyword)), len(args))
+        late = [a for a in args[first_keyword:] if not isinstance(a, ast.Keyword)]
+        if late:
+            raise EbmError("a positional argument after a keyword argument", late[0].span,
+                           expected="positional arguments first, then keywords: conv(32, 3, stride=2)")
+        return ast.Call(self._span(meta), str(name), self._token_span(name), args[:first_keyword],
+                        keywords=args[first_keyword:])
+
+    def call_args(self, meta, *args):
+        return tuple(args)
+
+    def keyword(self, meta, name, value):
+        return ast.Keyword(str(name), value, self._span(meta))
 
     def integer(self, meta, token):
         # Compile-time integers stay exact in float64 (2^53); longer literals are refused
@@ -267,6 +284,37 @@ class _AstBuilder(Transformer):
         if len(items) == 1 and _is_condition(items[0]):
             return ast.Indicator(self._span(meta), items[0])
         return ast.ArrayLiteral(self._span(meta), items)
+
+
+def _written_network(chain: tuple[ast.Expr, ...], options: tuple[ast.Expr, ...], span: Span
+                     ) -> ast.NetworkLayersSpec:
+    """`network(INPUT -> LAYER -> ..., spectral_norm)`: split the input shape from the layers
+    and read the options; the layers themselves are checked by check_network.py."""
+    form = "network([C, H, W] -> LAYER -> ...), e.g. network([1, 8, 8] -> conv(8, 3) -> relu -> dense(1))"
+    given, *layers = chain
+    if isinstance(given, (ast.Call, ast.Name)) and _names_layer(given):
+        raise EbmError("a network starts with its input shape", given.span, expected=form,
+                       hint="write the shape its features are reshaped to first, e.g. `network([1, 8, 8] -> ...`")
+    if not layers:
+        raise EbmError("a network needs at least one layer after its input shape", span, expected=form)
+    spectral_norm = None
+    for option in options:
+        name = option.name if isinstance(option, ast.Name) else None
+        if name != "spectral_norm":
+            raise EbmError(f"unknown network option '{name}'" if name else "a network's options are names",
+                           option.span, expected="spectral_norm",
+                           hint=did_you_mean(name, ("spectral_norm",)) if name else None)
+        if spectral_norm is not None:
+            raise EbmError("spectral_norm is given twice", option.span,
+                           notes=[(spectral_norm.span, "first given here")])
+        spectral_norm = option
+    shape = given.items if isinstance(given, ast.ArrayLiteral) else (given,)
+    return ast.NetworkLayersSpec(tuple(shape), tuple(layers), spectral_norm is not None, span)
+
+
+def _names_layer(expr: ast.Call | ast.Name) -> bool:
+    name = expr.func if isinstance(expr, ast.Call) else expr.name
+    return name in NETWORK_LAYERS or name in LAYER_ACTIVATIONS
 
 
 def _is_condition(expr: ast.Expr) -> bool:

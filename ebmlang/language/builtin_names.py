@@ -1,5 +1,5 @@
-"""The names the language itself defines: constants, functions, mlp activations and
-param-initialisation distributions.
+"""The names the language itself defines: constants, functions, mlp activations,
+param-initialisation distributions and network layers.
 
 One list for every part of the checker, so the evaluator, the expression checker and
 the declaration checker agree on what is built in.
@@ -16,3 +16,7 @@ BUILTIN_FUNCTIONS = ("exp", "log", "softplus", "sigmoid", "tanh", "abs", "sqrt",
 INTEGER_PRESERVING = ("abs", "square")
 ACTIVATIONS = ("silu", "relu", "tanh", "sigmoid", "softplus", "gelu", "elu")
 DISTRIBUTIONS = ("normal", "uniform")
+# The layers of a `network(...)` param, and the activations it may name as layers: the
+# backends' vocabulary (backends/evaluator/vocabulary.py), `swish` being `silu`.
+NETWORK_LAYERS = ("conv", "dense", "avgpool", "maxpool", "flatten")
+LAYER_ACTIVATIONS = ACTIVATIONS + ("swish", "identity", "linear")

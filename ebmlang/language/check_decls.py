@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ebmlang.errors import EbmError, did_you_mean
-from ebmlang.language import ast, domains
+from ebmlang.language import ast, check_network, domains
 from ebmlang.language.ast import Span
 from ebmlang.language.builtin_names import ACTIVATIONS, BUILTIN_CONSTANTS, DISTRIBUTIONS
 from ebmlang.language.check_bounds import IndexBounds
@@ -38,12 +38,12 @@ class ModelChecker:
     """Checks the declarations of one model (top level of a file or a `model Name { }` block)."""
 
     def __init__(self, name: str, file: str, source: str, inherited: dict[str, Symbol] | None = None, *,
-                 max_ground: int):
+                 max_ground: int, hidden: dict[str, Symbol] | None = None):
         self.name = name
         self.file = file
         self.source = source
         self.max_ground = max_ground
-        self.scope = Scope(file, source, inherited)
+        self.scope = Scope(file, source, inherited, hidden)
         self.exprs = ExprChecker(self.scope, max_ground)
         self.errors: list[EbmError] = []
         self.terms: dict[str, Span] = {}
@@ -207,6 +207,11 @@ class ModelChecker:
                                expected=", ".join(ACTIVATIONS), hint=did_you_mean(init.activation, ACTIVATIONS))
             layers = tuple(int(s) for s, _ in sizes)
             init = dataclasses.replace(init, sizes=tuple(e for _, e in sizes))
+        elif isinstance(init, ast.NetworkLayersSpec):
+            if decl.shape:
+                raise EbmError(f"network '{decl.name}' takes no shape; its input shape is in network(...)",
+                               decl.span)
+            init, shape, layers = self.written_network(decl.name, init)
         elif isinstance(init, ast.ParamDistribution):
             init = self.distribution(init)
         elif isinstance(init, ast.ParamValue):
@@ -216,7 +221,8 @@ class ModelChecker:
             value = 0  # a param without an initialiser starts at zero
         if bounds is not None:
             if layers:
-                raise EbmError(f"mlp '{decl.name}' cannot have bounds", bounds[0].span)
+                kind = "network" if isinstance(init, ast.NetworkLayersSpec) else "mlp"
+                raise EbmError(f"{kind} '{decl.name}' cannot have bounds", bounds[0].span)
             (low, low_e), (high, high_e) = (self.constant(b, "a param bound") for b in bounds)
             if not low < high:
                 raise EbmError(f"empty interval [{low}, {high}]", bounds[0].span, expected="low < high")
@@ -227,8 +233,18 @@ class ModelChecker:
                 raise EbmError(f"the initial value of {what} lies outside its bounds [{low:g}, {high:g}]",
                                decl.init.span)
             bounds = (low_e, high_e)
-        self.scope.declare(Symbol("param", decl.name, decl.span, shape=shape, layers=layers), decl.span)
+        self.scope.declare(Symbol("param", decl.name, decl.span, shape=shape, layers=layers,
+                                  written_network=isinstance(init, ast.NetworkLayersSpec)), decl.span)
         return dataclasses.replace(decl, shape=shape_exprs, init=init, bounds=bounds)
+
+    def written_network(self, name: str, spec: ast.NetworkLayersSpec):
+        """`network(INPUT -> LAYER -> ...)`: the checked spec, its input shape and (in, out) features."""
+        check_network.check_input_shape(spec)
+        shape_exprs, shape = self.shape(spec.input_shape, f"the input of network '{name}'")
+        layers = check_network.check_layers(
+            name, spec, shape, lambda expr, what: int(self.constant(expr, what, integer=True)[0]))
+        sizes = (check_network.features(shape), check_network.features(layers[-1].out_shape))
+        return dataclasses.replace(spec, input_shape=shape_exprs, layers=layers), shape, sizes
 
     def distribution(self, init: ast.ParamDistribution) -> ast.ParamDistribution:
         if init.dist not in DISTRIBUTIONS:

@@ -26,6 +26,7 @@ from ebmlang.language.check_scope import (  # noqa: F401 -- folded_number, walk_
     _mentions,
     _mentions_kind,
     folded_number,
+    hidden_note,
     walk_expr,
 )
 from ebmlang.language.consteval import COMPARE_FUNCTIONS, IndexSetTooLarge, describe_expr, evaluate_constant
@@ -101,7 +102,8 @@ class ExprChecker:
         if symbol.kind == "extern":
             raise EbmError(f"extern '{name}' is a function; call it", expr.span, hint=f"e.g. {name}(x[i])")
         if symbol.is_mlp:
-            raise EbmError(f"mlp '{name}' is a network; call it", expr.span, hint=f"e.g. {name}(x)[k]")
+            called = "a function" if symbol.written_network else "a network"
+            raise EbmError(f"{symbol.describe()} is {called}; call it", expr.span, hint=f"e.g. {name}(x)[k]")
         self.require_runtime(symbol, expr.span, ctx)
         if symbol.shape:
             dims = ", ".join(str(d) for d in symbol.shape)
@@ -126,8 +128,8 @@ class ExprChecker:
                 raise EbmError(f"'{name}' is a function; call it", span, hint=f"e.g. {name}(x)")
             candidates = list(self.scope.symbols) + list(ctx.index_names()) + list(BUILTIN_CONSTANTS)
             raise EbmError(
-                f"unknown name '{name}'", span,
-                expected="a declared const, param, variable or index", hint=did_you_mean(name, candidates))
+                f"unknown name '{name}'", span, expected="a declared const, param, variable or index",
+                **(hidden_note(self.scope, name, span) or {"hint": did_you_mean(name, candidates)}))
         if symbol.broken:
             raise AlreadyReported()
         self.scope.used.add(name)
@@ -285,6 +287,11 @@ class ExprChecker:
     # -- calls
     def check_Call(self, expr: ast.Call, ctx: ExprContext) -> ast.Expr:
         func = expr.func
+        if expr.keywords:
+            raise EbmError("keyword arguments are only for network layers", expr.keywords[0].span,
+                           expected=f"positional arguments only: {func}(a, ...)",
+                           hint="keywords such as stride= and padding= go in the layers of "
+                                "`param f : network([C, H, W] -> conv(8, 3, padding=1) -> ...)`")
         symbol = self.scope.symbols.get(func)
         if symbol is not None and symbol.broken:
             raise AlreadyReported()
@@ -306,10 +313,11 @@ class ExprChecker:
             hint = f"a random initialisation is written `param name ~ {func}(a, b)`"
         elif func in ("min", "max"):
             hint = f"{func} is a reduction: {func}(i in 0..N) body"
+        hint = hint or "declare a function registered from Python with `extern " + func + "`"
         raise EbmError(
             f"unknown function '{func}'", expr.func_span,
             expected="a built-in function (" + ", ".join(BUILTIN_FUNCTIONS) + "), an mlp param or an extern",
-            hint=hint or "declare a function registered from Python with `extern " + func + "`")
+            **(hidden_note(self.scope, func, expr.func_span) or {"hint": hint}))
 
     def call_builtin(self, expr: ast.Call, ctx: ExprContext) -> ast.Expr:
         if len(expr.args) != 1:
@@ -364,7 +372,7 @@ class ExprChecker:
         if not args:
             raise EbmError(f"{what} needs inputs", expr.span)
         if features != symbol.layers[0]:
-            shape = f" (shape [{', '.join(map(str, symbol.shape))}])" if symbol.is_network else ""
+            shape = f" (shape [{', '.join(map(str, symbol.shape))}])" if symbol.has_input_shape else ""
             raise EbmError(
                 f"{what} takes {symbol.layers[0]} inputs{shape} but is given {features}", expr.span,
                 expected=f"arguments with {symbol.layers[0]} values in total (a group x[D] counts D)",

@@ -33,8 +33,9 @@ class Symbol:
     value: object = None               # consts
     shape: tuple[int, ...] = ()        # variables, params, const arrays
     domain: domains.Domain | None = None    # variables
-    layers: tuple[int, ...] = ()       # mlp params; (inputs, outputs) of network externs
+    layers: tuple[int, ...] = ()       # mlp params; (inputs, outputs) of networks
     broken: bool = False               # its declaration had an error: stay quiet about uses
+    written_network: bool = False      # `param f : network(...)`: an mlp-like param with an input shape
 
     @property
     def is_mlp(self) -> bool:
@@ -45,11 +46,16 @@ class Symbol:
         """`extern net : network(IN -> OUT)`: called like an mlp, implemented in Python."""
         return self.kind == "extern" and bool(self.layers)
 
+    @property
+    def has_input_shape(self) -> bool:
+        """A network (extern or written) reshapes its features to `shape`."""
+        return self.is_network or self.written_network
+
     def describe(self) -> str:
         if self.kind == "variable":
             return f"variable '{self.name}'"
         if self.is_mlp:
-            return f"mlp '{self.name}'"
+            return f"{'network' if self.written_network else 'mlp'} '{self.name}'"
         if self.is_network:
             return f"network '{self.name}'"
         return f"{self.kind} '{self.name}'"
@@ -81,10 +87,14 @@ class ExprContext:
 class Scope:
     """The names visible in one model (plus what its enclosing file shares with it)."""
 
-    def __init__(self, file: str, source: str, inherited: dict[str, Symbol] | None = None):
+    def __init__(self, file: str, source: str, inherited: dict[str, Symbol] | None = None,
+                 hidden: dict[str, Symbol] | None = None):
         self.file = file
         self.source = source
         self.symbols: dict[str, Symbol] = dict(inherited or {})
+        # The file's top-level params and variables, which a model block does not see: named
+        # in the error when a block uses one, since the file declares it a few lines up.
+        self.hidden: dict[str, Symbol] = dict(hidden or {})
         self.inherited = set(self.symbols)
         self.consts: dict[str, object] = {k: s.value for k, s in self.symbols.items() if s.kind == "const"}
         self.all_index_names: dict[str, Span] = {}   # every binding in the model, for hints
@@ -145,3 +155,13 @@ def folded_number(value, span: Span) -> ast.Number:
     is_integer = isinstance(value, (int, np.integer))
     return ast.Number(span, int(value) if is_integer else float(value), is_integer=is_integer,
                       ty=T_INDEX if is_integer else T_REAL)
+
+
+def hidden_note(scope: Scope, name: str, span: Span) -> dict:
+    """The hint and note for a name a model block uses that only the file's top level declares."""
+    symbol = scope.hidden.get(name)
+    if symbol is None:
+        return {}
+    return {"hint": f"a model block sees only the file's top-level consts and externs: declare "
+                    f"{symbol.describe()} inside the block",
+            "notes": [(symbol.span, f"'{name}' is declared here, at the top level of the file")]}

@@ -201,8 +201,8 @@ def _check_file(program: ast.Program, session: _Session) -> tuple[ast.CheckedPro
         if not claim(decl.name, decl.span):
             continue
         if isinstance(decl, ast.ModelBlock):
-            checker = ModelChecker(decl.name, file, source, inherited=shared,
-                                   max_ground=session.max_ground)
+            checker = ModelChecker(decl.name, file, source, inherited=shared, max_ground=session.max_ground,
+                                   hidden={k: s for k, s in top.scope.symbols.items() if k not in shared})
             model = checker.run(decl.items, decl.span, inherited_decls=shared_decls)
             errors.extend(checker.errors)
             warnings.extend(checker.scope.warnings)

@@ -11,8 +11,13 @@ from __future__ import annotations
 from pygments.lexer import RegexLexer, bygroups, words
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Whitespace
 
-from ebmlang.language.builtin_names import ACTIVATIONS as MLP_ACTIVATIONS
-from ebmlang.language.builtin_names import BUILTIN_CONSTANTS, BUILTIN_FUNCTIONS, DISTRIBUTIONS
+from ebmlang.language.builtin_names import (
+    BUILTIN_CONSTANTS,
+    BUILTIN_FUNCTIONS,
+    DISTRIBUTIONS,
+    LAYER_ACTIVATIONS,
+    NETWORK_LAYERS,
+)
 
 # Words that start a declaration (every statement starts with one).
 DECLARATION_KEYWORDS = ("const", "latent", "observed", "param", "energy", "constraint",
@@ -22,8 +27,9 @@ OTHER_KEYWORDS = ("in", "where", "as", "and", "or", "not")
 DOMAINS = ("real", "binary", "spin", "categorical", "integer")
 REDUCTIONS = ("sum", "prod", "mean", "logsumexp", "min", "max")
 # The checker's own lists, so the highlighter marks exactly what the language defines.
-FUNCTIONS = BUILTIN_FUNCTIONS + ("mlp", "network") + DISTRIBUTIONS
-ACTIVATIONS = tuple(name for name in MLP_ACTIVATIONS if name not in BUILTIN_FUNCTIONS)
+FUNCTIONS = BUILTIN_FUNCTIONS + ("mlp", "network") + DISTRIBUTIONS + NETWORK_LAYERS + ("spectral_norm",)
+# Every activation an mlp or a network layer may name (mlp's are among the layers').
+ACTIVATIONS = tuple(name for name in LAYER_ACTIVATIONS if name not in BUILTIN_FUNCTIONS)
 CONSTANTS = tuple(BUILTIN_CONSTANTS)
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"

@@ -166,9 +166,9 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
     result = FitResult({}, history, objective.kind, objective.name, start_epoch or None)
     steps_per_epoch = math.ceil(n / batch_size)
     bk = model.backend
-    # JAX: an epoch's full minibatches as one compiled scan where every piece allows it.
+    # JAX: an epoch's full minibatches as compiled scans where every piece allows it.
     fused = fused_epochs(model, objective, optim, names, weight_decay=weight_decay, grad_clip=grad_clip,
-                         average=average) if FUSE_EPOCHS else None
+                         average=average, data_noise=settings.data_noise) if FUSE_EPOCHS else None
     # Objectives that read their batches as backend arrays get them gathered there.
     resident = resident_data(bk, data) if fused is None and getattr(objective, "takes_backend_batches", False) \
         else None

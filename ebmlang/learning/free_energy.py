@@ -70,9 +70,7 @@ class FreeEnergyObjective:
         return free
 
     def _objective(self, params, state, weights, regs):
-        free = self.rows(params, state)
-        weighted = weights * free if regs is None else weights * free + regs * free * free
-        return self.compiled.backend.ops.sum(weighted), free
+        return weighted_levels(self.compiled.backend.ops, self.rows(params, state), weights, regs)
 
     def __call__(self, params, state, weights: np.ndarray, regs: np.ndarray) -> tuple[np.ndarray, dict]:
         """(F per row as numpy float64, gradient of sum_b weights_b F_b + regs_b F_b^2) for
@@ -81,6 +79,35 @@ class FreeEnergyObjective:
         regs = None if not np.any(regs) else backend.asarray(regs)
         _, free, grads = self.value_aux_and_grad(dict(params), state, backend.asarray(weights), regs)
         return np.asarray(backend.to_numpy(free), dtype=np.float64), grads
+
+
+class EnergyObjective:
+    """The plain energy as a phase estimator of `stacked_phases` (nothing summed out): for
+    chains of continuous groups, whose rows' levels are their energies. Pure backend
+    code, for the fused scan (fused.py); the step-by-step path weights these states itself
+    (`WeightedStates`), which keeps them at hand to locate a non-finite term."""
+
+    whole = frozenset()
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.energy = compiled.energy_kernel()
+        # Once per graph: a later fit reuses the jitted pass (no retracing).
+        self.value_aux_and_grad = compiled.memo(("energy objective",),
+                                                lambda: compiled.backend.value_aux_and_grad(self._objective))
+
+    def rows(self, params, state):
+        """E per row [batch] (backend, differentiable in params)."""
+        return self.energy(self.compiled.arrays, state, params)
+
+    def _objective(self, params, state, weights, regs):
+        return weighted_levels(self.compiled.backend.ops, self.rows(params, state), weights, regs)
+
+
+def weighted_levels(ops, levels, weights, regs):
+    """(sum_b weights_b L_b + regs_b L_b^2, the levels L): a phase objective's value."""
+    weighted = weights * levels if regs is None else weights * levels + regs * levels * levels
+    return ops.sum(weighted), levels
 
 
 def stacked_phases(objectives, estimators, params, energy_reg: float):

@@ -74,8 +74,10 @@ class MarginalPotential:
         for g, labels in self.labellings.items():
             tiled = ops.broadcast_to(labels[None], (chains,) + tuple(labels.shape))
             context[g] = ops.reshape(tiled, (chains * size,) + tuple(labels.shape[1:]))
-        for g, value in self.context.items():
-            context[g] = ops.broadcast_to(value, (chains * size,) + tuple(value.shape[1:]))
+        for g, value in self.context.items():  # one value [1, *shape], or one per chain [chains, *shape]
+            inner = tuple(value.shape[1:])
+            tiled = ops.broadcast_to(ops.reshape(value, (value.shape[0], 1) + inner), (chains, size) + inner)
+            context[g] = ops.reshape(tiled, (chains * size,) + inner)
         energy, grad = self.inner.with_context(context).energy_and_grad(expanded, need_grad=need_grad)
         energy = ops.reshape(energy, (chains, size))
         free = -ops.logsumexp(-energy, axis=-1)
@@ -88,7 +90,8 @@ class MarginalPotential:
 
 def sample_marginal(model, *, chains: int = 64, steps: int = 200, step_size: float = 0.01,
                     noise_scale: float | None = None, grad_clip: float | None = None, seed: int = 0,
-                    init=None, bounds: tuple[float, float] | None = None, groups: Sequence[str] | None = None):
+                    init=None, bounds: tuple[float, float] | None = None, groups: Sequence[str] | None = None,
+                    observed: Mapping | None = None, known: Mapping | None = None):
     """SGLD samples of the continuous groups from exp(-F), the discrete groups summed out:
     numpy {group: [chains, *shape]}.
 
@@ -96,36 +99,108 @@ def sample_marginal(model, *, chains: int = 64, steps: int = 200, step_size: flo
     or standard normal). noise_scale None: sqrt(2 step_size) (Langevin at T = 1).
     Chains move in the variables' own units; `bounds` (low, high) clamps every coordinate
     after each step, and groups declared `real in [a, b]` are clamped into [a, b] anyway.
+    observed: {group: values} held fixed -- [chains, *shape] (one per chain) or [*shape]
+    (every chain) -- so the draws are conditional; such groups are neither sampled nor
+    summed. known: {group: bool mask [*shape] or [chains, *shape]} for observed groups
+    held only in part: the entries where the mask is true keep their observed values,
+    the rest are sampled (inpainting: the known pixels of an image).
     """
     from ebmlang.inference.replay import short_run_langevin
-    from ebmlang.learning.chains import LangevinOptions, clamp_bounds
 
     graph = model.graph
     bk = model.backend
-    continuous = tuple(groups or [g for g, v in graph.variables.items() if not v.domain.is_discrete])
-    summed = tuple(g for g, v in graph.variables.items() if v.domain.is_discrete)
+    observed, known = dict(observed or {}), dict(known or {})
+    for group in known:
+        if group not in observed:
+            raise EbmError(f"known= names '{group}', which observed= does not give",
+                           hint=f"pass its values too: observed={{'{group}': ...}}")
+    partial = {g: observed.pop(g) for g in known}
+    context = _observed_context(model, observed, chains)
+    free = [g for g in graph.variables if g not in context]
+    continuous = tuple(groups or [g for g in free if not graph.variables[g].domain.is_discrete])
+    summed = tuple(g for g in free if graph.variables[g].domain.is_discrete)
     if not continuous:
         raise EbmError("sample_marginal needs a continuous variable to sample",
                        hint="for discrete models use model.sample(...)")
-    potential = MarginalPotential(model.compiled, model.params, {}, continuous, summed, transform_bounded=False)
-    declared = clamp_bounds(model, continuous, LangevinOptions(bounded="clamp"))
-    if bounds is not None:
-        low, high = float(bounds[0]), float(bounds[1])
-        clamp = (low, high) if declared is None else (bk.ops.clip(declared[0], low, None),
-                                                      bk.ops.clip(declared[1], None, high))
-    else:
-        clamp = declared
+    clash = sorted(set(continuous) & set(context))
+    if clash:
+        raise EbmError(f"'{clash[0]}' is both observed and sampled", hint="leave it out of groups= or observed=")
+    for group in partial:
+        if group not in continuous:
+            raise EbmError(f"'{group}' is held in part (known=) but is not a continuous group that is sampled")
+    potential = MarginalPotential(model.compiled, model.params, context, continuous, summed, transform_bounded=False)
+    clamp = _clamp(model, potential, chains, bounds, partial, known)
     start_key, run_key = bk.split(bk.key(seed), 2)
     if init is not None:
         position = potential.pack({g: bk.asarray(np.asarray(init[g], dtype=np.float64)) for g in continuous})
-    elif clamp is not None and all(np.all(np.isfinite(np.asarray(bk.to_numpy(bk.asarray(b))))) for b in clamp):
+    elif clamp is not None and all(np.all(np.isfinite(np.asarray(bk.to_numpy(b)))) for b in clamp):
         position = clamp[0] + (clamp[1] - clamp[0]) * bk.uniform(start_key, (chains, potential.dim))
     else:
         position = bk.normal(start_key, (chains, potential.dim))
+    if clamp is not None:
+        position = bk.ops.clip(position, *clamp)
     noise = math.sqrt(2.0 * step_size) if noise_scale is None else float(noise_scale)
     position = short_run_langevin(bk, run_key, position, potential, steps, step_size, noise, grad_clip,
                                   bounds=clamp)
     return {g: np.asarray(bk.to_numpy(v)) for g, v in potential.unpack(position).items()}
+
+
+def _clamp(model, potential: MarginalPotential, chains: int, bounds, partial: Mapping, known: Mapping):
+    """(low, high) over the packed coordinates ([D], or [chains, D] when some entries are
+    held): the declared bounds, narrowed to `bounds`, with every held entry pinned by
+    low = high = its value -- so the sampler's clamp after each step keeps it exactly."""
+    lows, highs = [], []
+    for layout in potential.inner.layout:
+        low = np.full(layout.size, layout.low if layout.bounded else -np.inf)
+        high = np.full(layout.size, layout.high if layout.bounded else np.inf)
+        if bounds is not None:
+            low, high = np.maximum(low, float(bounds[0])), np.minimum(high, float(bounds[1]))
+        if layout.group in partial:
+            values, mask = _held_entries(layout, partial[layout.group], known[layout.group], chains)
+            low, high = np.where(mask, values, low), np.where(mask, values, high)
+        lows.append(np.broadcast_to(low, (chains, layout.size)) if partial else low)
+        highs.append(np.broadcast_to(high, (chains, layout.size)) if partial else high)
+    low, high = np.concatenate(lows, axis=-1), np.concatenate(highs, axis=-1)
+    if np.all(np.isneginf(low)) and np.all(np.isposinf(high)):
+        return None
+    return model.backend.asarray(low), model.backend.asarray(high)
+
+
+def _held_entries(layout, values, mask, chains: int) -> tuple[np.ndarray, np.ndarray]:
+    """The observed values and mask of a group held in part, flat: [chains or 1, size]."""
+    shape = tuple(layout.shape)
+    flat = []
+    for what, array in (("observed", np.asarray(values, dtype=np.float64)), ("known", np.asarray(mask))):
+        if array.shape == shape:
+            array = array[None]
+        if array.shape[1:] != shape or array.shape[0] not in (1, chains):
+            raise EbmError(f"{what}['{layout.group}'] has shape {list(array.shape)}",
+                           expected=f"{list(shape)} (every chain) or {[chains] + list(shape)} (one per chain)")
+        flat.append(array.reshape(array.shape[0], layout.size))
+    if flat[1].dtype != np.bool_:
+        raise EbmError(f"known['{layout.group}'] must be a boolean mask, got {flat[1].dtype}",
+                       hint="True where the entry is known (held), False where it is sampled")
+    return flat[0], flat[1]
+
+
+def _observed_context(model, observed: Mapping, chains: int) -> dict:
+    """Observed values as backend arrays [chains or 1, *shape], checked against the declarations."""
+    from ebmlang.errors import did_you_mean
+
+    context = {}
+    for group, values in observed.items():
+        variable = model.graph.variables.get(group)
+        if variable is None:
+            raise EbmError(f"no variable '{group}' to observe", hint=did_you_mean(group, model.graph.variables))
+        array = np.asarray(values, dtype=np.float64)
+        shape = tuple(variable.shape)
+        if array.shape == shape:
+            array = array[None]
+        if array.shape[1:] != shape or array.shape[0] not in (1, chains):
+            raise EbmError(f"observed '{group}' has shape {list(np.shape(values))}",
+                           expected=f"{list(shape)} (every chain) or {[chains] + list(shape)} (one per chain)")
+        context[group] = model.backend.asarray(array)
+    return context
 
 
 def save_sample_grid(model, path: str | Path, *, group: str | None = None, image_shape=None, chains: int = 64,

@@ -420,3 +420,14 @@ def test_param_bounds_must_hold_for_the_initial_value():
         "the initial value of param 's' lies outside its bounds [0, 10]"
     assert error_of("param s in [1, 10]").message == "param 's' starts at 0, outside its bounds [1, 10]"
     assert error_of("param s = 1 in [10, 1]").message == "empty interval [10, 1]"
+
+
+def test_a_block_using_a_top_level_param_or_variable_is_told_why_it_cannot_see_it():
+    source = "param f : mlp(2 -> 1)\nlatent x : real\nmodel A {\n    latent y : real\n    energy e = f(y, x)\n}\n"
+    with pytest.raises(EbmError) as caught:
+        check_source(source, "blocks.ebm")
+    text = str(caught.value)
+    assert "blocks.ebm:5:16: error: unknown function 'f'" in text
+    assert "declare mlp 'f' inside the block" in text and "blocks.ebm:1:1: 'f' is declared here" in text
+    with pytest.raises(EbmError, match="declare variable 'x' inside the block"):
+        check_source(source.replace("f(y, x)", "(y - x)^2"), "blocks.ebm")

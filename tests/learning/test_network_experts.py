@@ -244,7 +244,7 @@ def test_errors_name_the_declaration_and_say_what_to_do():
 
     with pytest.raises(EbmError, match="must be a torch.nn.Module"):
         ebm.loads(NET, networks={"net": jax_network()})
-    with pytest.raises(EbmError, match=r"must be a pair \(apply_fn, params\)"):
+    with pytest.raises(EbmError, match=r"must be an equinox Module or a pair \(apply_fn, params\)"):
         ebm.loads(NET, backend="jax", networks={"net": torch_module()})
     with pytest.raises(EbmError, match="is not a network"):
         ebm.loads(NET, networks={"nett": torch_module()})
@@ -261,3 +261,23 @@ def test_declaration_errors_are_located():
         ebm.loads("extern net : network(4 -> 8 -> 1)\nlatent y[4] : real\nenergy e = net(y)")
     with pytest.raises(EbmError, match="a vector of 3 values, not a scalar"):
         ebm.loads("extern net : network(4 -> 3)\nlatent y[4] : real\nenergy e = net(y)")
+
+
+def test_an_equinox_module_is_a_network_as_it_is():
+    """An equinox Module registers directly on JAX: its float arrays become the params
+    (by path), it maps one example and is vmapped, and fit trains the weights."""
+    eqx = pytest.importorskip("equinox")
+    import jax
+
+    mlp = eqx.nn.MLP(9, 1, 6, 1, activation=jax.nn.tanh, key=jax.random.PRNGKey(0))
+    source = "extern net : network(9 -> 1)\nlatent x[9] : real\nenergy neural = net(x)\n"
+    model = ebm.loads(source, backend="jax", networks={"net": mlp})
+    assert sorted(model.params) == ["net.layers.0.bias", "net.layers.0.weight", "net.layers.1.bias",
+                                    "net.layers.1.weight"]
+    x = np.random.default_rng(0).normal(size=(4, 9)).astype(np.float32)
+    want = np.array([float(mlp(row)[0]) for row in x])  # equinox itself, one example at a time
+    np.testing.assert_allclose(model.energy({"x": x}), want, rtol=1e-5, atol=1e-6)
+    trained = ebm.loads(source, backend="jax", networks={"net": mlp}).observe("x")
+    before = trained.param_values()
+    trained.fit({"x": np.random.default_rng(1).normal(size=(64, 9))}, method="dsm", epochs=1, progress=False)
+    assert not np.allclose(trained.param_values()["net.layers.0.weight"], before["net.layers.0.weight"])

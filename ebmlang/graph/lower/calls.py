@@ -77,13 +77,14 @@ class _CallLowerer:
         """`f(x)[y]`: one entry of an mlp's output vector."""
         call = expr.base
         out = self.params[call.func].init.layer_sizes[-1]
+        kind = _kind(self.params[call.func])
         if len(expr.indices) != 1:
-            raise self.error(f"the output of mlp '{call.func}' takes one index", expr.span)
+            raise self.error(f"the output of {kind} '{call.func}' takes one index", expr.span)
         neural = self.neural(call, scope)
         index_expr = expr.indices[0]
         index = self.lower_expr(index_expr, scope)
         if isinstance(index, ir.Node):
-            self.check_discrete_selector(index, out, index_expr, f"the {out} outputs of mlp '{call.func}'")
+            self.check_discrete_selector(index, out, index_expr, f"the {out} outputs of {kind} '{call.func}'")
             return ir.Select(expr.span, neural, index)
         index = self.integer_index(index, index_expr)
         self.check_bounds(f"{call.func}(...)", (out,), [index], (index_expr,), scope)
@@ -107,4 +108,4 @@ class _CallLowerer:
 
 
 def _kind(param: ir.ParamGroup) -> str:
-    return "network" if param.is_network else "mlp"
+    return "network" if param.init.kind in ("network", "layers") else "mlp"

@@ -102,12 +102,26 @@ class _DeclarationLowerer:
             weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
             self.spend(weights, f"the network '{decl.name}', with {weights:,} weights,", init.span)
             param_init = ir.ParamInit("mlp", layer_sizes=sizes, activation=init.activation)
+        elif isinstance(init, ast.NetworkLayersSpec):
+            param_init = self.lower_layers(decl.name, init)
         else:
             raise self.error(f"unsupported initialisation of '{decl.name}'", decl.span)
         bounds = None
         if decl.bounds is not None:
             bounds = (float(self.const(decl.bounds[0])), float(self.const(decl.bounds[1])))
         return ir.ParamGroup(decl.name, shape, param_init, decl.span, bounds)
+
+    def lower_layers(self, name: str, spec: ast.NetworkLayersSpec) -> ir.ParamInit:
+        """`param f : network(INPUT -> LAYER -> ...)`: the checked chain, as IR layers."""
+        shape = tuple(self.const_int(d, "a network input size") for d in spec.input_shape)
+        layers = tuple(ir.Layer(layer.kind, layer.in_shape, layer.out_shape, size=layer.size, kernel=layer.kernel,
+                                stride=layer.stride, padding=layer.padding, activation=layer.activation,
+                                span=layer.span) for layer in spec.layers)
+        weights = sum(math.prod(layer.weight_shape()) + layer.size for layer in layers if layer.has_weights)
+        self.spend(weights, f"the network '{name}', with {weights:,} weights,", spec.span)
+        sizes = (math.prod(shape), math.prod(layers[-1].out_shape))
+        return ir.ParamInit("layers", layer_sizes=sizes, input_shape=shape, layers=layers,
+                            spectral_norm=spec.spectral_norm)
 
     def lower_network(self, decl: ast.ExternDecl) -> ir.ParamGroup:
         """`extern net : network(IN -> OUT)`: a param group whose entries (`net.<path>`)

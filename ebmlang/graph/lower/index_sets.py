@@ -8,11 +8,13 @@ factor, padded into an inner axis with a mask.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 
 import numpy as np
 
 from ebmlang.errors import EbmError
+from ebmlang.graph import ir
 from ebmlang.graph.lower.scope import _Scope, _walk_ast
 from ebmlang.graph.lower.static import evaluate_constant
 from ebmlang.language import ast
@@ -50,9 +52,9 @@ class _IndexSetLowerer:
         total = own * tuples
         self.spend(total * width, f"term '{decl.name}', with up to {total:,.0f} index tuples,", decl.span)
         # A network called per tuple holds its widest layer for every tuple of every state.
-        layers = [max(self.params[node.func].init.layer_sizes) for node in _walk_ast(body)
+        layers = [_widest_layer(self.params[node.func].init) for node in _walk_ast(body)
                   if isinstance(node, ast.Call) and node.func in self.params
-                  and self.params[node.func].init.kind == "mlp"]
+                  and self.params[node.func].init.kind in ("mlp", "layers")]
         if layers:
             self.spend(total * 2 * max(layers), f"term '{decl.name}', a network over up to {total:,.0f} index "
                        f"tuples with layers of up to {max(layers):,} units, per state,", decl.span)
@@ -187,3 +189,8 @@ class _IndexSetLowerer:
         if mask is not None:
             valid = mask if valid is None else valid & mask
         return _Scope(scope.depth + 1, indices, valid), mask
+
+
+def _widest_layer(init: ir.ParamInit) -> int:
+    """The most numbers a network holds at once for one input: its widest layer."""
+    return max(init.layer_sizes + tuple(math.prod(layer.out_shape) for layer in init.layers))
