@@ -37,6 +37,8 @@ OPS_NAMES = (
     "take", "take_along_axis", "index_add",
     # linear algebra
     "matmul", "einsum", "linear", "vecdot",
+    # networks written in the language (channels first, PyTorch's weight layouts)
+    "conv", "avg_pool", "max_pool", "largest_singular_value",
 )
 
 

@@ -7,9 +7,15 @@ steps x <- clip(x - step * clip(dE/dx, -c, c) + noise * xi, 0, 1); the loss
 mean E(data) - mean E(chains) + alpha (mean E(data)^2 + mean E(chains)^2); one Adam
 step; the chains pushed to the front of the buffer. `run(iterations)` starts from fresh
 parameters, buffer and optimiser every call, as a user's training run does.
+
+The network is the recipe's MLP unless a training function is given another: torch, any
+`nn.Module` mapping [n, *shape] to [n, 1]; JAX, an `init(key) -> params` and an
+`energy(params, x) -> [n]` (kernels/short_run_conv.py passes a convolutional one). Rows and
+chains keep the data's shape [n, *shape].
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,33 +48,44 @@ def torch_mlp(recipe: Recipe, seed: int):
     return torch.nn.Sequential(*layers)
 
 
-def torch_training(data: np.ndarray, recipe: Recipe, seed: int):
-    """run(iterations) -> (final chains [batch, D], last loss) for float32 `data` [N, D]."""
+def torch_sgld(net, chains, recipe: Recipe, generator):
+    """The recipe's SGLD steps from `chains` (the net's parameters already frozen)."""
+    import torch
+
+    for _ in range(recipe.sgld_steps):
+        chains.requires_grad_(True)
+        grad, = torch.autograd.grad(net(chains).sum(), chains)
+        with torch.no_grad():
+            chains = chains - recipe.step_size * grad.clamp(-recipe.grad_clip, recipe.grad_clip)
+            chains = (chains + recipe.noise * torch.randn(chains.shape, generator=generator)).clamp(0, 1)
+    return chains
+
+
+def torch_training(data: np.ndarray, recipe: Recipe, seed: int, network: Callable | None = None):
+    """run(iterations) -> (final chains [batch, *shape], last loss) for float32 `data` [N, *shape];
+    network() -> a fresh nn.Module (default: the recipe's MLP, seeded)."""
     import torch
 
     rows = torch.from_numpy(data)
+    network = network or (lambda: torch_mlp(recipe, seed))
+    row_shape = tuple(rows.shape[1:])
 
     def run(iterations: int):
-        net = torch_mlp(recipe, seed)
+        net = network()
         optimiser = torch.optim.Adam(net.parameters(), lr=recipe.lr)
         generator = torch.Generator().manual_seed(seed)
-        buffer = torch.rand(recipe.buffer_size, rows.shape[1], generator=generator)
+        buffer = torch.rand((recipe.buffer_size,) + row_shape, generator=generator)
         loss = torch.zeros(())
         for it in range(iterations):
             start = (it * recipe.batch) % (rows.shape[0] - recipe.batch)
             positive = rows[start:start + recipe.batch]
             picks = torch.randint(0, recipe.buffer_size, (recipe.batch,), generator=generator)
             chains = buffer[picks]
-            fresh = torch.rand(recipe.batch, 1, generator=generator) < recipe.reinit
+            fresh = torch.rand((recipe.batch,) + (1,) * len(row_shape), generator=generator) < recipe.reinit
             chains = torch.where(fresh, torch.rand(chains.shape, generator=generator), chains)
             for p in net.parameters():
                 p.requires_grad_(False)
-            for _ in range(recipe.sgld_steps):
-                chains.requires_grad_(True)
-                grad, = torch.autograd.grad(net(chains).sum(), chains)
-                with torch.no_grad():
-                    chains = chains - recipe.step_size * grad.clamp(-recipe.grad_clip, recipe.grad_clip)
-                    chains = (chains + recipe.noise * torch.randn(chains.shape, generator=generator)).clamp(0, 1)
+            chains = torch_sgld(net, chains, recipe, generator)
             for p in net.parameters():
                 p.requires_grad_(True)
             e_pos, e_neg = net(positive).squeeze(-1), net(chains).squeeze(-1)
@@ -82,14 +99,9 @@ def torch_training(data: np.ndarray, recipe: Recipe, seed: int):
     return run
 
 
-def jax_training(data: np.ndarray, recipe: Recipe, seed: int):
-    """The same iteration as one jitted function (SGLD in a `lax.fori_loop`), optax Adam."""
+def jax_mlp(recipe: Recipe) -> tuple[Callable, Callable]:
+    """(init(key) -> params, energy(params, x [n, D]) -> [n]): the recipe's MLP in JAX."""
     import jax
-    import jax.numpy as jnp
-    import optax
-
-    rows = jnp.asarray(data)
-    optimiser = optax.adam(recipe.lr)
 
     def init_params(key):
         params = []
@@ -107,7 +119,39 @@ def jax_training(data: np.ndarray, recipe: Recipe, seed: int):
                 x = jax.nn.silu(x)
         return x[..., 0]
 
+    return init_params, energy
+
+
+def jax_sgld(energy: Callable, recipe: Recipe) -> Callable:
+    """sgld(params, chains, key) -> chains after the recipe's SGLD steps (traceable)."""
+    import jax
+    import jax.numpy as jnp
+
     grad_x = jax.grad(lambda x, params: energy(params, x).sum())
+
+    def run(params, chains, key):
+        def sgld(i, x):
+            g = jnp.clip(grad_x(x, params), -recipe.grad_clip, recipe.grad_clip)
+            xi = jax.random.normal(jax.random.fold_in(key, i), x.shape)
+            return jnp.clip(x - recipe.step_size * g + recipe.noise * xi, 0.0, 1.0)
+
+        return jax.lax.fori_loop(0, recipe.sgld_steps, sgld, chains)
+
+    return run
+
+
+def jax_training(data: np.ndarray, recipe: Recipe, seed: int, network: tuple[Callable, Callable] | None = None):
+    """The same iteration as one jitted function (SGLD in a `lax.fori_loop`), optax Adam;
+    network: (init, energy) as `jax_mlp` returns (its default)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    rows = jnp.asarray(data)
+    optimiser = optax.adam(recipe.lr)
+    init_params, energy = network or jax_mlp(recipe)
+    sgld_chains = jax_sgld(energy, recipe)
+    row_shape = tuple(rows.shape[1:])
 
     @jax.jit
     def iteration(carry, it):
@@ -116,15 +160,9 @@ def jax_training(data: np.ndarray, recipe: Recipe, seed: int):
         start = (it * recipe.batch) % (rows.shape[0] - recipe.batch)
         positive = jax.lax.dynamic_slice_in_dim(rows, start, recipe.batch)
         chains = buffer[jax.random.randint(pick_key, (recipe.batch,), 0, recipe.buffer_size)]
-        fresh = jax.random.uniform(fresh_key, (recipe.batch, 1)) < recipe.reinit
+        fresh = jax.random.uniform(fresh_key, (recipe.batch,) + (1,) * len(row_shape)) < recipe.reinit
         chains = jnp.where(fresh, jax.random.uniform(noise_key, chains.shape), chains)
-
-        def sgld(i, x):
-            g = jnp.clip(grad_x(x, params), -recipe.grad_clip, recipe.grad_clip)
-            xi = jax.random.normal(jax.random.fold_in(sgld_key, i), x.shape)
-            return jnp.clip(x - recipe.step_size * g + recipe.noise * xi, 0.0, 1.0)
-
-        chains = jax.lax.fori_loop(0, recipe.sgld_steps, sgld, chains)
+        chains = sgld_chains(params, chains, sgld_key)
 
         def loss_fn(p):
             e_pos, e_neg = energy(p, positive), energy(p, chains)
@@ -139,7 +177,7 @@ def jax_training(data: np.ndarray, recipe: Recipe, seed: int):
     def run(iterations: int):
         key = jax.random.key(seed)
         params = init_params(key)
-        buffer = jax.random.uniform(jax.random.fold_in(key, 1), (recipe.buffer_size, rows.shape[1]))
+        buffer = jax.random.uniform(jax.random.fold_in(key, 1), (recipe.buffer_size,) + row_shape)
         carry = (params, optimiser.init(params), buffer, key)
         out = None
         for it in range(iterations):
@@ -149,21 +187,22 @@ def jax_training(data: np.ndarray, recipe: Recipe, seed: int):
     return run
 
 
-def torchebm_training(data: np.ndarray, recipe: Recipe, seed: int):
+def torchebm_training(data: np.ndarray, recipe: Recipe, seed: int, network: Callable | None = None):
     """torchebm's persistent contrastive divergence with its Langevin sampler (clamped to
-    [0, 1]) on the same network; torchebm clips no sampler gradients (its update is
-    x - step dE/dx + noise)."""
+    [0, 1]) on the same network (`network()`, default the recipe's MLP); torchebm clips no
+    sampler gradients (its update is x - step dE/dx + noise)."""
     import torch
     from torchebm.core import BaseModel
     from torchebm.losses import ContrastiveDivergence
     from torchebm.samplers import LangevinDynamics
 
     rows = torch.from_numpy(data)
+    network = network or (lambda: torch_mlp(recipe, seed))
 
     class Energy(BaseModel):
         def __init__(self):
             super().__init__()
-            self.net = torch_mlp(recipe, seed)
+            self.net = network()
 
         def forward(self, x):
             return self.net(x).squeeze(-1)

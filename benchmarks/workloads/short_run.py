@@ -64,18 +64,37 @@ def prepare_hand(kind: str) -> Callable[[np.ndarray], Callable[[int], Any]]:
     return lambda data: training(data, kernels.Recipe(), SEED)
 
 
-def prepare_ebmlang(backend: str) -> Callable[[np.ndarray], Callable[[int], Any]]:
-    def prepare(data: np.ndarray) -> Callable[[int], Any]:
-        import ebmlang
+def langevin_overrides(recipe: kernels.Recipe) -> dict[str, Any] | None:
+    """fit's `langevin=` for a recipe that differs from IGEBM's (a smoke run's smaller one), else None."""
+    igebm = kernels.Recipe()
+    fields = {"steps": "sgld_steps", "buffer_size": "buffer_size", "reinit_prob": "reinit", "grad_clip": "grad_clip"}
+    changed = {name: getattr(recipe, field) for name, field in fields.items()
+               if getattr(recipe, field) != getattr(igebm, field)}
+    if (recipe.step_size, recipe.noise) != (igebm.step_size, igebm.noise):
+        changed.update(step_size=recipe.step_size, noise_scale=recipe.noise)
+    return changed or None
 
-        recipe = kernels.Recipe()
-        model = ebmlang.loads(SOURCE, backend=backend, seed=SEED)
+
+def load_source(backend: str) -> Any:
+    import ebmlang
+
+    return ebmlang.loads(SOURCE, backend=backend, seed=SEED)
+
+
+def prepare_ebmlang(backend: str, load: Callable[[str], Any] = load_source, recipe: kernels.Recipe | None = None,
+                    ) -> Callable[[np.ndarray], Callable[[int], Any]]:
+    """ebmlang's `fit(method='pcd', recipe='igebm')` on the model `load(backend)` builds."""
+    recipe = recipe or kernels.Recipe()
+
+    def prepare(data: np.ndarray) -> Callable[[int], Any]:
+        model = load(backend)
         start = model.param_values()
 
         def run(n: int) -> Any:
             model.set_params(**start)
             result = model.fit({"x": data[:n * recipe.batch]}, method="pcd", recipe="igebm", epochs=1,
-                               batch_size=recipe.batch, lr=recipe.lr, seed=SEED, progress=False, eval_every=0)
+                               batch_size=recipe.batch, lr=recipe.lr, seed=SEED, progress=False, eval_every=0,
+                               langevin=langevin_overrides(recipe), energy_reg=recipe.alpha)
             return model.energy({"x": data[:8]}), np.float32(result.history[-1]["loss"])
 
         if backend == "torch":

@@ -186,15 +186,27 @@ def buffer_around(backend, key, potential, values: Mapping, options: LangevinOpt
                                high=high + margin)
 
 
-def replay_langevin(backend, key, buffer, potential, options: LangevinOptions, chains: int, bounds=None):
+def replay_langevin(backend, key, buffer, potential, options: LangevinOptions, chains: int, bounds=None,
+                    held=None):
     """`chains` short-run SGLD chains started from the buffer (fresh noise with the
     buffer's restart probability), clamped into `bounds` (see `clamp_bounds`); returns
-    (end positions, buffer with them pushed)."""
+    (end positions, buffer with them pushed). held: (values, mask) [chains, D] -- entries
+    pinned at their values (start there, and low = high = value in the clamp), so those
+    chains are draws of the rest given them."""
     from ebmlang.inference.replay import short_run_langevin
 
     start_key, run_key = backend.split(key, 2)
-    position = short_run_langevin(backend, run_key, buffer.sample(start_key, chains), potential,
-                                  options.steps, options.step_size, options.noise, options.grad_clip, bounds=bounds)
+    start = buffer.sample(start_key, chains)
+    if held is not None:
+        values, mask = held
+        ops = backend.ops
+        shape = tuple(start.shape)
+        low, high = (backend.full(shape, -np.inf), backend.full(shape, np.inf)) if bounds is None \
+            else (ops.broadcast_to(bounds[0], shape), ops.broadcast_to(bounds[1], shape))
+        start = ops.where(mask, values, start)
+        bounds = (ops.where(mask, values, low), ops.where(mask, values, high))
+    position = short_run_langevin(backend, run_key, start, potential, options.steps, options.step_size,
+                                  options.noise, options.grad_clip, bounds=bounds)
     return position, buffer.push(position)
 
 

@@ -82,7 +82,8 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
         eval_data=None, eval_size: int = 500, checkpoint_dir=None, checkpoint_every: int = 1,
         resume: bool = True, callback: Callable | None = None, ema: float | None = None,
         rao_blackwell: str = "classes", noise=None, projections: int = 1, noise_ratio: float = 1.0,
-        eval_ais=None, recipe: str | None = None, data_noise: float | None = None) -> FitResult:
+        eval_ais=None, recipe: str | None = None, data_noise: float | None = None, known=None,
+        known_fraction: float = 0.5) -> FitResult:
     """Fit `model.params` to `data` ({group: array [N, *shape]}); updates the model in place.
 
     method: "auto" (a contrastive loss when `loss` is given, else maximum likelihood),
@@ -123,6 +124,9 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
       with their sources); any of those passed here overrides the recipe's.
     data_noise: sd of Gaussian noise added to the continuous inputs of every training batch
       (clipped into declared bounds), as JEM does; default 0 (the recipe's).
+    known: {group: bool mask} -- conditional negatives (learning/conditional.py): a
+      `known_fraction` of the replay chains hold the masked entries at their batch row's
+      values and sample the rest, so the model also learns p(rest | known) (inpainting).
     callback(model, record) after each epoch; returning False stops early.
     """
     started = time.perf_counter()
@@ -148,7 +152,8 @@ def fit(model, data, *, method: str = "auto", epochs: int = 10, batch_size: int 
     objective = make_objective(model, data, method=method, loss=loss, margin=margin, k=k, persistent=persistent,
                                chains=chains, langevin=langevin, energy_reg=energy_reg, gen_weight=gen_weight,
                                seed=seed, rao_blackwell=rao_blackwell,
-                               scoring=dict(noise=noise, projections=projections, noise_ratio=noise_ratio, lr=lr))
+                               scoring=dict(noise=noise, projections=projections, noise_ratio=noise_ratio, lr=lr),
+                               known=known, known_fraction=known_fraction)
     average = ParameterAverage(ema) if ema is not None else None
     evaluation = _evaluation_data(graph, data, eval_data, eval_size, seed)
     # Hashing the data costs tens of milliseconds on large sets: only checkpoints need it.

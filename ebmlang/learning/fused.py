@@ -48,6 +48,8 @@ def fused_epochs(model, objective, optim, names, *, weight_decay: float, grad_cl
         return None
     if any(graph.params[n].bounds is not None for n in names if n in graph.params):
         return None
+    if getattr(objective, "known", None) is not None:  # conditional negatives pin entries from the host batch
+        return None
     chains = ReplayChains.of(objective, data_noise) if objective.use_buffer else GibbsChains.of(objective)
     if chains is None:
         return None

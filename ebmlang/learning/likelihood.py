@@ -22,6 +22,7 @@ from ebmlang.learning.chains import (
     replay_langevin,
     sample_summed,
 )
+from ebmlang.learning.conditional import known_entries
 from ebmlang.learning.exact import (
     FreeEnergyGradient,
     VariableSet,
@@ -61,7 +62,8 @@ class MaximumLikelihood:
     takes_backend_batches = True
 
     def __init__(self, model, data: Mapping[str, np.ndarray], *, k: int, persistent: bool, chains: int,
-                 langevin: LangevinOptions, energy_reg: float, seed: int, rao_blackwell: str = "classes"):
+                 langevin: LangevinOptions, energy_reg: float, seed: int, rao_blackwell: str = "classes",
+                 known: Mapping | None = None, known_fraction: float = 0.5):
         graph = model.graph
         self.model = model
         self.k = int(k)
@@ -91,6 +93,7 @@ class MaximumLikelihood:
         self.use_buffer = self.persistent and self.all_continuous
         self.chain_state: dict | None = None
         self.buffer = None
+        self.known = known_entries(self, known, known_fraction)
         if self.use_buffer:
             self.buffer = self._new_buffer(data, seed)
         elif self.persistent:  # kept as backend arrays between steps (numpy in checkpoints)
@@ -142,12 +145,18 @@ class MaximumLikelihood:
         return start
 
     def _describe(self) -> str:
+        return self._describe_sampler() + ("" if self.known is None else self.known.describe())
+
+    def _describe_sampler(self) -> str:
         discrete = bool(self.negative_sampler.discrete)
         continuous = bool(self.negative_sampler.continuous)
         sampler = ("block Gibbs" if discrete and not continuous else
                    "short-run Langevin" if continuous and not discrete else
                    "block Gibbs alternating with short-run Langevin")
-        if self.use_buffer:
+        if self.use_buffer and self.langevin.reinit_prob >= 1.0:
+            how = (f"short-run Langevin from uniform noise at every update ({self.langevin.steps} SGLD steps; "
+                   "non-persistent, Nijkamp et al. 2019)")
+        elif self.use_buffer:
             how = (f"persistent short-run Langevin from a replay buffer of {self.langevin.buffer_size} "
                    f"({self.langevin.steps} SGLD steps per update, Du & Mordatch 2019)")
         elif self.persistent:
@@ -255,8 +264,9 @@ class MaximumLikelihood:
         start_key, run_key = bk.split(key, 2)
         if self.use_buffer:
             potential = self.negative_sampler.potential({}, params)
+            held = None if self.known is None else self.known.held(bk, start_key, potential, positive, self.chains)
             position, self.buffer = replay_langevin(bk, key, self.buffer, potential, self.langevin, self.chains,
-                                                    self.negative_sampler.bounds)
+                                                    self.negative_sampler.bounds, held)
             return numpy_state(bk, potential.unpack(position))
         if self.persistent:
             start = self.chain_state

@@ -30,7 +30,7 @@ from ebmlang.learning.likelihood import ExactLikelihood, MaximumLikelihood
 
 
 def make_objective(model, data, *, method, loss, margin, k, persistent, chains, langevin, energy_reg,
-                   gen_weight, seed, rao_blackwell="classes", scoring=None):
+                   gen_weight, seed, rao_blackwell="classes", scoring=None, known=None, known_fraction=0.5):
     """The objective `method` names (see `fit`), with `.kind` set to the method.
     scoring: the options of score matching and NCE ({noise, projections, noise_ratio})."""
     scoring = scoring or {}
@@ -62,7 +62,10 @@ def make_objective(model, data, *, method, loss, margin, k, persistent, chains, 
     else:
         objective = MaximumLikelihood(model, data, k=k, persistent=persistent if method == "ml" else method == "pcd",
                                       chains=chains, langevin=langevin, energy_reg=energy_reg, seed=seed,
-                                      rao_blackwell=rao_blackwell)
+                                      rao_blackwell=rao_blackwell, known=known, known_fraction=known_fraction)
+    if known and not isinstance(objective, MaximumLikelihood):
+        raise EbmError(f"known= (conditional negatives) is for maximum likelihood, not method='{method}'",
+                       hint="use method='ml' (short-run Langevin from a replay buffer)")
     objective.kind = method
     return objective
 

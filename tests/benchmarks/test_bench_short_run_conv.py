@@ -31,6 +31,8 @@ from ebmlang.inference.potential import ModelPotential  # noqa: E402
 from ebmlang.inference.replay import short_run_langevin  # noqa: E402
 
 NOISELESS = replace(kernels.Recipe(), noise=0.0)
+# Five 60-step SGLD programs compiled (two hand-written JAX, ebmlang JAX) and run: ~20 s on a busy machine.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
