@@ -20,7 +20,7 @@ env: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m ebmlang.cli.showcase --out showcase
 
-# The everyday suite (~5 min); `test-slow` adds the long statistical and end-to-end runs and
+# The everyday suite (~11 min on 2 cores; the target is 5); `test-slow` adds the long statistical and end-to-end runs and
 # the full fuzz profile. CI runs both.
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

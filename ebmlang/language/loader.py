@@ -113,6 +113,10 @@ class ImportResolver:
         """The file name of `import "path"` written in `importing_file`."""
         if not path:
             raise EbmError("empty import path", span, expected='a file name like "prior.ebm"')
+        control = next((c for c in path if ord(c) < 32 or ord(c) == 127), None)
+        if control is not None:  # the OS refuses a NUL in a path with a ValueError, not an OSError
+            raise EbmError(f"import path {path!r} contains the control character {control!r}", span,
+                           expected='a file name like "prior.ebm"')
         directory = "" if importing_file.startswith("<") else os.path.dirname(importing_file)
         target = os.path.normpath(os.path.join(directory, path))
         real = os.path.realpath(target)

@@ -182,3 +182,11 @@ def test_a_crafted_checkpoint_cannot_read_files_outside_its_directory(saved, tmp
         ebm.load(saved)
     assert "TOPSECRET" not in str(caught.value)
     assert not any("secret" in p for p in read), read
+
+
+@pytest.mark.parametrize("path", ["G1\x00x.ebm", "tab\there.ebm", "bell\x07.ebm"])
+def test_an_import_path_with_a_control_character_is_a_located_error(path):
+    """Found by the grammar fuzzer: a NUL made os.path raise ValueError, a traceback."""
+    with pytest.raises(EbmError, match="contains the control character") as caught:
+        ebm.loads(f'import "{path}" as b\nlatent x : real\nenergy e = x^2\n', name="main.ebm")
+    assert "main.ebm:1:1" in str(caught.value)
