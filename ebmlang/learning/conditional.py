@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ebmlang.errors import EbmError, did_you_mean
+from ebmlang.learning.weighted import backend_state
 
 
 class KnownEntries:
@@ -27,14 +28,12 @@ class KnownEntries:
     def held(self, backend, key, potential, positive: Mapping, chains: int):
         """(values, mask) [chains, D] for `replay_langevin`: chain c copies data row c mod B,
         and holds its entries with probability `fraction` (drawn per chain with `key`)."""
-        rows = potential.pack({g: backend.asarray(np.asarray(backend.to_numpy(positive[g]) if not
-                                                             isinstance(positive[g], np.ndarray) else positive[g],
-                                                             dtype=np.float64)) for g in potential.groups})
-        packed = np.asarray(backend.to_numpy(rows))
-        values = backend.asarray(packed[np.arange(chains) % len(packed)])
+        rows = potential.pack(backend_state(backend, {g: positive[g] for g in potential.groups}))
+        count = int(rows.shape[0])
+        if count != chains:
+            rows = backend.asarray(np.asarray(backend.to_numpy(rows))[np.arange(chains) % count])
         chosen = backend.uniform(key, (chains,)) < self.fraction
-        mask = chosen[:, None] & (backend.asarray(self.mask.astype(np.float64))[None] > 0.5)
-        return values, mask
+        return rows, chosen[:, None] & backend.asarray(self.mask[None], dtype="bool")
 
     def describe(self) -> str:
         return (f"; {100 * self.fraction:.0f}% of the chains hold the known entries of "

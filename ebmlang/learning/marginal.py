@@ -168,14 +168,9 @@ def _clamp(model, potential: MarginalPotential, chains: int, bounds, partial: Ma
 
 def _held_entries(layout, values, mask, chains: int) -> tuple[np.ndarray, np.ndarray]:
     """The observed values and mask of a group held in part, flat: [chains or 1, size]."""
-    shape = tuple(layout.shape)
     flat = []
     for what, array in (("observed", np.asarray(values, dtype=np.float64)), ("known", np.asarray(mask))):
-        if array.shape == shape:
-            array = array[None]
-        if array.shape[1:] != shape or array.shape[0] not in (1, chains):
-            raise EbmError(f"{what}['{layout.group}'] has shape {list(array.shape)}",
-                           expected=f"{list(shape)} (every chain) or {[chains] + list(shape)} (one per chain)")
+        array = _per_chain(array, tuple(layout.shape), chains, f"{what}['{layout.group}']")
         flat.append(array.reshape(array.shape[0], layout.size))
     if flat[1].dtype != np.bool_:
         raise EbmError(f"known['{layout.group}'] must be a boolean mask, got {flat[1].dtype}",
@@ -192,15 +187,20 @@ def _observed_context(model, observed: Mapping, chains: int) -> dict:
         variable = model.graph.variables.get(group)
         if variable is None:
             raise EbmError(f"no variable '{group}' to observe", hint=did_you_mean(group, model.graph.variables))
-        array = np.asarray(values, dtype=np.float64)
-        shape = tuple(variable.shape)
-        if array.shape == shape:
-            array = array[None]
-        if array.shape[1:] != shape or array.shape[0] not in (1, chains):
-            raise EbmError(f"observed '{group}' has shape {list(np.shape(values))}",
-                           expected=f"{list(shape)} (every chain) or {[chains] + list(shape)} (one per chain)")
+        array = _per_chain(np.asarray(values, dtype=np.float64), tuple(variable.shape), chains, f"observed '{group}'")
         context[group] = model.backend.asarray(array)
     return context
+
+
+def _per_chain(array: np.ndarray, shape: tuple[int, ...], chains: int, name: str) -> np.ndarray:
+    """`array` as [1, *shape] (one value for every chain) or [chains, *shape], else an error."""
+    given = list(array.shape)
+    if array.shape == shape:
+        array = array[None]
+    if array.shape[1:] != shape or array.shape[0] not in (1, chains):
+        raise EbmError(f"{name} has shape {given}",
+                       expected=f"{list(shape)} (every chain) or {[chains] + list(shape)} (one per chain)")
+    return array
 
 
 def save_sample_grid(model, path: str | Path, *, group: str | None = None, image_shape=None, chains: int = 64,
